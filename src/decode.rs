@@ -1,0 +1,381 @@
+//! Contract §2: tells the event kinds apart by shape and unwraps each into the
+//! requests it carries. Pure: no SDK, no I/O.
+//!
+//! Each SQS record is decoded on its own, so one bad body fails only itself —
+//! decoding the whole batch as one typed event would lose the partial-batch contract.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sns::SnsMessage;
+use aws_lambda_events::event::sqs::SqsMessage;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::request::ValidationError;
+use crate::request::{kind, quote};
+
+/// Where a request came from: reported, and written to the dead-letter record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Origin {
+    Sqs {
+        message_id: Option<String>,
+        event_source_arn: Option<String>,
+        receive_count: Option<u64>,
+    },
+    EventBridge {
+        id: Option<String>,
+        detail_type: String,
+        source: String,
+    },
+    Direct {
+        request_id: String,
+    },
+}
+
+impl Origin {
+    /// The `source` member of the dead-letter record (contract §4).
+    pub fn to_json(&self) -> Value {
+        match self {
+            Origin::Sqs {
+                message_id,
+                event_source_arn,
+                receive_count,
+            } => json!({
+                "kind": "sqs", "messageId": message_id, "eventSourceArn": event_source_arn, "receiveCount": receive_count,
+            }),
+            Origin::EventBridge {
+                id,
+                detail_type,
+                source,
+            } => json!({
+                "kind": "eventbridge", "id": id, "detailType": detail_type, "source": source,
+            }),
+            Origin::Direct { request_id } => json!({ "kind": "direct", "requestId": request_id }),
+        }
+    }
+
+    pub fn message_id(&self) -> Option<&str> {
+        match self {
+            Origin::Sqs { message_id, .. } => message_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// One unit of work: a request as received (not yet validated), or the reason it
+/// could not even be read as one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    pub origin: Origin,
+    /// The request as received, or the rawest form we have when it is not one.
+    pub raw: Value,
+    /// `Ok` holds the JSON to validate; `Err` says why the payload is not a request.
+    pub decoded: Result<Value, ValidationError>,
+    /// A stable seed for idempotency tokens: the same delivery decodes to the same seed.
+    pub token_seed: String,
+}
+
+impl Item {
+    fn failed(origin: Origin, raw: Value, error: ValidationError) -> Item {
+        let token_seed = format!("content:{}", canonical(&raw));
+        Item {
+            origin,
+            raw,
+            decoded: Err(error),
+            token_seed,
+        }
+    }
+
+    /// A Service Catalog `TerminateToken`: 64 hex characters of SHA-256 of the seed,
+    /// which fits the API's `^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`.
+    pub fn idempotency_token(&self) -> String {
+        let digest = Sha256::digest(self.token_seed.as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// What an invocation payload turned out to be.
+#[derive(Debug, PartialEq)]
+pub enum Decoded {
+    /// An SQS event: answered with a partial batch response.
+    Sqs(Vec<Item>),
+    /// EventBridge, direct invocation or a bad payload: answered with a report.
+    Other(Vec<Item>),
+}
+
+pub fn decode(payload: Value, request_id: &str) -> Decoded {
+    let direct = || Origin::Direct {
+        request_id: request_id.to_owned(),
+    };
+    let Some(map) = payload.as_object() else {
+        let error = ValidationError::with_code(
+            "BadInput",
+            "payload",
+            format!(
+                "must be a JSON object (an SQS or EventBridge event, or a request), not {}",
+                kind(&payload)
+            ),
+        );
+        return Decoded::Other(vec![Item::failed(direct(), payload, error)]);
+    };
+
+    if let Some(records) = map.get("Records") {
+        return match sqs_records(records) {
+            Ok(items) => Decoded::Sqs(items),
+            Err(error) => Decoded::Other(vec![Item::failed(direct(), payload, error)]),
+        };
+    }
+
+    if map.contains_key("detail-type") {
+        return match serde_json::from_value::<EventBridgeEvent<Value>>(payload.clone()) {
+            Ok(event) => {
+                let origin = Origin::EventBridge {
+                    id: event.id.clone(),
+                    detail_type: event.detail_type.clone(),
+                    source: event.source.clone(),
+                };
+                let seed = match &event.id {
+                    Some(id) => format!("eventbridge:{id}"),
+                    None => format!("content:{}", canonical(&event.detail)),
+                };
+                Decoded::Other(requests(event.detail, "detail", origin, &seed))
+            }
+            Err(e) => Decoded::Other(vec![Item::failed(
+                direct(),
+                payload,
+                ValidationError::with_code(
+                    "BadInput",
+                    "payload",
+                    format!("is not a valid EventBridge event: {e}"),
+                ),
+            )]),
+        };
+    }
+
+    let seed = format!("direct:{request_id}");
+    Decoded::Other(requests(payload, "payload", direct(), &seed))
+}
+
+/// `{"requests": [...]}` or one request. Each request in a list gets its own seed,
+/// so two different requests in one event never share a token.
+fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Item> {
+    let list = match value {
+        Value::Object(mut map) if map.len() == 1 && map.contains_key("requests") => {
+            map.remove("requests")
+        }
+        other => {
+            let token_seed = if seed.starts_with("direct:") {
+                format!("content:{}", canonical(&other))
+            } else {
+                seed.to_owned()
+            };
+            return vec![Item {
+                origin,
+                raw: other.clone(),
+                decoded: Ok(other),
+                token_seed,
+            }];
+        }
+    };
+    let field = format!("{path}.requests");
+    match list {
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .into_iter()
+            .enumerate()
+            .map(|(i, request)| {
+                let token_seed = if seed.starts_with("direct:") {
+                    format!("content:{}", canonical(&request))
+                } else {
+                    format!("{seed}#{i}")
+                };
+                Item {
+                    origin: origin.clone(),
+                    raw: request.clone(),
+                    decoded: Ok(request),
+                    token_seed,
+                }
+            })
+            .collect(),
+        Some(Value::Array(list)) => {
+            vec![Item::failed(
+                origin,
+                json!({"requests": list}),
+                ValidationError::with_code("BadInput", field, "is empty"),
+            )]
+        }
+        Some(other) => {
+            let message = format!("must be a list of requests, not {}", kind(&other));
+            vec![Item::failed(
+                origin,
+                json!({"requests": other}),
+                ValidationError::with_code("BadInput", field, message),
+            )]
+        }
+        None => Vec::new(),
+    }
+}
+
+fn sqs_records(records: &Value) -> Result<Vec<Item>, ValidationError> {
+    let list = records.as_array().ok_or_else(|| {
+        ValidationError::with_code(
+            "BadInput",
+            "Records",
+            format!("must be a list, not {}", kind(records)),
+        )
+    })?;
+    // Records from another service (S3, DynamoDB…) share the `Records` shape;
+    // they are not requests, and treating them as SQS would hide the mistake.
+    for (i, record) in list.iter().enumerate() {
+        let source = record.get("eventSource").and_then(Value::as_str);
+        if source != Some("aws:sqs") {
+            let shown = source.map(quote).unwrap_or_else(|| "missing".to_owned());
+            return Err(ValidationError::with_code(
+                "BadInput",
+                format!("Records[{i}].eventSource"),
+                format!("is {shown}, not \"aws:sqs\": only SQS events are accepted"),
+            ));
+        }
+    }
+    Ok(list
+        .iter()
+        .enumerate()
+        .map(|(i, record)| sqs_record(i, record))
+        .collect())
+}
+
+fn sqs_record(index: usize, record: &Value) -> Item {
+    let path = format!("Records[{index}]");
+    let message_id = record
+        .get("messageId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let message = match serde_json::from_value::<SqsMessage>(record.clone()) {
+        Ok(message) => message,
+        Err(e) => {
+            let origin = Origin::Sqs {
+                message_id,
+                event_source_arn: None,
+                receive_count: None,
+            };
+            let error = ValidationError::with_code(
+                "BadInput",
+                path,
+                format!("is not a valid SQS record: {e}"),
+            );
+            return Item::failed(origin, record.clone(), error);
+        }
+    };
+    let origin = Origin::Sqs {
+        message_id: message.message_id.clone(),
+        event_source_arn: message.event_source_arn.clone(),
+        receive_count: message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok()),
+    };
+    let Some(body) = message.body else {
+        return Item::failed(
+            origin,
+            record.clone(),
+            ValidationError::with_code("BadInput", format!("{path}.body"), "is missing"),
+        );
+    };
+    let seed = match &message.message_id {
+        Some(id) => format!("sqs:{id}"),
+        None => format!("content:{body}"),
+    };
+    let parsed: Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            let error = ValidationError::with_code(
+                "BadInput",
+                format!("{path}.body"),
+                format!("is not valid JSON: {e}"),
+            );
+            return Item::failed(origin, Value::String(body), error);
+        }
+    };
+    unwrap_body(parsed, format!("{path}.body"), origin, seed, true)
+}
+
+/// An SQS body is a request, an EventBridge event whose `detail` is one, or an SNS
+/// notification whose `Message` is either of those.
+fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allowed: bool) -> Item {
+    let bad = |origin: Origin, raw: Value, field: String, message: String| {
+        Item::failed(
+            origin,
+            raw,
+            ValidationError::with_code("BadInput", field, message),
+        )
+    };
+    if sns_allowed && body.get("Type").and_then(Value::as_str) == Some("Notification") {
+        return match serde_json::from_value::<SnsMessage>(body.clone()) {
+            Ok(sns) => match serde_json::from_str::<Value>(&sns.message) {
+                Ok(inner) => unwrap_body(inner, format!("{path}.Message"), origin, seed, false),
+                Err(e) => bad(
+                    origin,
+                    Value::String(sns.message),
+                    format!("{path}.Message"),
+                    format!("is not valid JSON: {e}"),
+                ),
+            },
+            Err(e) => bad(
+                origin,
+                body,
+                path,
+                format!("is not a valid SNS notification: {e}"),
+            ),
+        };
+    }
+    if body.get("detail-type").is_some() {
+        return match serde_json::from_value::<EventBridgeEvent<Value>>(body.clone()) {
+            Ok(event) => {
+                let seed = event
+                    .id
+                    .as_ref()
+                    .map(|id| format!("eventbridge:{id}"))
+                    .unwrap_or(seed);
+                let detail = event.detail;
+                Item {
+                    origin,
+                    raw: detail.clone(),
+                    decoded: Ok(detail),
+                    token_seed: seed,
+                }
+            }
+            Err(e) => bad(
+                origin,
+                body,
+                path,
+                format!("is not a valid EventBridge event: {e}"),
+            ),
+        };
+    }
+    Item {
+        origin,
+        raw: body.clone(),
+        decoded: Ok(body),
+        token_seed: seed,
+    }
+}
+
+/// JSON with object keys sorted at every depth, so equal content hashes equally
+/// whatever order its keys arrived in.
+pub fn canonical(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect::<Map<_, _>>(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}

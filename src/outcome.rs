@@ -1,0 +1,121 @@
+//! Contract §3: what each request, and each target in it, ends as.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Terminated,
+    NotFound,
+    DryRun,
+    Invalid,
+    Rejected,
+    Transient,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Terminated,
+        Outcome::NotFound,
+        Outcome::DryRun,
+        Outcome::Invalid,
+        Outcome::Rejected,
+        Outcome::Transient,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Terminated => "terminated",
+            Outcome::NotFound => "not_found",
+            Outcome::DryRun => "dry_run",
+            Outcome::Invalid => "invalid",
+            Outcome::Rejected => "rejected",
+            Outcome::Transient => "transient",
+        }
+    }
+
+    /// Failures that a person must see: they get a dead-letter record.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Outcome::Invalid | Outcome::Rejected | Outcome::Transient
+        )
+    }
+
+    /// The outcome of a request is the worst of its targets': one target that may
+    /// still succeed on redelivery makes the whole message worth redelivering.
+    fn severity(self) -> u8 {
+        match self {
+            Outcome::Terminated => 0,
+            Outcome::NotFound => 1,
+            Outcome::DryRun => 2,
+            Outcome::Rejected => 3,
+            Outcome::Invalid => 4,
+            Outcome::Transient => 5,
+        }
+    }
+
+    pub fn worst(outcomes: impl IntoIterator<Item = Outcome>) -> Option<Outcome> {
+        outcomes.into_iter().max_by_key(|o| o.severity())
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as the service (or teardown) named it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Failure {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What happened to one target.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetResult {
+    pub id: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    /// MGN: the termination job that covers this target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Service Catalog: the record of the termination, and its status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_status: Option<String>,
+}
+
+impl TargetResult {
+    pub fn new(id: impl Into<String>, outcome: Outcome) -> Self {
+        TargetResult {
+            id: id.into(),
+            outcome,
+            error: None,
+            job_id: None,
+            record_id: None,
+            record_status: None,
+        }
+    }
+
+    pub fn failed(id: impl Into<String>, outcome: Outcome, error: Failure) -> Self {
+        TargetResult {
+            error: Some(error),
+            ..TargetResult::new(id, outcome)
+        }
+    }
+}
