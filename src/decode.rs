@@ -379,3 +379,7 @@ pub fn canonical(value: &Value) -> String {
     }
     sorted(value).to_string()
 }
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

@@ -97,3 +97,51 @@ impl Settings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        assert_eq!(read(&[]).unwrap(), Settings::default());
+        assert_eq!(read(&[]).unwrap().max_targets, 100);
+    }
+
+    #[test]
+    fn valid_values_are_read() {
+        let s = read(&[
+            ("DLQ_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq"),
+            ("DRY_RUN", "TRUE"),
+            ("MAX_TARGETS", "10000"),
+            ("PROTECT_TAG", "keep"),
+        ])
+        .unwrap();
+        assert_eq!(s.dlq_url.as_deref(), Some("https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq"));
+        assert!(s.dry_run);
+        assert_eq!((s.max_targets, s.protect_tag.as_str()), (10000, "keep"));
+        assert_eq!(read(&[("MAX_TARGETS", "1")]).unwrap().max_targets, 1);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (var, value) in [
+            ("DLQ_URL", "teardown-dlq"),
+            ("DRY_RUN", "yes"),
+            ("MAX_TARGETS", "0"),
+            ("MAX_TARGETS", "10001"),
+            ("MAX_TARGETS", "-5"),
+            ("MAX_TARGETS", "many"),
+            ("PROTECT_TAG", ""),
+        ] {
+            let e = read(&[(var, value)]).unwrap_err();
+            assert_eq!(e.variable, var);
+            assert!(e.to_string().starts_with(&format!("setting {var}=")), "{e}");
+        }
+    }
+}

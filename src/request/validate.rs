@@ -473,3 +473,7 @@ pub(crate) fn quote(s: &str) -> String {
         format!("{head:?}… ({} characters)", s.chars().count())
     }
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;
