@@ -269,6 +269,16 @@ async fn run_job(
 ) -> (Option<usize>, Vec<TargetResult>) {
     let owner = job.owner();
     let ids = job.ids();
+    let abandoned = |code: &str, message: &str| {
+        let failure = Failure::new(code, message);
+        ids.iter().map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone())).collect::<Vec<_>>()
+    };
+    const NEAR: &str = "the invocation's deadline was near; left for redelivery";
+    // Past the deadline nothing new is started: a call begun now could be cut off
+    // mid-flight, leaving no one to know whether it happened.
+    if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
+        return (owner, abandoned("DeadlineNear", NEAR));
+    }
     let work = async {
         match &job {
             Job::Workspaces(ids) => app.services.workspaces.terminate(ids).await,

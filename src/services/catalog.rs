@@ -45,14 +45,13 @@ impl Catalog {
                     ..TargetResult::new(id, Outcome::Terminated)
                 }
             }
+            // After a termination, repeated requests always answer ResourceNotFound.
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                TargetResult::new(id, Outcome::NotFound)
+            }
             Err(error) => {
                 let (outcome, failure) = classify(&error);
-                // After a termination, repeated requests always answer ResourceNotFound.
-                if failure.code == "ResourceNotFoundException" {
-                    TargetResult::new(id, Outcome::NotFound)
-                } else {
-                    TargetResult::failed(id, outcome, failure)
-                }
+                TargetResult::failed(id, outcome, failure)
             }
         }
     }
