@@ -79,7 +79,10 @@ fn other_items(payload: Value) -> Vec<Item> {
 }
 
 fn error_of(item: &Item) -> &ValidationError {
-    item.decoded.as_ref().err().unwrap_or_else(|| panic!("decoded: {item:?}"))
+    item.decoded
+        .as_ref()
+        .err()
+        .unwrap_or_else(|| panic!("decoded: {item:?}"))
 }
 
 #[test]
@@ -110,7 +113,11 @@ fn one_bad_body_fails_only_its_own_record() {
     let e = error_of(&items[1]);
     assert_eq!(e.field, "Records[1].body");
     assert!(e.message.starts_with("is not valid JSON"), "{e}");
-    assert_eq!(items[1].raw, json!("{not json"), "the raw body is kept for the dead-letter record");
+    assert_eq!(
+        items[1].raw,
+        json!("{not json"),
+        "the raw body is kept for the dead-letter record"
+    );
     assert_eq!(items[1].origin.message_id(), Some("m-2"));
 }
 
@@ -124,8 +131,16 @@ fn a_record_without_body_or_with_a_wrong_type_is_a_bad_input_naming_the_record()
     assert_eq!(error_of(&items[0]).field, "Records[0].body");
     assert_eq!(error_of(&items[0]).message, "is missing");
     assert_eq!(error_of(&items[1]).field, "Records[1]");
-    assert!(error_of(&items[1]).message.contains("not a valid SQS record"));
-    assert_eq!(items[1].origin.message_id(), Some("m-2"), "the id is kept so the record can be named");
+    assert!(
+        error_of(&items[1])
+            .message
+            .contains("not a valid SQS record")
+    );
+    assert_eq!(
+        items[1].origin.message_id(),
+        Some("m-2"),
+        "the id is kept so the record can be named"
+    );
 }
 
 #[test]
@@ -133,12 +148,19 @@ fn sns_and_eventbridge_wrapped_bodies_are_unwrapped() {
     let in_sns = sns_notification(WS_REQUEST);
     let eb = eventbridge("eb-7", request()).to_string();
     let eb_in_sns = sns_notification(&eb);
-    let items = sqs_items(sqs(vec![sqs_record("m-1", &in_sns), sqs_record("m-2", &eb), sqs_record("m-3", &eb_in_sns)]));
+    let items = sqs_items(sqs(vec![
+        sqs_record("m-1", &in_sns),
+        sqs_record("m-2", &eb),
+        sqs_record("m-3", &eb_in_sns),
+    ]));
     for item in &items {
         assert_eq!(item.decoded, Ok(request()), "{item:?}");
     }
     assert_eq!(items[0].token_seed, "sqs:m-1");
-    assert_eq!(items[1].token_seed, "eventbridge:eb-7", "the event id survives redelivery through a new message");
+    assert_eq!(
+        items[1].token_seed, "eventbridge:eb-7",
+        "the event id survives redelivery through a new message"
+    );
     assert_eq!(items[2].token_seed, "eventbridge:eb-7");
 }
 
@@ -155,8 +177,16 @@ fn broken_wrappers_name_the_broken_part() {
     ]));
     assert_eq!(error_of(&items[0]).field, "Records[0].body.Message");
     assert_eq!(error_of(&items[1]).field, "Records[1].body");
-    assert!(error_of(&items[1]).message.contains("not a valid SNS notification"));
-    assert!(error_of(&items[2]).message.contains("not a valid EventBridge event"));
+    assert!(
+        error_of(&items[1])
+            .message
+            .contains("not a valid SNS notification")
+    );
+    assert!(
+        error_of(&items[2])
+            .message
+            .contains("not a valid EventBridge event")
+    );
 }
 
 #[test]
@@ -166,12 +196,22 @@ fn an_eventbridge_event_carries_one_request_or_a_list() {
     assert_eq!(items[0].decoded, Ok(request()));
     assert_eq!(
         items[0].origin,
-        Origin::EventBridge { id: Some("eb-1".into()), detail_type: "Teardown Request".into(), source: "teardown.requests".into() }
+        Origin::EventBridge {
+            id: Some("eb-1".into()),
+            detail_type: "Teardown Request".into(),
+            source: "teardown.requests".into()
+        }
     );
 
-    let items = other_items(eventbridge("eb-2", json!({"requests": [request(), request()]})));
+    let items = other_items(eventbridge(
+        "eb-2",
+        json!({"requests": [request(), request()]}),
+    ));
     assert_eq!(items.len(), 2);
-    assert_eq!((items[0].token_seed.as_str(), items[1].token_seed.as_str()), ("eventbridge:eb-2#0", "eventbridge:eb-2#1"));
+    assert_eq!(
+        (items[0].token_seed.as_str(), items[1].token_seed.as_str()),
+        ("eventbridge:eb-2#0", "eventbridge:eb-2#1")
+    );
 
     let items = other_items(eventbridge("eb-3", json!({"requests": []})));
     assert_eq!(error_of(&items[0]).to_string(), "detail.requests: is empty");
@@ -193,16 +233,30 @@ fn a_scheduled_event_is_an_eventbridge_event() {
         "detail": {}
     });
     let items = other_items(scheduled);
-    assert_eq!(items[0].decoded, Ok(json!({})), "an empty detail is decoded, then refused by validation");
-    assert!(matches!(&items[0].origin, Origin::EventBridge { detail_type, .. } if detail_type == "Scheduled Event"));
+    assert_eq!(
+        items[0].decoded,
+        Ok(json!({})),
+        "an empty detail is decoded, then refused by validation"
+    );
+    assert!(
+        matches!(&items[0].origin, Origin::EventBridge { detail_type, .. } if detail_type == "Scheduled Event")
+    );
 }
 
 #[test]
 fn a_direct_payload_is_one_request_or_a_list() {
     let items = other_items(request());
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0].origin, Origin::Direct { request_id: "req-1".into() });
-    assert_eq!(items[0].origin.to_json(), json!({"kind": "direct", "requestId": "req-1"}));
+    assert_eq!(
+        items[0].origin,
+        Origin::Direct {
+            request_id: "req-1".into()
+        }
+    );
+    assert_eq!(
+        items[0].origin.to_json(),
+        json!({"kind": "direct", "requestId": "req-1"})
+    );
 
     let items = other_items(json!({"requests": [request(), {"operation": "x"}]}));
     assert_eq!(items.len(), 2);
@@ -230,13 +284,25 @@ fn anything_else_is_a_bad_input_that_keeps_the_raw_payload() {
 fn tokens_follow_the_delivery_not_the_attempt() {
     let token = |payload: Value| sqs_items(payload)[0].idempotency_token();
     let a = token(sqs(vec![sqs_record("m-1", WS_REQUEST)]));
-    assert_eq!(a, token(sqs(vec![sqs_record("m-1", WS_REQUEST)])), "a redelivery reuses the token");
-    assert_ne!(a, token(sqs(vec![sqs_record("m-2", WS_REQUEST)])), "another message gets another token");
+    assert_eq!(
+        a,
+        token(sqs(vec![sqs_record("m-1", WS_REQUEST)])),
+        "a redelivery reuses the token"
+    );
+    assert_ne!(
+        a,
+        token(sqs(vec![sqs_record("m-2", WS_REQUEST)])),
+        "another message gets another token"
+    );
     assert_eq!(a.len(), 64);
     assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
 
     // Direct payloads have no delivery id: the content decides, whatever its key order.
-    let direct = |text: &str| other_items(serde_json::from_str(text).unwrap())[0].idempotency_token();
-    assert_eq!(direct(r#"{"a":1,"b":{"c":2,"d":3}}"#), direct(r#"{"b":{"d":3,"c":2},"a":1}"#));
+    let direct =
+        |text: &str| other_items(serde_json::from_str(text).unwrap())[0].idempotency_token();
+    assert_eq!(
+        direct(r#"{"a":1,"b":{"c":2,"d":3}}"#),
+        direct(r#"{"b":{"d":3,"c":2},"a":1}"#)
+    );
     assert_ne!(direct(r#"{"a":1}"#), direct(r#"{"a":2}"#));
 }

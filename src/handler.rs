@@ -271,7 +271,9 @@ async fn run_job(
     let ids = job.ids();
     let abandoned = |code: &str, message: &str| {
         let failure = Failure::new(code, message);
-        ids.iter().map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone())).collect::<Vec<_>>()
+        ids.iter()
+            .map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone()))
+            .collect::<Vec<_>>()
     };
     const NEAR: &str = "the invocation's deadline was near; left for redelivery";
     // Past the deadline nothing new is started: a call begun now could be cut off

@@ -103,8 +103,16 @@ mod tests {
     use super::*;
 
     fn read(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Settings::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
@@ -116,13 +124,19 @@ mod tests {
     #[test]
     fn valid_values_are_read() {
         let s = read(&[
-            ("DLQ_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq"),
+            (
+                "DLQ_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq",
+            ),
             ("DRY_RUN", "TRUE"),
             ("MAX_TARGETS", "10000"),
             ("PROTECT_TAG", "keep"),
         ])
         .unwrap();
-        assert_eq!(s.dlq_url.as_deref(), Some("https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq"));
+        assert_eq!(
+            s.dlq_url.as_deref(),
+            Some("https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq")
+        );
         assert!(s.dry_run);
         assert_eq!((s.max_targets, s.protect_tag.as_str()), (10000, "keep"));
         assert_eq!(read(&[("MAX_TARGETS", "1")]).unwrap().max_targets, 1);

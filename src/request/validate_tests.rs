@@ -44,89 +44,438 @@ fn cases() -> Vec<(&'static str, Value, Want)> {
     let arn = "arn:aws:servicecatalog:us-east-1:123456789012:stack/sandbox/pp-abc123";
     vec![
         // The request envelope.
-        ("not an object", json!([1]), Refused("request", "must be a JSON object")),
-        ("operation missing", json!({"input": {}}), Refused("operation", "is required")),
-        ("operation unknown", json!({"operation": "DeleteEverything", "input": {}}), Refused("operation", "\"DeleteEverything\" is not one of")),
-        ("operation wrong case", json!({"operation": "terminateWorkspaces", "input": {}}), Refused("operation", "is not one of")),
-        ("operation not a string", json!({"operation": 3, "input": {}}), Refused("operation", "must be a string, not a number")),
-        ("input missing", json!({"operation": "TerminateWorkspaces"}), Refused("input", "is required")),
-        ("input and select", json!({"operation": "TerminateWorkspaces", "input": {}, "select": {}}), Refused("input", "exclusive")),
-        ("select not yet", json!({"operation": "TerminateWorkspaces", "select": {"tags": {"a": "b"}}}), Refused("select", "not available")),
-        ("unknown top member", json!({"operation": "TerminateWorkspaces", "input": {}, "dryrun": true}), Refused("dryrun", "is not a known member")),
-        ("dryRun not bool", json!({"operation": "TerminateWorkspaces", "dryRun": "yes", "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": ws8}]}}), Refused("dryRun", "must be true or false")),
-        ("dryRun null", json!({"operation": "TerminateWorkspaces", "dryRun": null, "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": ws8}]}}), Refused("dryRun", "not null")),
-        ("dryRun true", json!({"operation": "TerminateWorkspaces", "dryRun": true, "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": ws8}]}}), Ids(vec!["ws-abcd1234"])),
+        (
+            "not an object",
+            json!([1]),
+            Refused("request", "must be a JSON object"),
+        ),
+        (
+            "operation missing",
+            json!({"input": {}}),
+            Refused("operation", "is required"),
+        ),
+        (
+            "operation unknown",
+            json!({"operation": "DeleteEverything", "input": {}}),
+            Refused("operation", "\"DeleteEverything\" is not one of"),
+        ),
+        (
+            "operation wrong case",
+            json!({"operation": "terminateWorkspaces", "input": {}}),
+            Refused("operation", "is not one of"),
+        ),
+        (
+            "operation not a string",
+            json!({"operation": 3, "input": {}}),
+            Refused("operation", "must be a string, not a number"),
+        ),
+        (
+            "input missing",
+            json!({"operation": "TerminateWorkspaces"}),
+            Refused("input", "is required"),
+        ),
+        (
+            "input and select",
+            json!({"operation": "TerminateWorkspaces", "input": {}, "select": {}}),
+            Refused("input", "exclusive"),
+        ),
+        (
+            "select not yet",
+            json!({"operation": "TerminateWorkspaces", "select": {"tags": {"a": "b"}}}),
+            Refused("select", "not available"),
+        ),
+        (
+            "unknown top member",
+            json!({"operation": "TerminateWorkspaces", "input": {}, "dryrun": true}),
+            Refused("dryrun", "is not a known member"),
+        ),
+        (
+            "dryRun not bool",
+            json!({"operation": "TerminateWorkspaces", "dryRun": "yes", "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": ws8}]}}),
+            Refused("dryRun", "must be true or false"),
+        ),
+        (
+            "dryRun null",
+            json!({"operation": "TerminateWorkspaces", "dryRun": null, "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": ws8}]}}),
+            Refused("dryRun", "not null"),
+        ),
+        (
+            "dryRun true",
+            json!({"operation": "TerminateWorkspaces", "dryRun": true, "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": ws8}]}}),
+            Ids(vec!["ws-abcd1234"]),
+        ),
         // WorkSpaces.
         ("ws one", ws(&[ws8]), Ids(vec!["ws-abcd1234"])),
-        ("ws 8 chars ok", ws(&["ws-0000aaaa"]), Ids(vec!["ws-0000aaaa"])),
-        ("ws 7 chars refused", ws(&["ws-abc1234"]), Refused("input.TerminateWorkspaceRequests[0].WorkspaceId", "does not match ^ws-[0-9a-z]{8,63}$")),
+        (
+            "ws 8 chars ok",
+            ws(&["ws-0000aaaa"]),
+            Ids(vec!["ws-0000aaaa"]),
+        ),
+        (
+            "ws 7 chars refused",
+            ws(&["ws-abc1234"]),
+            Refused(
+                "input.TerminateWorkspaceRequests[0].WorkspaceId",
+                "does not match ^ws-[0-9a-z]{8,63}$",
+            ),
+        ),
         ("ws 63 chars ok", ws(&[ws63]), Ids(vec![ws63])),
-        ("ws 64 chars refused", ws(&[ws64]), Refused("input.TerminateWorkspaceRequests[0].WorkspaceId", "does not match")),
-        ("ws upper case refused", ws(&["ws-ABCD1234"]), Refused("input.TerminateWorkspaceRequests[0].WorkspaceId", "\"ws-ABCD1234\"")),
-        ("ws wrong prefix", ws(&["wk-abcd1234"]), Refused("input.TerminateWorkspaceRequests[0].WorkspaceId", "does not match")),
-        ("ws unicode", ws(&["ws-abcd123é"]), Refused("input.TerminateWorkspaceRequests[0].WorkspaceId", "does not match")),
-        ("ws bad fourth names index 3", ws(&[ws8, "ws-abcd1235", "ws-abcd1236", "ws-ABC"]), Refused("input.TerminateWorkspaceRequests[3].WorkspaceId", "\"ws-ABC\" does not match ^ws-[0-9a-z]{8,63}$")),
-        ("ws duplicates removed", ws(&[ws8, "ws-abcd1235", ws8]), Ids(vec!["ws-abcd1234", "ws-abcd1235"])),
-        ("ws empty list", ws(&[]), Refused("input.TerminateWorkspaceRequests", "at least one")),
-        ("ws list missing", json!({"operation": "TerminateWorkspaces", "input": {}}), Refused("input.TerminateWorkspaceRequests", "is required")),
-        ("ws list not list", json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": {"WorkspaceId": ws8}}}), Refused("input.TerminateWorkspaceRequests", "must be a list")),
-        ("ws typo WorkspaceID", json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceID": ws8}]}}), Refused("input.TerminateWorkspaceRequests[0].WorkspaceID", "is not a known member")),
-        ("ws extra input member", json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": ws8}], "Force": true}}), Refused("input.Force", "is not a known member")),
-        ("ws item not object", json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [ws8]}}), Refused("input.TerminateWorkspaceRequests[0]", "must be a JSON object")),
-        ("ws id number", json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": 12345678}]}}), Refused("input.TerminateWorkspaceRequests[0].WorkspaceId", "must be a string")),
-        ("ws id missing", json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{}]}}), Refused("input.TerminateWorkspaceRequests[0].WorkspaceId", "is required")),
-        ("input not object", json!({"operation": "TerminateWorkspaces", "input": "ws-abcd1234"}), Refused("input", "must be a JSON object, not a string")),
+        (
+            "ws 64 chars refused",
+            ws(&[ws64]),
+            Refused(
+                "input.TerminateWorkspaceRequests[0].WorkspaceId",
+                "does not match",
+            ),
+        ),
+        (
+            "ws upper case refused",
+            ws(&["ws-ABCD1234"]),
+            Refused(
+                "input.TerminateWorkspaceRequests[0].WorkspaceId",
+                "\"ws-ABCD1234\"",
+            ),
+        ),
+        (
+            "ws wrong prefix",
+            ws(&["wk-abcd1234"]),
+            Refused(
+                "input.TerminateWorkspaceRequests[0].WorkspaceId",
+                "does not match",
+            ),
+        ),
+        (
+            "ws unicode",
+            ws(&["ws-abcd123é"]),
+            Refused(
+                "input.TerminateWorkspaceRequests[0].WorkspaceId",
+                "does not match",
+            ),
+        ),
+        (
+            "ws bad fourth names index 3",
+            ws(&[ws8, "ws-abcd1235", "ws-abcd1236", "ws-ABC"]),
+            Refused(
+                "input.TerminateWorkspaceRequests[3].WorkspaceId",
+                "\"ws-ABC\" does not match ^ws-[0-9a-z]{8,63}$",
+            ),
+        ),
+        (
+            "ws duplicates removed",
+            ws(&[ws8, "ws-abcd1235", ws8]),
+            Ids(vec!["ws-abcd1234", "ws-abcd1235"]),
+        ),
+        (
+            "ws empty list",
+            ws(&[]),
+            Refused("input.TerminateWorkspaceRequests", "at least one"),
+        ),
+        (
+            "ws list missing",
+            json!({"operation": "TerminateWorkspaces", "input": {}}),
+            Refused("input.TerminateWorkspaceRequests", "is required"),
+        ),
+        (
+            "ws list not list",
+            json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": {"WorkspaceId": ws8}}}),
+            Refused("input.TerminateWorkspaceRequests", "must be a list"),
+        ),
+        (
+            "ws typo WorkspaceID",
+            json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceID": ws8}]}}),
+            Refused(
+                "input.TerminateWorkspaceRequests[0].WorkspaceID",
+                "is not a known member",
+            ),
+        ),
+        (
+            "ws extra input member",
+            json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": ws8}], "Force": true}}),
+            Refused("input.Force", "is not a known member"),
+        ),
+        (
+            "ws item not object",
+            json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [ws8]}}),
+            Refused(
+                "input.TerminateWorkspaceRequests[0]",
+                "must be a JSON object",
+            ),
+        ),
+        (
+            "ws id number",
+            json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": 12345678}]}}),
+            Refused(
+                "input.TerminateWorkspaceRequests[0].WorkspaceId",
+                "must be a string",
+            ),
+        ),
+        (
+            "ws id missing",
+            json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{}]}}),
+            Refused(
+                "input.TerminateWorkspaceRequests[0].WorkspaceId",
+                "is required",
+            ),
+        ),
+        (
+            "input not object",
+            json!({"operation": "TerminateWorkspaces", "input": "ws-abcd1234"}),
+            Refused("input", "must be a JSON object, not a string"),
+        ),
         // MGN.
-        ("mgn one", mgn(json!({"sourceServerIDs": [S1]})), Ids(vec![S1])),
-        ("mgn 16 chars", mgn(json!({"sourceServerIDs": ["s-0123456789abcde"]})), Refused("input.sourceServerIDs[0]", "does not match ^s-[0-9a-zA-Z]{17}$")),
-        ("mgn 18 chars", mgn(json!({"sourceServerIDs": ["s-0123456789abcdefAB"]})), Refused("input.sourceServerIDs[0]", "does not match")),
-        ("mgn dash in id", mgn(json!({"sourceServerIDs": ["s-0123456789abcde-A"]})), Refused("input.sourceServerIDs[0]", "does not match")),
-        ("mgn empty", mgn(json!({"sourceServerIDs": []})), Refused("input.sourceServerIDs", "at least one")),
-        ("mgn missing ids", mgn(json!({"tags": {}})), Refused("input.sourceServerIDs", "is required")),
-        ("mgn dup removed", mgn(json!({"sourceServerIDs": [S1, S1]})), Ids(vec![S1])),
-        ("mgn id not string", mgn(json!({"sourceServerIDs": [null]})), Refused("input.sourceServerIDs[0]", "must be a string, not null")),
-        ("mgn 50 tags ok", mgn(json!({"sourceServerIDs": [S1], "tags": tags(50)})), Ids(vec![S1])),
-        ("mgn 51 tags", mgn(json!({"sourceServerIDs": [S1], "tags": tags(51)})), Refused("input.tags", "more than 50")),
-        ("mgn key 256 ok", mgn(json!({"sourceServerIDs": [S1], "tags": {k256.clone(): "v"}})), Ids(vec![S1])),
-        ("mgn key 257", mgn(json!({"sourceServerIDs": [S1], "tags": {k257.clone(): "v"}})), Refused("input.tags.kkkk", "must be 1 to 256")),
-        ("mgn empty key", mgn(json!({"sourceServerIDs": [S1], "tags": {"": "v"}})), Refused("input.tags.", "must be 1 to 256")),
-        ("mgn value 256 ok", mgn(json!({"sourceServerIDs": [S1], "tags": {"k": "v".repeat(256)}})), Ids(vec![S1])),
-        ("mgn value 257", mgn(json!({"sourceServerIDs": [S1], "tags": {"k": "v".repeat(257)}})), Refused("input.tags.k", "more than 256")),
-        ("mgn value number", mgn(json!({"sourceServerIDs": [S1], "tags": {"k": 1}})), Refused("input.tags.k", "must be a string")),
-        ("mgn tags list", mgn(json!({"sourceServerIDs": [S1], "tags": ["k"]})), Refused("input.tags", "must be a JSON object")),
-        ("mgn account ok", mgn(json!({"sourceServerIDs": [S1], "accountID": "123456789012"})), Ids(vec![S1])),
-        ("mgn account 11", mgn(json!({"sourceServerIDs": [S1], "accountID": "12345678901"})), Refused("input.accountID", "exactly 12 digits")),
-        ("mgn account 13", mgn(json!({"sourceServerIDs": [S1], "accountID": "1234567890123"})), Refused("input.accountID", "exactly 12 digits")),
-        ("mgn account letters", mgn(json!({"sourceServerIDs": [S1], "accountID": "12345678901a"})), Refused("input.accountID", "exactly 12 digits")),
-        ("mgn account number", mgn(json!({"sourceServerIDs": [S1], "accountID": 123456789012u64})), Refused("input.accountID", "must be a string")),
-        ("mgn boto casing refused", mgn(json!({"SourceServerIDs": [S1]})), Refused("input.SourceServerIDs", "is not a known member")),
+        (
+            "mgn one",
+            mgn(json!({"sourceServerIDs": [S1]})),
+            Ids(vec![S1]),
+        ),
+        (
+            "mgn 16 chars",
+            mgn(json!({"sourceServerIDs": ["s-0123456789abcde"]})),
+            Refused(
+                "input.sourceServerIDs[0]",
+                "does not match ^s-[0-9a-zA-Z]{17}$",
+            ),
+        ),
+        (
+            "mgn 18 chars",
+            mgn(json!({"sourceServerIDs": ["s-0123456789abcdefAB"]})),
+            Refused("input.sourceServerIDs[0]", "does not match"),
+        ),
+        (
+            "mgn dash in id",
+            mgn(json!({"sourceServerIDs": ["s-0123456789abcde-A"]})),
+            Refused("input.sourceServerIDs[0]", "does not match"),
+        ),
+        (
+            "mgn empty",
+            mgn(json!({"sourceServerIDs": []})),
+            Refused("input.sourceServerIDs", "at least one"),
+        ),
+        (
+            "mgn missing ids",
+            mgn(json!({"tags": {}})),
+            Refused("input.sourceServerIDs", "is required"),
+        ),
+        (
+            "mgn dup removed",
+            mgn(json!({"sourceServerIDs": [S1, S1]})),
+            Ids(vec![S1]),
+        ),
+        (
+            "mgn id not string",
+            mgn(json!({"sourceServerIDs": [null]})),
+            Refused("input.sourceServerIDs[0]", "must be a string, not null"),
+        ),
+        (
+            "mgn 50 tags ok",
+            mgn(json!({"sourceServerIDs": [S1], "tags": tags(50)})),
+            Ids(vec![S1]),
+        ),
+        (
+            "mgn 51 tags",
+            mgn(json!({"sourceServerIDs": [S1], "tags": tags(51)})),
+            Refused("input.tags", "more than 50"),
+        ),
+        (
+            "mgn key 256 ok",
+            mgn(json!({"sourceServerIDs": [S1], "tags": {k256.clone(): "v"}})),
+            Ids(vec![S1]),
+        ),
+        (
+            "mgn key 257",
+            mgn(json!({"sourceServerIDs": [S1], "tags": {k257.clone(): "v"}})),
+            Refused("input.tags.kkkk", "must be 1 to 256"),
+        ),
+        (
+            "mgn empty key",
+            mgn(json!({"sourceServerIDs": [S1], "tags": {"": "v"}})),
+            Refused("input.tags.", "must be 1 to 256"),
+        ),
+        (
+            "mgn value 256 ok",
+            mgn(json!({"sourceServerIDs": [S1], "tags": {"k": "v".repeat(256)}})),
+            Ids(vec![S1]),
+        ),
+        (
+            "mgn value 257",
+            mgn(json!({"sourceServerIDs": [S1], "tags": {"k": "v".repeat(257)}})),
+            Refused("input.tags.k", "more than 256"),
+        ),
+        (
+            "mgn value number",
+            mgn(json!({"sourceServerIDs": [S1], "tags": {"k": 1}})),
+            Refused("input.tags.k", "must be a string"),
+        ),
+        (
+            "mgn tags list",
+            mgn(json!({"sourceServerIDs": [S1], "tags": ["k"]})),
+            Refused("input.tags", "must be a JSON object"),
+        ),
+        (
+            "mgn account ok",
+            mgn(json!({"sourceServerIDs": [S1], "accountID": "123456789012"})),
+            Ids(vec![S1]),
+        ),
+        (
+            "mgn account 11",
+            mgn(json!({"sourceServerIDs": [S1], "accountID": "12345678901"})),
+            Refused("input.accountID", "exactly 12 digits"),
+        ),
+        (
+            "mgn account 13",
+            mgn(json!({"sourceServerIDs": [S1], "accountID": "1234567890123"})),
+            Refused("input.accountID", "exactly 12 digits"),
+        ),
+        (
+            "mgn account letters",
+            mgn(json!({"sourceServerIDs": [S1], "accountID": "12345678901a"})),
+            Refused("input.accountID", "exactly 12 digits"),
+        ),
+        (
+            "mgn account number",
+            mgn(json!({"sourceServerIDs": [S1], "accountID": 123456789012u64})),
+            Refused("input.accountID", "must be a string"),
+        ),
+        (
+            "mgn boto casing refused",
+            mgn(json!({"SourceServerIDs": [S1]})),
+            Refused("input.SourceServerIDs", "is not a known member"),
+        ),
         // Service Catalog.
-        ("sc id", sc(json!({"ProvisionedProductId": "pp-abc123"})), Ids(vec!["pp-abc123"])),
-        ("sc id 100", sc(json!({"ProvisionedProductId": id100})), Ids(vec![id100])),
-        ("sc id 101", sc(json!({"ProvisionedProductId": id101})), Refused("input.ProvisionedProductId", "does not match")),
-        ("sc id empty", sc(json!({"ProvisionedProductId": ""})), Refused("input.ProvisionedProductId", "does not match")),
-        ("sc id dot", sc(json!({"ProvisionedProductId": "pp.abc"})), Refused("input.ProvisionedProductId", "does not match")),
-        ("sc name", sc(json!({"ProvisionedProductName": "sandbox-1.dev_x"})), Ids(vec!["sandbox-1.dev_x"])),
-        ("sc name 128", sc(json!({"ProvisionedProductName": name128})), Ids(vec![name128])),
-        ("sc name 129", sc(json!({"ProvisionedProductName": name129})), Refused("input.ProvisionedProductName", "neither a name")),
-        ("sc name leading dash", sc(json!({"ProvisionedProductName": "-sandbox"})), Refused("input.ProvisionedProductName", "neither a name")),
-        ("sc name arn", sc(json!({"ProvisionedProductName": arn})), Ids(vec![arn])),
-        ("sc name bad arn", sc(json!({"ProvisionedProductName": "arn:aws:servicecatalog:us-east-1:123456789012:/x"})), Refused("input.ProvisionedProductName", "nor an ARN")),
-        ("sc both", sc(json!({"ProvisionedProductId": "pp-1", "ProvisionedProductName": "x"})), Refused("input.ProvisionedProductId", "exclusive")),
-        ("sc neither", sc(json!({"IgnoreErrors": true})), Refused("input.ProvisionedProductId", "is required")),
-        ("sc token 128", sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": token128})), Ids(vec!["pp-1"])),
-        ("sc token 129", sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": token129})), Refused("input.TerminateToken", "does not match")),
-        ("sc token empty", sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": ""})), Refused("input.TerminateToken", "does not match")),
-        ("sc token leading dash", sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": "-abc"})), Refused("input.TerminateToken", "does not match")),
-        ("sc token one char", sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": "a"})), Ids(vec!["pp-1"])),
-        ("sc ignore errors bool", sc(json!({"ProvisionedProductId": "pp-1", "IgnoreErrors": true, "RetainPhysicalResources": false})), Ids(vec!["pp-1"])),
-        ("sc ignore errors string", sc(json!({"ProvisionedProductId": "pp-1", "IgnoreErrors": "true"})), Refused("input.IgnoreErrors", "must be true or false")),
-        ("sc retain number", sc(json!({"ProvisionedProductId": "pp-1", "RetainPhysicalResources": 1})), Refused("input.RetainPhysicalResources", "must be true or false")),
-        ("sc lang en", sc(json!({"ProvisionedProductId": "pp-1", "AcceptLanguage": "en"})), Ids(vec!["pp-1"])),
-        ("sc lang jp", sc(json!({"ProvisionedProductId": "pp-1", "AcceptLanguage": "jp"})), Ids(vec!["pp-1"])),
-        ("sc lang zh", sc(json!({"ProvisionedProductId": "pp-1", "AcceptLanguage": "zh"})), Ids(vec!["pp-1"])),
-        ("sc lang fr", sc(json!({"ProvisionedProductId": "pp-1", "AcceptLanguage": "fr"})), Refused("input.AcceptLanguage", "not one of en, jp, zh")),
-        ("sc unknown member", sc(json!({"ProvisionedProductId": "pp-1", "provisionedProductId": "pp-2"})), Refused("input.provisionedProductId", "is not a known member")),
+        (
+            "sc id",
+            sc(json!({"ProvisionedProductId": "pp-abc123"})),
+            Ids(vec!["pp-abc123"]),
+        ),
+        (
+            "sc id 100",
+            sc(json!({"ProvisionedProductId": id100})),
+            Ids(vec![id100]),
+        ),
+        (
+            "sc id 101",
+            sc(json!({"ProvisionedProductId": id101})),
+            Refused("input.ProvisionedProductId", "does not match"),
+        ),
+        (
+            "sc id empty",
+            sc(json!({"ProvisionedProductId": ""})),
+            Refused("input.ProvisionedProductId", "does not match"),
+        ),
+        (
+            "sc id dot",
+            sc(json!({"ProvisionedProductId": "pp.abc"})),
+            Refused("input.ProvisionedProductId", "does not match"),
+        ),
+        (
+            "sc name",
+            sc(json!({"ProvisionedProductName": "sandbox-1.dev_x"})),
+            Ids(vec!["sandbox-1.dev_x"]),
+        ),
+        (
+            "sc name 128",
+            sc(json!({"ProvisionedProductName": name128})),
+            Ids(vec![name128]),
+        ),
+        (
+            "sc name 129",
+            sc(json!({"ProvisionedProductName": name129})),
+            Refused("input.ProvisionedProductName", "neither a name"),
+        ),
+        (
+            "sc name leading dash",
+            sc(json!({"ProvisionedProductName": "-sandbox"})),
+            Refused("input.ProvisionedProductName", "neither a name"),
+        ),
+        (
+            "sc name arn",
+            sc(json!({"ProvisionedProductName": arn})),
+            Ids(vec![arn]),
+        ),
+        (
+            "sc name bad arn",
+            sc(
+                json!({"ProvisionedProductName": "arn:aws:servicecatalog:us-east-1:123456789012:/x"}),
+            ),
+            Refused("input.ProvisionedProductName", "nor an ARN"),
+        ),
+        (
+            "sc both",
+            sc(json!({"ProvisionedProductId": "pp-1", "ProvisionedProductName": "x"})),
+            Refused("input.ProvisionedProductId", "exclusive"),
+        ),
+        (
+            "sc neither",
+            sc(json!({"IgnoreErrors": true})),
+            Refused("input.ProvisionedProductId", "is required"),
+        ),
+        (
+            "sc token 128",
+            sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": token128})),
+            Ids(vec!["pp-1"]),
+        ),
+        (
+            "sc token 129",
+            sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": token129})),
+            Refused("input.TerminateToken", "does not match"),
+        ),
+        (
+            "sc token empty",
+            sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": ""})),
+            Refused("input.TerminateToken", "does not match"),
+        ),
+        (
+            "sc token leading dash",
+            sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": "-abc"})),
+            Refused("input.TerminateToken", "does not match"),
+        ),
+        (
+            "sc token one char",
+            sc(json!({"ProvisionedProductId": "pp-1", "TerminateToken": "a"})),
+            Ids(vec!["pp-1"]),
+        ),
+        (
+            "sc ignore errors bool",
+            sc(
+                json!({"ProvisionedProductId": "pp-1", "IgnoreErrors": true, "RetainPhysicalResources": false}),
+            ),
+            Ids(vec!["pp-1"]),
+        ),
+        (
+            "sc ignore errors string",
+            sc(json!({"ProvisionedProductId": "pp-1", "IgnoreErrors": "true"})),
+            Refused("input.IgnoreErrors", "must be true or false"),
+        ),
+        (
+            "sc retain number",
+            sc(json!({"ProvisionedProductId": "pp-1", "RetainPhysicalResources": 1})),
+            Refused("input.RetainPhysicalResources", "must be true or false"),
+        ),
+        (
+            "sc lang en",
+            sc(json!({"ProvisionedProductId": "pp-1", "AcceptLanguage": "en"})),
+            Ids(vec!["pp-1"]),
+        ),
+        (
+            "sc lang jp",
+            sc(json!({"ProvisionedProductId": "pp-1", "AcceptLanguage": "jp"})),
+            Ids(vec!["pp-1"]),
+        ),
+        (
+            "sc lang zh",
+            sc(json!({"ProvisionedProductId": "pp-1", "AcceptLanguage": "zh"})),
+            Ids(vec!["pp-1"]),
+        ),
+        (
+            "sc lang fr",
+            sc(json!({"ProvisionedProductId": "pp-1", "AcceptLanguage": "fr"})),
+            Refused("input.AcceptLanguage", "not one of en, jp, zh"),
+        ),
+        (
+            "sc unknown member",
+            sc(json!({"ProvisionedProductId": "pp-1", "provisionedProductId": "pp-2"})),
+            Refused("input.provisionedProductId", "is not a known member"),
+        ),
     ]
 }
 
@@ -139,19 +488,35 @@ fn every_case_is_accepted_or_refused_as_the_contract_says() {
         match (want, got) {
             (Ids(ids), Ok(request)) => assert_eq!(request.targets.ids(), ids, "{name}"),
             (Refused(field, text), Err(e)) => {
-                assert!(e.field.starts_with(field), "{name}: field {:?}, wanted {field:?}", e.field);
-                assert!(e.to_string().contains(text), "{name}: {e:?} should contain {text:?}");
+                assert!(
+                    e.field.starts_with(field),
+                    "{name}: field {:?}, wanted {field:?}",
+                    e.field
+                );
+                assert!(
+                    e.to_string().contains(text),
+                    "{name}: {e:?} should contain {text:?}"
+                );
             }
             (Ids(_), Err(e)) => panic!("{name}: refused: {e}"),
-            (Refused(field, _), Ok(r)) => panic!("{name}: accepted {r:?}, wanted an error on {field}"),
+            (Refused(field, _), Ok(r)) => {
+                panic!("{name}: accepted {r:?}, wanted an error on {field}")
+            }
         }
     }
 }
 
 #[test]
 fn the_error_names_the_path_and_the_rule() {
-    let e = validate(&ws(&["ws-abcd1234", "ws-abcd1235", "ws-abcd1236", "ws-ABC"]), Limits::default()).unwrap_err();
-    assert_eq!(e.to_string(), r#"input.TerminateWorkspaceRequests[3].WorkspaceId: "ws-ABC" does not match ^ws-[0-9a-z]{8,63}$"#);
+    let e = validate(
+        &ws(&["ws-abcd1234", "ws-abcd1235", "ws-abcd1236", "ws-ABC"]),
+        Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        r#"input.TerminateWorkspaceRequests[3].WorkspaceId: "ws-ABC" does not match ^ws-[0-9a-z]{8,63}$"#
+    );
     assert_eq!(e.code, "InvalidRequest");
 }
 
@@ -159,10 +524,20 @@ fn the_error_names_the_path_and_the_rule() {
 fn max_targets_counts_distinct_ids_on_both_sides_of_the_bound() {
     let ids: Vec<String> = (0..101).map(|i| format!("ws-{i:08}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    assert_eq!(validate(&ws(&refs[..100]), Limits::default()).unwrap().targets.ids().len(), 100);
+    assert_eq!(
+        validate(&ws(&refs[..100]), Limits::default())
+            .unwrap()
+            .targets
+            .ids()
+            .len(),
+        100
+    );
     let e = validate(&ws(&refs), Limits::default()).unwrap_err();
     assert_eq!(e.code, "TooManyTargets");
-    assert_eq!(e.to_string(), "input: names 101 targets, more than MAX_TARGETS (100)");
+    assert_eq!(
+        e.to_string(),
+        "input: names 101 targets, more than MAX_TARGETS (100)"
+    );
     // 101 entries that are 100 distinct ids fit.
     let mut with_dup = refs[..100].to_vec();
     with_dup.push(refs[0]);
@@ -172,16 +547,27 @@ fn max_targets_counts_distinct_ids_on_both_sides_of_the_bound() {
 
 #[test]
 fn validated_inputs_keep_every_member() {
-    let r = validate(&mgn(json!({"sourceServerIDs": [S1], "tags": {"wave": "3"}, "accountID": "123456789012"})), Limits::default()).unwrap();
-    let Targets::TargetInstances(t) = r.targets else { panic!("wrong operation") };
+    let r = validate(
+        &mgn(json!({"sourceServerIDs": [S1], "tags": {"wave": "3"}, "accountID": "123456789012"})),
+        Limits::default(),
+    )
+    .unwrap();
+    let Targets::TargetInstances(t) = r.targets else {
+        panic!("wrong operation")
+    };
     assert_eq!(t.tags.get("wave").map(String::as_str), Some("3"));
     assert_eq!(t.account_id.as_deref(), Some("123456789012"));
 
     let r = validate(&sc(json!({"ProvisionedProductName": "sbx", "TerminateToken": "tok", "IgnoreErrors": true, "RetainPhysicalResources": false, "AcceptLanguage": "jp"})), Limits::default()).unwrap();
-    let Targets::ProvisionedProduct(p) = r.targets else { panic!("wrong operation") };
+    let Targets::ProvisionedProduct(p) = r.targets else {
+        panic!("wrong operation")
+    };
     assert_eq!(p.product, ProductRef::Name("sbx".into()));
     assert_eq!(p.terminate_token.as_deref(), Some("tok"));
-    assert_eq!((p.ignore_errors, p.retain_physical_resources), (Some(true), Some(false)));
+    assert_eq!(
+        (p.ignore_errors, p.retain_physical_resources),
+        (Some(true), Some(false))
+    );
     assert_eq!(p.accept_language.as_deref(), Some("jp"));
 }
 
@@ -189,8 +575,14 @@ fn validated_inputs_keep_every_member() {
 fn a_retry_request_is_itself_valid_and_names_only_the_failed_ids() {
     let original = validate(&mgn(json!({"sourceServerIDs": [S1, "s-0123456789abcdefB"], "tags": {"wave": "3"}, "accountID": "123456789012"})), Limits::default()).unwrap();
     let retry = retry_request(&original, &[S1.to_owned()]).unwrap();
-    assert_eq!(retry, json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": [S1], "tags": {"wave": "3"}, "accountID": "123456789012"}}));
-    assert_eq!(validate(&retry, Limits::default()).unwrap().targets.ids(), vec![S1.to_owned()]);
+    assert_eq!(
+        retry,
+        json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": [S1], "tags": {"wave": "3"}, "accountID": "123456789012"}})
+    );
+    assert_eq!(
+        validate(&retry, Limits::default()).unwrap().targets.ids(),
+        vec![S1.to_owned()]
+    );
 
     let original = validate(&ws(&["ws-abcd1234", "ws-abcd1235"]), Limits::default()).unwrap();
     let retry = retry_request(&original, &["ws-abcd1235".to_owned()]).unwrap();

@@ -46,7 +46,11 @@ impl Catalog {
                 }
             }
             // After a termination, repeated requests always answer ResourceNotFound.
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
                 TargetResult::new(id, Outcome::NotFound)
             }
             Err(error) => {

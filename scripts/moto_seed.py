@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Creates what teardown's demo and end-to-end tests need inside a running moto server.
+
+moto's WorkSpaces needs a directory first, and a Directory Service directory needs a
+VPC with two subnets in two zones. Prints one JSON object with what it made.
+
+  moto_seed.py --endpoint http://127.0.0.1:5000 queue teardown-dlq
+  moto_seed.py --endpoint http://127.0.0.1:5000 workspaces 3 --tag env=sandbox
+"""
+import argparse
+import json
+import sys
+
+import boto3
+
+REGION = "us-east-1"
+
+
+def client(endpoint, service):
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def directory(endpoint):
+    """The registered WorkSpaces directory, made once per moto server."""
+    workspaces = client(endpoint, "workspaces")
+    existing = workspaces.describe_workspace_directories().get("Directories", [])
+    if existing:
+        return existing[0]["DirectoryId"]
+    ec2 = client(endpoint, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{zone}")["Subnet"]["SubnetId"]
+        for i, zone in enumerate("ab")
+    ]
+    ds = client(endpoint, "ds")
+    directory_id = ds.create_directory(
+        Name="corp.example.com",
+        Password="Passw0rd-Demo!",
+        Size="Small",
+        VpcSettings={"VpcId": vpc, "SubnetIds": subnets},
+    )["DirectoryId"]
+    workspaces.register_workspace_directory(DirectoryId=directory_id)
+    return directory_id
+
+
+def make_workspaces(endpoint, count, tags, user_prefix):
+    directory_id = directory(endpoint)
+    workspaces = client(endpoint, "workspaces")
+    made = []
+    for start in range(0, count, 25):
+        batch = [
+            {
+                "DirectoryId": directory_id,
+                "UserName": f"{user_prefix}{i}",
+                "BundleId": "wsb-demo0001",
+                "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            }
+            for i in range(start, min(count, start + 25))
+        ]
+        answer = workspaces.create_workspaces(Workspaces=batch)
+        if answer.get("FailedRequests"):
+            sys.exit(f"moto refused to create WorkSpaces: {answer['FailedRequests']}")
+        made.extend(w["WorkspaceId"] for w in answer["PendingRequests"])
+    return {"directoryId": directory_id, "workspaceIds": made}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoint", required=True)
+    sub = parser.add_subparsers(dest="what", required=True)
+    q = sub.add_parser("queue")
+    q.add_argument("name")
+    w = sub.add_parser("workspaces")
+    w.add_argument("count", type=int)
+    w.add_argument("--tag", action="append", default=[], help="key=value")
+    w.add_argument("--user-prefix", default="user")
+    args = parser.parse_args()
+
+    if args.what == "queue":
+        url = client(args.endpoint, "sqs").create_queue(QueueName=args.name)["QueueUrl"]
+        print(json.dumps({"queueUrl": url}))
+    else:
+        tags = dict(t.split("=", 1) for t in args.tag)
+        print(json.dumps(make_workspaces(args.endpoint, args.count, tags, args.user_prefix)))
+
+
+if __name__ == "__main__":
+    main()

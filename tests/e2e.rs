@@ -1,0 +1,347 @@
+//! End to end: the built binary under a Lambda Runtime API, moto for SQS and
+//! WorkSpaces, wiremock for MGN and Service Catalog (which moto does not emulate).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Function, Moto, RuntimeApi, dead_endpoint, sqs_event};
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn ws_request(ids: &[String]) -> Value {
+    json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": ids.iter().map(|i| json!({"WorkspaceId": i})).collect::<Vec<_>>()}})
+}
+
+fn failures(response: &Value) -> Vec<String> {
+    let list = response["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch response: {response}"));
+    list.iter()
+        .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn still_present(moto: &Moto, ids: &[String]) -> Vec<String> {
+    let described = moto
+        .workspaces_client()
+        .describe_workspaces()
+        .set_workspace_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    described
+        .workspaces()
+        .iter()
+        .filter(|w| {
+            !matches!(
+                w.state(),
+                Some(
+                    aws_sdk_workspaces::types::WorkspaceState::Terminated
+                        | aws_sdk_workspaces::types::WorkspaceState::Terminating
+                )
+            )
+        })
+        .filter_map(|w| w.workspace_id().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_sqs_batch_of_workspaces_requests_terminates_them_in_moto() {
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let ids = moto.workspaces(4);
+    let api = RuntimeApi::start().await.unwrap();
+    let _function = Function::start(
+        &api,
+        &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)],
+    );
+    assert_eq!(still_present(&moto, &ids).await.len(), 4);
+
+    let event = sqs_event(&[
+        ("m-1", &ws_request(&ids[..3])),
+        ("m-2", &ws_request(&ids[3..])),
+    ]);
+    let response = api.invoke(event, TIMEOUT).await.unwrap();
+
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert_eq!(
+        still_present(&moto, &ids).await,
+        Vec::<String>::new(),
+        "every WorkSpace is gone"
+    );
+    assert!(moto.drain(&dlq).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_mixed_batch_leaves_exactly_the_expected_records_in_the_dead_letter_queue() {
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let ids = moto.workspaces(1);
+    let api = RuntimeApi::start().await.unwrap();
+    let _function = Function::start(
+        &api,
+        &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)],
+    );
+    let typo = json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceID": ids[0]}]}});
+
+    let event = sqs_event(&[
+        ("valid", &ws_request(&ids)),
+        ("bad-json", &json!("{\"operation\": ")),
+        (
+            "unknown-op",
+            &json!({"operation": "TerminateInstances", "input": {}}),
+        ),
+        ("typo", &typo),
+    ]);
+    let response = api.invoke(event, TIMEOUT).await.unwrap();
+
+    assert_eq!(failures(&response), Vec::<String>::new());
+    assert!(still_present(&moto, &ids).await.is_empty());
+    let mut records = moto.drain(&dlq).await;
+    records.sort_by_key(|(body, _, _)| {
+        body["source"]["messageId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    });
+    let summary: Vec<(&str, &str, &str, &str)> = records
+        .iter()
+        .map(|(body, operation, outcome)| {
+            (
+                body["source"]["messageId"].as_str().unwrap(),
+                operation.as_str(),
+                outcome.as_str(),
+                body["error"]["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("bad-json", "unknown", "invalid", "BadInput"),
+            ("typo", "TerminateWorkspaces", "invalid", "InvalidRequest"),
+            ("unknown-op", "unknown", "invalid", "InvalidRequest"),
+        ]
+    );
+    let typo_record = &records[1].0;
+    assert_eq!(typo_record["request"], typo);
+    assert_eq!(
+        typo_record["error"]["message"],
+        "input.TerminateWorkspaceRequests[0].WorkspaceID: is not a known member (expected one of: WorkspaceId)"
+    );
+    assert_eq!(
+        records[0].0["request"],
+        json!("{\"operation\": "),
+        "the raw body is kept"
+    );
+}
+
+#[tokio::test]
+async fn when_the_dead_letter_queue_is_unreachable_the_failed_messages_are_redelivered() {
+    let moto = Moto::start();
+    let ids = moto.workspaces(1);
+    let api = RuntimeApi::start().await.unwrap();
+    let dead = dead_endpoint();
+    let _function = Function::start(
+        &api,
+        &[
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_SQS", &dead),
+            ("DLQ_URL", "http://127.0.0.1:9/123456789012/teardown-dlq"),
+        ],
+    );
+
+    let event = sqs_event(&[
+        ("valid", &ws_request(&ids)),
+        ("bad-1", &json!("nope")),
+        ("bad-2", &json!({"operation": 1})),
+    ]);
+    let response = api.invoke(event, TIMEOUT).await.unwrap();
+
+    assert_eq!(
+        failures(&response),
+        vec!["bad-1", "bad-2"],
+        "none lost; the valid one is done"
+    );
+    assert!(still_present(&moto, &ids).await.is_empty());
+}
+
+#[tokio::test]
+async fn when_workspaces_is_unreachable_the_message_is_redelivered_without_a_record() {
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let api = RuntimeApi::start().await.unwrap();
+    let dead = dead_endpoint();
+    let _function = Function::start(
+        &api,
+        &[
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_WORKSPACES", &dead),
+            ("DLQ_URL", &dlq),
+        ],
+    );
+
+    let event = sqs_event(&[("m-1", &ws_request(&["ws-abcd1234".to_owned()]))]);
+    let response = api.invoke(event, TIMEOUT).await.unwrap();
+
+    assert_eq!(failures(&response), vec!["m-1"]);
+    assert!(
+        moto.drain(&dlq).await.is_empty(),
+        "a transient failure is redelivered, not dead-lettered"
+    );
+}
+
+#[tokio::test]
+async fn eventbridge_and_direct_payloads_reach_mgn_and_service_catalog_with_the_exact_wire_requests()
+ {
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let fake = MockServer::start().await;
+    let server = "s-0123456789abcdefA";
+    Mock::given(method("POST"))
+        .and(path("/TerminateTargetInstances"))
+        .and(body_json(json!({"sourceServerIDs": [server], "tags": {"ticket": "CHG-42"}, "accountID": "123456789012"})))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({
+            "job": {"jobID": "mgnjob-1a2b3c", "type": "TERMINATE", "status": "PENDING", "participatingServers": [{"sourceServerID": server, "launchStatus": "PENDING"}]}
+        })))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/"))
+        .and(header("x-amz-target", "AWS242ServiceCatalogService.TerminateProvisionedProduct"))
+        .and(header("content-type", "application/x-amz-json-1.1"))
+        .and(body_json(json!({"ProvisionedProductId": "pp-sandbox42", "TerminateToken": "given-token-1", "RetainPhysicalResources": false})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "RecordDetail": {"RecordId": "rec-9z8y7x", "Status": "CREATED", "ProvisionedProductId": "pp-sandbox42"}
+        })))
+        .expect(1)
+        .mount(&fake)
+        .await;
+    let api = RuntimeApi::start().await.unwrap();
+    let _function = Function::start(
+        &api,
+        &[
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_MGN", &fake.uri()),
+            ("AWS_ENDPOINT_URL_SERVICE_CATALOG", &fake.uri()),
+            ("DLQ_URL", &dlq),
+        ],
+    );
+
+    let eventbridge = json!({
+        "version": "0", "id": "eb-5e1f", "detail-type": "Teardown Request", "source": "teardown.requests",
+        "account": "123456789012", "time": "2026-11-24T10:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": [server], "tags": {"ticket": "CHG-42"}, "accountID": "123456789012"}}
+    });
+    let report = api.invoke(eventbridge, TIMEOUT).await.unwrap();
+    assert_eq!(report["requests"][0]["outcome"], "terminated");
+    assert_eq!(
+        report["requests"][0]["targets"][0]["jobId"],
+        "mgnjob-1a2b3c"
+    );
+    assert_eq!(report["requests"][0]["source"]["kind"], "eventbridge");
+
+    let direct = json!({"requests": [{"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-sandbox42", "TerminateToken": "given-token-1", "RetainPhysicalResources": false}}]});
+    let report = api.invoke(direct, TIMEOUT).await.unwrap();
+    assert_eq!(report["requests"][0]["outcome"], "terminated");
+    assert_eq!(
+        report["requests"][0]["targets"][0]["recordId"],
+        "rec-9z8y7x"
+    );
+    assert_eq!(
+        report["requests"][0]["targets"][0]["recordStatus"],
+        "CREATED"
+    );
+    assert_eq!(report["requests"][0]["source"]["kind"], "direct");
+
+    fake.verify().await;
+    assert!(moto.drain(&dlq).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_reuses_its_token_and_leaves_no_record() {
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let ids = moto.workspaces(1);
+    let fake = MockServer::start().await;
+    let target = || {
+        Mock::given(method("POST")).and(header(
+            "x-amz-target",
+            "AWS242ServiceCatalogService.TerminateProvisionedProduct",
+        ))
+    };
+    // The first call terminates; after that Service Catalog answers ResourceNotFound.
+    target()
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"RecordDetail": {"RecordId": "rec-1", "Status": "CREATED"}})),
+        )
+        .up_to_n_times(1)
+        .mount(&fake)
+        .await;
+    target()
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"__type": "ResourceNotFoundException", "Message": "Provisioned product not found"})))
+        .mount(&fake)
+        .await;
+    let api = RuntimeApi::start().await.unwrap();
+    let _function = Function::start(
+        &api,
+        &[
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_SERVICE_CATALOG", &fake.uri()),
+            ("DLQ_URL", &dlq),
+        ],
+    );
+    let product = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductName": "sandbox-alice"}});
+    let event = sqs_event(&[("m-1", &product), ("m-2", &ws_request(&ids))]);
+
+    let first = api.invoke(event.clone(), TIMEOUT).await.unwrap();
+    let second = api.invoke(event, TIMEOUT).await.unwrap();
+
+    assert_eq!(failures(&first), Vec::<String>::new());
+    assert_eq!(failures(&second), Vec::<String>::new());
+    assert!(
+        moto.drain(&dlq).await.is_empty(),
+        "the second delivery finds its targets gone: no record"
+    );
+    let received = fake.received_requests().await.unwrap();
+    let tokens: Vec<Value> = received
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["TerminateToken"].clone())
+        .collect();
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(
+        tokens[0], tokens[1],
+        "the same message id gives the same TerminateToken"
+    );
+    assert_eq!(tokens[0].as_str().map(str::len), Some(64));
+}
+
+#[tokio::test]
+async fn an_invalid_setting_stops_the_function_at_start_naming_the_variable() {
+    let api = RuntimeApi::start().await.unwrap();
+    // Lambda reports a runtime that exits during init as Runtime.ExitError, with
+    // what it logged: the log line is what a person reads.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_teardown"))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "teardown")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("MAX_TARGETS", "lots")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let logged =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        logged.contains(r#"setting MAX_TARGETS="lots" is invalid"#),
+        "{logged}"
+    );
+}

@@ -1,0 +1,236 @@
+//! The real parts the end-to-end tests run: a moto server, a Lambda Runtime API,
+//! and the built `teardown` binary between them. Every process is stopped on drop.
+#![allow(dead_code)]
+
+pub mod runtime_api;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use serde_json::Value;
+
+pub use runtime_api::RuntimeApi;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python venv that holds moto (made by `scripts/setup-python`).
+fn venv() -> PathBuf {
+    std::env::var_os("TEARDOWN_EMULATOR_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/emulator"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A loopback address where nothing listens: an unreachable endpoint.
+pub fn dead_endpoint() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let bin = venv().join("bin/moto_server");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `scripts/test`, which installs the pinned moto first",
+            bin.display()
+        );
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto did not start within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// Runs `scripts/moto_seed.py` against this server and returns what it printed.
+    pub fn seed(&self, args: &[&str]) -> Value {
+        let out = Command::new(venv().join("bin/python"))
+            .arg(repo().join("scripts/moto_seed.py"))
+            .args(["--endpoint", &self.endpoint])
+            .args(args)
+            .output()
+            .expect("the seed script runs");
+        assert!(
+            out.status.success(),
+            "seeding failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("the seed script prints JSON")
+    }
+
+    pub fn queue(&self, name: &str) -> String {
+        self.seed(&["queue", name])["queueUrl"]
+            .as_str()
+            .expect("a queue url")
+            .to_owned()
+    }
+
+    pub fn workspaces(&self, count: usize) -> Vec<String> {
+        let made = self.seed(&["workspaces", &count.to_string()]);
+        made["workspaceIds"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))
+            .build();
+        aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    pub fn workspaces_client(&self) -> aws_sdk_workspaces::Client {
+        let config = aws_sdk_workspaces::Config::builder()
+            .behavior_version(aws_sdk_workspaces::config::BehaviorVersion::latest())
+            .region(aws_sdk_workspaces::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_workspaces::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .build();
+        aws_sdk_workspaces::Client::from_conf(config)
+    }
+
+    /// Every message in the queue, bodies parsed, with their `outcome` attribute.
+    pub async fn drain(&self, queue_url: &str) -> Vec<(Value, String, String)> {
+        let sqs = self.sqs();
+        let mut all = Vec::new();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("ReceiveMessage against moto");
+            let messages = got.messages();
+            if messages.is_empty() {
+                return all;
+            }
+            for m in messages {
+                let attr = |name: &str| {
+                    m.message_attributes()
+                        .and_then(|a| a.get(name))
+                        .and_then(|v| v.string_value())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let body =
+                    serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
+                all.push((body, attr("operation"), attr("outcome")));
+                if let Some(handle) = m.receipt_handle() {
+                    let _ = sqs
+                        .delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The built binary, running as Lambda runs it: a custom runtime polling `api`.
+pub struct Function {
+    child: Child,
+}
+
+impl Function {
+    pub fn start(api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_teardown"));
+        command
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "teardown")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_LAMBDA_LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("TEARDOWN_E2E_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Function {
+            child: command.spawn().expect("the teardown binary starts"),
+        }
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn sqs_event(records: &[(&str, &Value)]) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id,
+                "receiptHandle": "AQEB-handle",
+                "body": match body { Value::String(s) => s.clone(), other => other.to_string() },
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000", "SenderId": "123456789012", "ApproximateFirstReceiveTimestamp": "1764000000001"},
+                "messageAttributes": {},
+                "md5OfBody": "0",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:teardown-requests",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
