@@ -306,3 +306,96 @@ fn tokens_follow_the_delivery_not_the_attempt() {
     );
     assert_ne!(direct(r#"{"a":1}"#), direct(r#"{"a":2}"#));
 }
+
+/// Every sample in `events/` decodes, and validates, to the requests it is meant to carry.
+#[test]
+fn every_sample_event_decodes_to_its_requests() {
+    use crate::request::{Limits, validate};
+    // file → (is it an SQS event, each item's operation or the field its error names)
+    let expected: &[(&str, bool, &[&str])] = &[
+        (
+            "direct-requests.json",
+            false,
+            &["TerminateWorkspaces", "TerminateProvisionedProduct"],
+        ),
+        (
+            "eventbridge-custom.json",
+            false,
+            &["TerminateTargetInstances", "TerminateWorkspaces"],
+        ),
+        (
+            "schedule-constant-input.json",
+            false,
+            &["TerminateWorkspaces"],
+        ),
+        (
+            "sqs-eventbridge-wrapped.json",
+            true,
+            &["TerminateProvisionedProduct"],
+        ),
+        (
+            "sqs-mixed-batch.json",
+            true,
+            &[
+                "TerminateWorkspaces",
+                "error:Records[1].body",
+                "error:operation",
+                "error:input.TerminateWorkspaceRequests[0].WorkspaceID",
+            ],
+        ),
+        ("sqs-sns-wrapped.json", true, &["TerminateWorkspaces"]),
+        (
+            "sqs-terminate-provisioned-product.json",
+            true,
+            &["TerminateProvisionedProduct"],
+        ),
+        (
+            "sqs-terminate-target-instances.json",
+            true,
+            &["TerminateTargetInstances"],
+        ),
+        (
+            "sqs-terminate-workspaces.json",
+            true,
+            &["TerminateWorkspaces", "TerminateWorkspaces"],
+        ),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        expected
+            .iter()
+            .map(|(f, _, _)| f.to_string())
+            .collect::<Vec<_>>(),
+        "every sample is checked"
+    );
+
+    for (file, is_sqs, wanted) in expected {
+        let payload: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        let (items, sqs) = match decode(payload, "req-1") {
+            Decoded::Sqs(items) => (items, true),
+            Decoded::Other(items) => (items, false),
+        };
+        assert_eq!(sqs, *is_sqs, "{file}");
+        let got: Vec<String> = items
+            .iter()
+            .map(|item| {
+                match item
+                    .decoded
+                    .clone()
+                    .and_then(|v| validate(&v, Limits::default()))
+                {
+                    Ok(request) => request.operation().to_string(),
+                    Err(e) => format!("error:{}", e.field),
+                }
+            })
+            .collect();
+        assert_eq!(got, *wanted, "{file}");
+    }
+}

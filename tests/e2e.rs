@@ -12,6 +12,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+fn bin() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_teardown"))
+}
+
 fn ws_request(ids: &[String]) -> Value {
     json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": ids.iter().map(|i| json!({"WorkspaceId": i})).collect::<Vec<_>>()}})
 }
@@ -56,6 +60,7 @@ async fn an_sqs_batch_of_workspaces_requests_terminates_them_in_moto() {
     let ids = moto.workspaces(4);
     let api = RuntimeApi::start().await.unwrap();
     let _function = Function::start(
+        bin(),
         &api,
         &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)],
     );
@@ -83,6 +88,7 @@ async fn a_mixed_batch_leaves_exactly_the_expected_records_in_the_dead_letter_qu
     let ids = moto.workspaces(1);
     let api = RuntimeApi::start().await.unwrap();
     let _function = Function::start(
+        bin(),
         &api,
         &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)],
     );
@@ -147,6 +153,7 @@ async fn when_the_dead_letter_queue_is_unreachable_the_failed_messages_are_redel
     let api = RuntimeApi::start().await.unwrap();
     let dead = dead_endpoint();
     let _function = Function::start(
+        bin(),
         &api,
         &[
             ("AWS_ENDPOINT_URL", &moto.endpoint),
@@ -177,6 +184,7 @@ async fn when_workspaces_is_unreachable_the_message_is_redelivered_without_a_rec
     let api = RuntimeApi::start().await.unwrap();
     let dead = dead_endpoint();
     let _function = Function::start(
+        bin(),
         &api,
         &[
             ("AWS_ENDPOINT_URL", &moto.endpoint),
@@ -224,6 +232,7 @@ async fn eventbridge_and_direct_payloads_reach_mgn_and_service_catalog_with_the_
         .await;
     let api = RuntimeApi::start().await.unwrap();
     let _function = Function::start(
+        bin(),
         &api,
         &[
             ("AWS_ENDPOINT_URL", &moto.endpoint),
@@ -290,6 +299,7 @@ async fn a_message_delivered_twice_reuses_its_token_and_leaves_no_record() {
         .await;
     let api = RuntimeApi::start().await.unwrap();
     let _function = Function::start(
+        bin(),
         &api,
         &[
             ("AWS_ENDPOINT_URL", &moto.endpoint),

@@ -181,8 +181,8 @@ pub struct Function {
 }
 
 impl Function {
-    pub fn start(api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_teardown"));
+    pub fn start(bin: &std::path::Path, api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
+        let mut command = Command::new(bin);
         command
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())

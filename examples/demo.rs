@@ -1,0 +1,188 @@
+//! The local demo: the release binary under a local Lambda Runtime API, against
+//! moto (SQS, WorkSpaces) and a stand-in for MGN and Service Catalog, fed the
+//! samples in `events/`. Run it with `scripts/demo`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Function, Moto, RuntimeApi};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const EVENTS: &[&str] = &[
+    "sqs-terminate-workspaces.json",
+    "sqs-terminate-target-instances.json",
+    "sqs-terminate-provisioned-product.json",
+    "sqs-mixed-batch.json",
+    "sqs-sns-wrapped.json",
+    "sqs-eventbridge-wrapped.json",
+    "eventbridge-custom.json",
+    "schedule-constant-input.json",
+    "direct-requests.json",
+];
+
+#[tokio::main]
+async fn main() {
+    let bin = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/release/teardown"));
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+
+    println!("Starting moto (SQS, WorkSpaces) and a stand-in for MGN and Service Catalog …");
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let ids = moto.workspaces(5);
+    let stand_in = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/TerminateTargetInstances"))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"job": {"jobID": "mgnjob-demo1", "type": "TERMINATE", "status": "PENDING", "participatingServers": []}})))
+        .mount(&stand_in)
+        .await;
+    Mock::given(method("POST"))
+        .and(header(
+            "x-amz-target",
+            "AWS242ServiceCatalogService.TerminateProvisionedProduct",
+        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"RecordDetail": {"RecordId": "rec-demo1", "Status": "CREATED"}}),
+            ),
+        )
+        .mount(&stand_in)
+        .await;
+
+    let api = RuntimeApi::start()
+        .await
+        .expect("a loopback port for the Runtime API");
+    let _function = Function::start(
+        &bin,
+        &api,
+        &[
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_MGN", &stand_in.uri()),
+            ("AWS_ENDPOINT_URL_SERVICE_CATALOG", &stand_in.uri()),
+            ("DLQ_URL", &dlq),
+        ],
+    );
+    println!("WorkSpaces in moto: {}", ids.join(", "));
+    println!("Samples name ws-demo0001…ws-demo0005; the demo swaps in these ids.\n");
+
+    for name in EVENTS {
+        let mut text =
+            std::fs::read_to_string(repo.join("events").join(name)).expect("the sample exists");
+        for (i, id) in ids.iter().enumerate() {
+            text = text.replace(&format!("ws-demo000{}", i + 1), id);
+        }
+        let event: Value = serde_json::from_str(&text).expect("the sample is JSON");
+        let before = live(&moto, &ids).await;
+        let answer = api.invoke(event, Duration::from_secs(60)).await;
+        let after = live(&moto, &ids).await;
+        println!("── {name}");
+        match answer {
+            Ok(response) if response.get("batchItemFailures").is_some() => {
+                let failed: Vec<&str> = response["batchItemFailures"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f["itemIdentifier"].as_str())
+                    .collect();
+                println!(
+                    "   SQS batch: redeliver {}",
+                    if failed.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        failed.join(", ")
+                    }
+                );
+            }
+            Ok(report) => {
+                for request in report["requests"].as_array().into_iter().flatten() {
+                    let targets: Vec<String> = request["targets"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|t| {
+                            let extra = t["jobId"]
+                                .as_str()
+                                .or(t["recordId"].as_str())
+                                .map(|x| format!(" ({x})"))
+                                .unwrap_or_default();
+                            format!(
+                                "{} {}{extra}",
+                                t["id"].as_str().unwrap_or("?"),
+                                t["outcome"].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "   {:<28} {:<10} {}",
+                        request["operation"].as_str().unwrap_or("-"),
+                        request["outcome"].as_str().unwrap_or("?"),
+                        if targets.is_empty() {
+                            request["error"]["message"]
+                                .as_str()
+                                .unwrap_or("")
+                                .to_owned()
+                        } else {
+                            targets.join(", ")
+                        }
+                    );
+                }
+            }
+            Err(error) => println!("   invocation failed: {error}"),
+        }
+        let gone: Vec<&String> = before.iter().filter(|id| !after.contains(id)).collect();
+        if !gone.is_empty() {
+            println!(
+                "   terminated in moto: {}",
+                gone.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+
+    println!("\n── dead-letter queue");
+    for (record, operation, outcome) in moto.drain(&dlq).await {
+        println!(
+            "   {:<22} {:<20} {:<9} {}: {}",
+            record["source"]["messageId"]
+                .as_str()
+                .or(record["source"]["requestId"].as_str())
+                .unwrap_or("-"),
+            operation,
+            outcome,
+            record["error"]["code"].as_str().unwrap_or(""),
+            record["error"]["message"].as_str().unwrap_or("")
+        );
+    }
+    println!(
+        "\n── WorkSpaces still running in moto: {}",
+        live(&moto, &ids).await.join(", ")
+    );
+}
+
+async fn live(moto: &Moto, ids: &[String]) -> Vec<String> {
+    use aws_sdk_workspaces::types::WorkspaceState::{Terminated, Terminating};
+    let Ok(found) = moto
+        .workspaces_client()
+        .describe_workspaces()
+        .set_workspace_ids(Some(ids.to_vec()))
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    found
+        .workspaces()
+        .iter()
+        .filter(|w| !matches!(w.state(), Some(Terminated | Terminating)))
+        .filter_map(|w| w.workspace_id().map(str::to_owned))
+        .collect()
+}
