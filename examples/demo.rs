@@ -27,10 +27,7 @@ const EVENTS: &[&str] = &[
 
 #[tokio::main]
 async fn main() {
-    let bin = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/release/teardown"));
+    let bin = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/release/teardown"));
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
 
     println!("Starting moto (SQS, WorkSpaces) and a stand-in for MGN and Service Catalog …");
@@ -38,27 +35,37 @@ async fn main() {
     let dlq = moto.queue("teardown-dlq");
     let ids = moto.workspaces(5);
     let stand_in = MockServer::start().await;
+    // The stand-in knows every source server as launched and every product as AVAILABLE.
+    Mock::given(method("POST"))
+        .and(path("/DescribeSourceServers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [
+            {"sourceServerID": "s-0123456789abcdefA", "lifeCycle": {"state": "READY_FOR_CUTOVER"}, "launchedInstance": {"ec2InstanceID": "i-0demo0000000000a"}, "tags": {}},
+            {"sourceServerID": "s-0123456789abcdefB", "lifeCycle": {"state": "READY_FOR_CUTOVER"}, "launchedInstance": {"ec2InstanceID": "i-0demo0000000000b"}, "tags": {}}
+        ]})))
+        .mount(&stand_in)
+        .await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "AWS242ServiceCatalogService.SearchProvisionedProducts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ProvisionedProducts": [
+            {"Id": "pp-sandbox42", "Name": "sandbox42", "Status": "AVAILABLE", "Tags": []}
+        ]})))
+        .mount(&stand_in)
+        .await;
     Mock::given(method("POST"))
         .and(path("/TerminateTargetInstances"))
         .respond_with(ResponseTemplate::new(202).set_body_json(json!({"job": {"jobID": "mgnjob-demo1", "type": "TERMINATE", "status": "PENDING", "participatingServers": []}})))
         .mount(&stand_in)
         .await;
     Mock::given(method("POST"))
-        .and(header(
-            "x-amz-target",
-            "AWS242ServiceCatalogService.TerminateProvisionedProduct",
-        ))
+        .and(header("x-amz-target", "AWS242ServiceCatalogService.TerminateProvisionedProduct"))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(
-                json!({"RecordDetail": {"RecordId": "rec-demo1", "Status": "CREATED"}}),
-            ),
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"RecordDetail": {"RecordId": "rec-demo1", "Status": "CREATED"}})),
         )
         .mount(&stand_in)
         .await;
 
-    let api = RuntimeApi::start()
-        .await
-        .expect("a loopback port for the Runtime API");
+    let api = RuntimeApi::start().await.expect("a loopback port for the Runtime API");
     let _function = Function::start(
         &bin,
         &api,
@@ -73,8 +80,7 @@ async fn main() {
     println!("Samples name ws-demo0001…ws-demo0005; the demo swaps in these ids.\n");
 
     for name in EVENTS {
-        let mut text =
-            std::fs::read_to_string(repo.join("events").join(name)).expect("the sample exists");
+        let mut text = std::fs::read_to_string(repo.join("events").join(name)).expect("the sample exists");
         for (i, id) in ids.iter().enumerate() {
             text = text.replace(&format!("ws-demo000{}", i + 1), id);
         }
@@ -93,11 +99,7 @@ async fn main() {
                     .collect();
                 println!(
                     "   SQS batch: redeliver {}",
-                    if failed.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        failed.join(", ")
-                    }
+                    if failed.is_empty() { "nothing".to_owned() } else { failed.join(", ") }
                 );
             }
             Ok(report) => {
@@ -124,10 +126,7 @@ async fn main() {
                         request["operation"].as_str().unwrap_or("-"),
                         request["outcome"].as_str().unwrap_or("?"),
                         if targets.is_empty() {
-                            request["error"]["message"]
-                                .as_str()
-                                .unwrap_or("")
-                                .to_owned()
+                            request["error"]["message"].as_str().unwrap_or("").to_owned()
                         } else {
                             targets.join(", ")
                         }
@@ -138,13 +137,7 @@ async fn main() {
         }
         let gone: Vec<&String> = before.iter().filter(|id| !after.contains(id)).collect();
         if !gone.is_empty() {
-            println!(
-                "   terminated in moto: {}",
-                gone.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            println!("   terminated in moto: {}", gone.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
         }
     }
 
@@ -152,30 +145,19 @@ async fn main() {
     for (record, operation, outcome) in moto.drain(&dlq).await {
         println!(
             "   {:<22} {:<20} {:<9} {}: {}",
-            record["source"]["messageId"]
-                .as_str()
-                .or(record["source"]["requestId"].as_str())
-                .unwrap_or("-"),
+            record["source"]["messageId"].as_str().or(record["source"]["requestId"].as_str()).unwrap_or("-"),
             operation,
             outcome,
             record["error"]["code"].as_str().unwrap_or(""),
             record["error"]["message"].as_str().unwrap_or("")
         );
     }
-    println!(
-        "\n── WorkSpaces still running in moto: {}",
-        live(&moto, &ids).await.join(", ")
-    );
+    println!("\n── WorkSpaces still running in moto: {}", live(&moto, &ids).await.join(", "));
 }
 
 async fn live(moto: &Moto, ids: &[String]) -> Vec<String> {
     use aws_sdk_workspaces::types::WorkspaceState::{Terminated, Terminating};
-    let Ok(found) = moto
-        .workspaces_client()
-        .describe_workspaces()
-        .set_workspace_ids(Some(ids.to_vec()))
-        .send()
-        .await
+    let Ok(found) = moto.workspaces_client().describe_workspaces().set_workspace_ids(Some(ids.to_vec())).send().await
     else {
         return Vec::new();
     };

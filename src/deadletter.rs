@@ -94,26 +94,13 @@ impl DeadLetterQueue {
             tracing::error!(dead_letter = %body, "DLQ_URL is not set: the dead-letter record is only logged");
             return Ok(());
         };
-        let operation = record
-            .operation
-            .clone()
-            .unwrap_or_else(|| "unknown".to_owned());
-        let attribute = |value: String| {
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-        };
-        let (operation, outcome) = match (
-            attribute(operation),
-            attribute(record.outcome.as_str().to_owned()),
-        ) {
+        let operation = record.operation.clone().unwrap_or_else(|| "unknown".to_owned());
+        let attribute =
+            |value: String| MessageAttributeValue::builder().data_type("String").string_value(value).build();
+        let (operation, outcome) = match (attribute(operation), attribute(record.outcome.as_str().to_owned())) {
             (Ok(op), Ok(out)) => (op, out),
             (Err(e), _) | (_, Err(e)) => {
-                return Err(PublishError {
-                    code: "ConstructionFailure".into(),
-                    message: e.to_string(),
-                });
+                return Err(PublishError { code: "ConstructionFailure".into(), message: e.to_string() });
             }
         };
         self.client
@@ -127,10 +114,7 @@ impl DeadLetterQueue {
             .map(|_| ())
             .map_err(|e| {
                 let (_, failure) = classify(&e);
-                PublishError {
-                    code: failure.code,
-                    message: failure.message,
-                }
+                PublishError { code: failure.code, message: failure.message }
             })
     }
 }

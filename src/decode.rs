@@ -16,37 +16,19 @@ use crate::request::{kind, quote};
 /// Where a request came from: reported, and written to the dead-letter record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Origin {
-    Sqs {
-        message_id: Option<String>,
-        event_source_arn: Option<String>,
-        receive_count: Option<u64>,
-    },
-    EventBridge {
-        id: Option<String>,
-        detail_type: String,
-        source: String,
-    },
-    Direct {
-        request_id: String,
-    },
+    Sqs { message_id: Option<String>, event_source_arn: Option<String>, receive_count: Option<u64> },
+    EventBridge { id: Option<String>, detail_type: String, source: String },
+    Direct { request_id: String },
 }
 
 impl Origin {
     /// The `source` member of the dead-letter record (contract §4).
     pub fn to_json(&self) -> Value {
         match self {
-            Origin::Sqs {
-                message_id,
-                event_source_arn,
-                receive_count,
-            } => json!({
+            Origin::Sqs { message_id, event_source_arn, receive_count } => json!({
                 "kind": "sqs", "messageId": message_id, "eventSourceArn": event_source_arn, "receiveCount": receive_count,
             }),
-            Origin::EventBridge {
-                id,
-                detail_type,
-                source,
-            } => json!({
+            Origin::EventBridge { id, detail_type, source } => json!({
                 "kind": "eventbridge", "id": id, "detailType": detail_type, "source": source,
             }),
             Origin::Direct { request_id } => json!({ "kind": "direct", "requestId": request_id }),
@@ -77,20 +59,23 @@ pub struct Item {
 impl Item {
     fn failed(origin: Origin, raw: Value, error: ValidationError) -> Item {
         let token_seed = format!("content:{}", canonical(&raw));
-        Item {
-            origin,
-            raw,
-            decoded: Err(error),
-            token_seed,
-        }
+        Item { origin, raw, decoded: Err(error), token_seed }
     }
 
     /// A Service Catalog `TerminateToken`: 64 hex characters of SHA-256 of the seed,
     /// which fits the API's `^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`.
     pub fn idempotency_token(&self) -> String {
-        let digest = Sha256::digest(self.token_seed.as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        hex_sha256(&self.token_seed)
     }
+
+    /// The token for one of several targets found under the same delivery.
+    pub fn idempotency_token_for(&self, target: &str) -> String {
+        hex_sha256(&format!("{}#{target}", self.token_seed))
+    }
+}
+
+fn hex_sha256(seed: &str) -> String {
+    Sha256::digest(seed.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What an invocation payload turned out to be.
@@ -103,17 +88,12 @@ pub enum Decoded {
 }
 
 pub fn decode(payload: Value, request_id: &str) -> Decoded {
-    let direct = || Origin::Direct {
-        request_id: request_id.to_owned(),
-    };
+    let direct = || Origin::Direct { request_id: request_id.to_owned() };
     let Some(map) = payload.as_object() else {
         let error = ValidationError::with_code(
             "BadInput",
             "payload",
-            format!(
-                "must be a JSON object (an SQS or EventBridge event, or a request), not {}",
-                kind(&payload)
-            ),
+            format!("must be a JSON object (an SQS or EventBridge event, or a request), not {}", kind(&payload)),
         );
         return Decoded::Other(vec![Item::failed(direct(), payload, error)]);
     };
@@ -142,11 +122,7 @@ pub fn decode(payload: Value, request_id: &str) -> Decoded {
             Err(e) => Decoded::Other(vec![Item::failed(
                 direct(),
                 payload,
-                ValidationError::with_code(
-                    "BadInput",
-                    "payload",
-                    format!("is not a valid EventBridge event: {e}"),
-                ),
+                ValidationError::with_code("BadInput", "payload", format!("is not a valid EventBridge event: {e}")),
             )]),
         };
     }
@@ -159,21 +135,11 @@ pub fn decode(payload: Value, request_id: &str) -> Decoded {
 /// so two different requests in one event never share a token.
 fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Item> {
     let list = match value {
-        Value::Object(mut map) if map.len() == 1 && map.contains_key("requests") => {
-            map.remove("requests")
-        }
+        Value::Object(mut map) if map.len() == 1 && map.contains_key("requests") => map.remove("requests"),
         other => {
-            let token_seed = if seed.starts_with("direct:") {
-                format!("content:{}", canonical(&other))
-            } else {
-                seed.to_owned()
-            };
-            return vec![Item {
-                origin,
-                raw: other.clone(),
-                decoded: Ok(other),
-                token_seed,
-            }];
+            let token_seed =
+                if seed.starts_with("direct:") { format!("content:{}", canonical(&other)) } else { seed.to_owned() };
+            return vec![Item { origin, raw: other.clone(), decoded: Ok(other), token_seed }];
         }
     };
     let field = format!("{path}.requests");
@@ -187,12 +153,7 @@ fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Item> {
                 } else {
                     format!("{seed}#{i}")
                 };
-                Item {
-                    origin: origin.clone(),
-                    raw: request.clone(),
-                    decoded: Ok(request),
-                    token_seed,
-                }
+                Item { origin: origin.clone(), raw: request.clone(), decoded: Ok(request), token_seed }
             })
             .collect(),
         Some(Value::Array(list)) => {
@@ -216,11 +177,7 @@ fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Item> {
 
 fn sqs_records(records: &Value) -> Result<Vec<Item>, ValidationError> {
     let list = records.as_array().ok_or_else(|| {
-        ValidationError::with_code(
-            "BadInput",
-            "Records",
-            format!("must be a list, not {}", kind(records)),
-        )
+        ValidationError::with_code("BadInput", "Records", format!("must be a list, not {}", kind(records)))
     })?;
     // Records from another service (S3, DynamoDB…) share the `Records` shape;
     // they are not requests, and treating them as SQS would hide the mistake.
@@ -235,42 +192,24 @@ fn sqs_records(records: &Value) -> Result<Vec<Item>, ValidationError> {
             ));
         }
     }
-    Ok(list
-        .iter()
-        .enumerate()
-        .map(|(i, record)| sqs_record(i, record))
-        .collect())
+    Ok(list.iter().enumerate().map(|(i, record)| sqs_record(i, record)).collect())
 }
 
 fn sqs_record(index: usize, record: &Value) -> Item {
     let path = format!("Records[{index}]");
-    let message_id = record
-        .get("messageId")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let message_id = record.get("messageId").and_then(Value::as_str).map(str::to_owned);
     let message = match serde_json::from_value::<SqsMessage>(record.clone()) {
         Ok(message) => message,
         Err(e) => {
-            let origin = Origin::Sqs {
-                message_id,
-                event_source_arn: None,
-                receive_count: None,
-            };
-            let error = ValidationError::with_code(
-                "BadInput",
-                path,
-                format!("is not a valid SQS record: {e}"),
-            );
+            let origin = Origin::Sqs { message_id, event_source_arn: None, receive_count: None };
+            let error = ValidationError::with_code("BadInput", path, format!("is not a valid SQS record: {e}"));
             return Item::failed(origin, record.clone(), error);
         }
     };
     let origin = Origin::Sqs {
         message_id: message.message_id.clone(),
         event_source_arn: message.event_source_arn.clone(),
-        receive_count: message
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|n| n.parse().ok()),
+        receive_count: message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()),
     };
     let Some(body) = message.body else {
         return Item::failed(
@@ -286,11 +225,8 @@ fn sqs_record(index: usize, record: &Value) -> Item {
     let parsed: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
         Err(e) => {
-            let error = ValidationError::with_code(
-                "BadInput",
-                format!("{path}.body"),
-                format!("is not valid JSON: {e}"),
-            );
+            let error =
+                ValidationError::with_code("BadInput", format!("{path}.body"), format!("is not valid JSON: {e}"));
             return Item::failed(origin, Value::String(body), error);
         }
     };
@@ -301,11 +237,7 @@ fn sqs_record(index: usize, record: &Value) -> Item {
 /// notification whose `Message` is either of those.
 fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allowed: bool) -> Item {
     let bad = |origin: Origin, raw: Value, field: String, message: String| {
-        Item::failed(
-            origin,
-            raw,
-            ValidationError::with_code("BadInput", field, message),
-        )
+        Item::failed(origin, raw, ValidationError::with_code("BadInput", field, message))
     };
     if sns_allowed && body.get("Type").and_then(Value::as_str) == Some("Notification") {
         return match serde_json::from_value::<SnsMessage>(body.clone()) {
@@ -318,44 +250,20 @@ fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allo
                     format!("is not valid JSON: {e}"),
                 ),
             },
-            Err(e) => bad(
-                origin,
-                body,
-                path,
-                format!("is not a valid SNS notification: {e}"),
-            ),
+            Err(e) => bad(origin, body, path, format!("is not a valid SNS notification: {e}")),
         };
     }
     if body.get("detail-type").is_some() {
         return match serde_json::from_value::<EventBridgeEvent<Value>>(body.clone()) {
             Ok(event) => {
-                let seed = event
-                    .id
-                    .as_ref()
-                    .map(|id| format!("eventbridge:{id}"))
-                    .unwrap_or(seed);
+                let seed = event.id.as_ref().map(|id| format!("eventbridge:{id}")).unwrap_or(seed);
                 let detail = event.detail;
-                Item {
-                    origin,
-                    raw: detail.clone(),
-                    decoded: Ok(detail),
-                    token_seed: seed,
-                }
+                Item { origin, raw: detail.clone(), decoded: Ok(detail), token_seed: seed }
             }
-            Err(e) => bad(
-                origin,
-                body,
-                path,
-                format!("is not a valid EventBridge event: {e}"),
-            ),
+            Err(e) => bad(origin, body, path, format!("is not a valid EventBridge event: {e}")),
         };
     }
-    Item {
-        origin,
-        raw: body.clone(),
-        decoded: Ok(body),
-        token_seed: seed,
-    }
+    Item { origin, raw: body.clone(), decoded: Ok(body), token_seed: seed }
 }
 
 /// JSON with object keys sorted at every depth, so equal content hashes equally
@@ -366,12 +274,7 @@ pub fn canonical(value: &Value) -> String {
             Value::Object(map) => {
                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(b.0));
-                Value::Object(
-                    entries
-                        .into_iter()
-                        .map(|(k, v)| (k.clone(), sorted(v)))
-                        .collect::<Map<_, _>>(),
-                )
+                Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect::<Map<_, _>>())
             }
             Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
             other => other.clone(),

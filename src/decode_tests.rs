@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const WS_REQUEST: &str = r#"{"operation":"TerminateWorkspaces","input":{"TerminateWorkspaceRequests":[{"WorkspaceId":"ws-abcd1234"}]}}"#;
+const WS_REQUEST: &str =
+    r#"{"operation":"TerminateWorkspaces","input":{"TerminateWorkspaceRequests":[{"WorkspaceId":"ws-abcd1234"}]}}"#;
 
 /// A record as `sam local generate-event sqs receive-message` prints it.
 fn sqs_record(message_id: &str, body: &str) -> Value {
@@ -79,10 +80,7 @@ fn other_items(payload: Value) -> Vec<Item> {
 }
 
 fn error_of(item: &Item) -> &ValidationError {
-    item.decoded
-        .as_ref()
-        .err()
-        .unwrap_or_else(|| panic!("decoded: {item:?}"))
+    item.decoded.as_ref().err().unwrap_or_else(|| panic!("decoded: {item:?}"))
 }
 
 #[test]
@@ -113,11 +111,7 @@ fn one_bad_body_fails_only_its_own_record() {
     let e = error_of(&items[1]);
     assert_eq!(e.field, "Records[1].body");
     assert!(e.message.starts_with("is not valid JSON"), "{e}");
-    assert_eq!(
-        items[1].raw,
-        json!("{not json"),
-        "the raw body is kept for the dead-letter record"
-    );
+    assert_eq!(items[1].raw, json!("{not json"), "the raw body is kept for the dead-letter record");
     assert_eq!(items[1].origin.message_id(), Some("m-2"));
 }
 
@@ -131,16 +125,8 @@ fn a_record_without_body_or_with_a_wrong_type_is_a_bad_input_naming_the_record()
     assert_eq!(error_of(&items[0]).field, "Records[0].body");
     assert_eq!(error_of(&items[0]).message, "is missing");
     assert_eq!(error_of(&items[1]).field, "Records[1]");
-    assert!(
-        error_of(&items[1])
-            .message
-            .contains("not a valid SQS record")
-    );
-    assert_eq!(
-        items[1].origin.message_id(),
-        Some("m-2"),
-        "the id is kept so the record can be named"
-    );
+    assert!(error_of(&items[1]).message.contains("not a valid SQS record"));
+    assert_eq!(items[1].origin.message_id(), Some("m-2"), "the id is kept so the record can be named");
 }
 
 #[test]
@@ -148,19 +134,12 @@ fn sns_and_eventbridge_wrapped_bodies_are_unwrapped() {
     let in_sns = sns_notification(WS_REQUEST);
     let eb = eventbridge("eb-7", request()).to_string();
     let eb_in_sns = sns_notification(&eb);
-    let items = sqs_items(sqs(vec![
-        sqs_record("m-1", &in_sns),
-        sqs_record("m-2", &eb),
-        sqs_record("m-3", &eb_in_sns),
-    ]));
+    let items = sqs_items(sqs(vec![sqs_record("m-1", &in_sns), sqs_record("m-2", &eb), sqs_record("m-3", &eb_in_sns)]));
     for item in &items {
         assert_eq!(item.decoded, Ok(request()), "{item:?}");
     }
     assert_eq!(items[0].token_seed, "sqs:m-1");
-    assert_eq!(
-        items[1].token_seed, "eventbridge:eb-7",
-        "the event id survives redelivery through a new message"
-    );
+    assert_eq!(items[1].token_seed, "eventbridge:eb-7", "the event id survives redelivery through a new message");
     assert_eq!(items[2].token_seed, "eventbridge:eb-7");
 }
 
@@ -177,16 +156,8 @@ fn broken_wrappers_name_the_broken_part() {
     ]));
     assert_eq!(error_of(&items[0]).field, "Records[0].body.Message");
     assert_eq!(error_of(&items[1]).field, "Records[1].body");
-    assert!(
-        error_of(&items[1])
-            .message
-            .contains("not a valid SNS notification")
-    );
-    assert!(
-        error_of(&items[2])
-            .message
-            .contains("not a valid EventBridge event")
-    );
+    assert!(error_of(&items[1]).message.contains("not a valid SNS notification"));
+    assert!(error_of(&items[2]).message.contains("not a valid EventBridge event"));
 }
 
 #[test]
@@ -203,10 +174,7 @@ fn an_eventbridge_event_carries_one_request_or_a_list() {
         }
     );
 
-    let items = other_items(eventbridge(
-        "eb-2",
-        json!({"requests": [request(), request()]}),
-    ));
+    let items = other_items(eventbridge("eb-2", json!({"requests": [request(), request()]})));
     assert_eq!(items.len(), 2);
     assert_eq!(
         (items[0].token_seed.as_str(), items[1].token_seed.as_str()),
@@ -233,30 +201,16 @@ fn a_scheduled_event_is_an_eventbridge_event() {
         "detail": {}
     });
     let items = other_items(scheduled);
-    assert_eq!(
-        items[0].decoded,
-        Ok(json!({})),
-        "an empty detail is decoded, then refused by validation"
-    );
-    assert!(
-        matches!(&items[0].origin, Origin::EventBridge { detail_type, .. } if detail_type == "Scheduled Event")
-    );
+    assert_eq!(items[0].decoded, Ok(json!({})), "an empty detail is decoded, then refused by validation");
+    assert!(matches!(&items[0].origin, Origin::EventBridge { detail_type, .. } if detail_type == "Scheduled Event"));
 }
 
 #[test]
 fn a_direct_payload_is_one_request_or_a_list() {
     let items = other_items(request());
     assert_eq!(items.len(), 1);
-    assert_eq!(
-        items[0].origin,
-        Origin::Direct {
-            request_id: "req-1".into()
-        }
-    );
-    assert_eq!(
-        items[0].origin.to_json(),
-        json!({"kind": "direct", "requestId": "req-1"})
-    );
+    assert_eq!(items[0].origin, Origin::Direct { request_id: "req-1".into() });
+    assert_eq!(items[0].origin.to_json(), json!({"kind": "direct", "requestId": "req-1"}));
 
     let items = other_items(json!({"requests": [request(), {"operation": "x"}]}));
     assert_eq!(items.len(), 2);
@@ -284,26 +238,14 @@ fn anything_else_is_a_bad_input_that_keeps_the_raw_payload() {
 fn tokens_follow_the_delivery_not_the_attempt() {
     let token = |payload: Value| sqs_items(payload)[0].idempotency_token();
     let a = token(sqs(vec![sqs_record("m-1", WS_REQUEST)]));
-    assert_eq!(
-        a,
-        token(sqs(vec![sqs_record("m-1", WS_REQUEST)])),
-        "a redelivery reuses the token"
-    );
-    assert_ne!(
-        a,
-        token(sqs(vec![sqs_record("m-2", WS_REQUEST)])),
-        "another message gets another token"
-    );
+    assert_eq!(a, token(sqs(vec![sqs_record("m-1", WS_REQUEST)])), "a redelivery reuses the token");
+    assert_ne!(a, token(sqs(vec![sqs_record("m-2", WS_REQUEST)])), "another message gets another token");
     assert_eq!(a.len(), 64);
     assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
 
     // Direct payloads have no delivery id: the content decides, whatever its key order.
-    let direct =
-        |text: &str| other_items(serde_json::from_str(text).unwrap())[0].idempotency_token();
-    assert_eq!(
-        direct(r#"{"a":1,"b":{"c":2,"d":3}}"#),
-        direct(r#"{"b":{"d":3,"c":2},"a":1}"#)
-    );
+    let direct = |text: &str| other_items(serde_json::from_str(text).unwrap())[0].idempotency_token();
+    assert_eq!(direct(r#"{"a":1,"b":{"c":2,"d":3}}"#), direct(r#"{"b":{"d":3,"c":2},"a":1}"#));
     assert_ne!(direct(r#"{"a":1}"#), direct(r#"{"a":2}"#));
 }
 
@@ -313,26 +255,10 @@ fn every_sample_event_decodes_to_its_requests() {
     use crate::request::{Limits, validate};
     // file → (is it an SQS event, each item's operation or the field its error names)
     let expected: &[(&str, bool, &[&str])] = &[
-        (
-            "direct-requests.json",
-            false,
-            &["TerminateWorkspaces", "TerminateProvisionedProduct"],
-        ),
-        (
-            "eventbridge-custom.json",
-            false,
-            &["TerminateTargetInstances", "TerminateWorkspaces"],
-        ),
-        (
-            "schedule-constant-input.json",
-            false,
-            &["TerminateWorkspaces"],
-        ),
-        (
-            "sqs-eventbridge-wrapped.json",
-            true,
-            &["TerminateProvisionedProduct"],
-        ),
+        ("direct-requests.json", false, &["TerminateWorkspaces", "TerminateProvisionedProduct"]),
+        ("eventbridge-custom.json", false, &["TerminateTargetInstances", "TerminateWorkspaces"]),
+        ("schedule-constant-input.json", false, &["TerminateWorkspaces"]),
+        ("sqs-eventbridge-wrapped.json", true, &["TerminateProvisionedProduct"]),
         (
             "sqs-mixed-batch.json",
             true,
@@ -344,40 +270,18 @@ fn every_sample_event_decodes_to_its_requests() {
             ],
         ),
         ("sqs-sns-wrapped.json", true, &["TerminateWorkspaces"]),
-        (
-            "sqs-terminate-provisioned-product.json",
-            true,
-            &["TerminateProvisionedProduct"],
-        ),
-        (
-            "sqs-terminate-target-instances.json",
-            true,
-            &["TerminateTargetInstances"],
-        ),
-        (
-            "sqs-terminate-workspaces.json",
-            true,
-            &["TerminateWorkspaces", "TerminateWorkspaces"],
-        ),
+        ("sqs-terminate-provisioned-product.json", true, &["TerminateProvisionedProduct"]),
+        ("sqs-terminate-target-instances.json", true, &["TerminateTargetInstances"]),
+        ("sqs-terminate-workspaces.json", true, &["TerminateWorkspaces", "TerminateWorkspaces"]),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
-    let mut files: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     files.sort();
-    assert_eq!(
-        files,
-        expected
-            .iter()
-            .map(|(f, _, _)| f.to_string())
-            .collect::<Vec<_>>(),
-        "every sample is checked"
-    );
+    assert_eq!(files, expected.iter().map(|(f, _, _)| f.to_string()).collect::<Vec<_>>(), "every sample is checked");
 
     for (file, is_sqs, wanted) in expected {
-        let payload: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
         let (items, sqs) = match decode(payload, "req-1") {
             Decoded::Sqs(items) => (items, true),
             Decoded::Other(items) => (items, false),
@@ -385,15 +289,9 @@ fn every_sample_event_decodes_to_its_requests() {
         assert_eq!(sqs, *is_sqs, "{file}");
         let got: Vec<String> = items
             .iter()
-            .map(|item| {
-                match item
-                    .decoded
-                    .clone()
-                    .and_then(|v| validate(&v, Limits::default()))
-                {
-                    Ok(request) => request.operation().to_string(),
-                    Err(e) => format!("error:{}", e.field),
-                }
+            .map(|item| match item.decoded.clone().and_then(|v| validate(&v, Limits::default())) {
+                Ok(request) => request.operation().to_string(),
+                Err(e) => format!("error:{}", e.field),
             })
             .collect();
         assert_eq!(got, *wanted, "{file}");

@@ -7,6 +7,7 @@
 
 pub mod deadletter;
 pub mod decode;
+pub mod guard;
 pub mod handler;
 pub mod outcome;
 pub mod report;

@@ -21,19 +21,12 @@ async fn main() -> Result<(), Error> {
         }
     };
     if settings.dlq_url.is_none() {
-        tracing::warn!(
-            "DLQ_URL is not set: failed requests will only be logged, not dead-lettered"
-        );
+        tracing::warn!("DLQ_URL is not set: failed requests will only be logged, not dead-lettered");
     }
 
     let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let dead_letters =
-        DeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), settings.dlq_url.clone());
-    let app = Arc::new(App::new(
-        Services::from_conf(&config),
-        dead_letters,
-        settings,
-    ));
+    let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), settings.dlq_url.clone());
+    let app = Arc::new(App::new(Services::from_conf(&config), dead_letters, settings));
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);

@@ -8,16 +8,20 @@ pub enum Outcome {
     Terminated,
     NotFound,
     DryRun,
+    Protected,
+    Skipped,
     Invalid,
     Rejected,
     Transient,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Terminated,
         Outcome::NotFound,
         Outcome::DryRun,
+        Outcome::Protected,
+        Outcome::Skipped,
         Outcome::Invalid,
         Outcome::Rejected,
         Outcome::Transient,
@@ -28,6 +32,8 @@ impl Outcome {
             Outcome::Terminated => "terminated",
             Outcome::NotFound => "not_found",
             Outcome::DryRun => "dry_run",
+            Outcome::Protected => "protected",
+            Outcome::Skipped => "skipped",
             Outcome::Invalid => "invalid",
             Outcome::Rejected => "rejected",
             Outcome::Transient => "transient",
@@ -36,22 +42,22 @@ impl Outcome {
 
     /// Failures that a person must see: they get a dead-letter record.
     pub fn is_failure(self) -> bool {
-        matches!(
-            self,
-            Outcome::Invalid | Outcome::Rejected | Outcome::Transient
-        )
+        matches!(self, Outcome::Invalid | Outcome::Rejected | Outcome::Transient)
     }
 
-    /// The outcome of a request is the worst of its targets': one target that may
-    /// still succeed on redelivery makes the whole message worth redelivering.
+    /// The outcome of a request is the weightiest of its targets': one target that
+    /// may still succeed on redelivery makes the whole message worth redelivering;
+    /// then failures; then what was done; a target left alone by a guard weighs least.
     fn severity(self) -> u8 {
         match self {
-            Outcome::Terminated => 0,
-            Outcome::NotFound => 1,
-            Outcome::DryRun => 2,
-            Outcome::Rejected => 3,
-            Outcome::Invalid => 4,
-            Outcome::Transient => 5,
+            Outcome::Protected => 0,
+            Outcome::Skipped => 1,
+            Outcome::NotFound => 2,
+            Outcome::Terminated => 3,
+            Outcome::DryRun => 4,
+            Outcome::Rejected => 5,
+            Outcome::Invalid => 6,
+            Outcome::Transient => 7,
         }
     }
 
@@ -75,10 +81,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Failure {
-            code: code.into(),
-            message: message.into(),
-        }
+        Failure { code: code.into(), message: message.into() }
     }
 }
 
@@ -88,6 +91,9 @@ impl Failure {
 pub struct TargetResult {
     pub id: String,
     pub outcome: Outcome,
+    /// Why: the filters it matched, or the guard that stopped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
     /// MGN: the termination job that covers this target.
@@ -105,6 +111,7 @@ impl TargetResult {
         TargetResult {
             id: id.into(),
             outcome,
+            reason: None,
             error: None,
             job_id: None,
             record_id: None,
@@ -112,10 +119,11 @@ impl TargetResult {
         }
     }
 
+    pub fn because(id: impl Into<String>, outcome: Outcome, reason: impl Into<String>) -> Self {
+        TargetResult { reason: Some(reason.into()), ..TargetResult::new(id, outcome) }
+    }
+
     pub fn failed(id: impl Into<String>, outcome: Outcome, error: Failure) -> Self {
-        TargetResult {
-            error: Some(error),
-            ..TargetResult::new(id, outcome)
-        }
+        TargetResult { error: Some(error), ..TargetResult::new(id, outcome) }
     }
 }

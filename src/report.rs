@@ -11,11 +11,7 @@ use crate::outcome::Outcome;
 pub fn report(results: &[ItemResult]) -> Value {
     let requests: Vec<Value> = results.iter().map(entry).collect();
     let request_counts = tally(results.iter().map(|r| r.outcome));
-    let target_counts = tally(
-        results
-            .iter()
-            .flat_map(|r| r.targets.iter().map(|t| t.outcome)),
-    );
+    let target_counts = tally(results.iter().flat_map(|r| r.targets.iter().map(|t| t.outcome)));
     json!({ "requests": requests, "counts": { "requests": request_counts, "targets": target_counts } })
 }
 
@@ -54,10 +50,7 @@ pub fn log(result: &ItemResult, request_id: &str) {
     let counts = tally(result.targets.iter().map(|t| t.outcome));
     let count = |o: Outcome| counts.get(o.as_str()).copied().unwrap_or(0);
     let message_id = result.origin.message_id();
-    let error = result
-        .error
-        .as_ref()
-        .map(|e| format!("{}: {}", e.code, e.message));
+    let error = result.error.as_ref().map(|e| format!("{}: {}", e.code, e.message));
     macro_rules! line {
         ($level:ident) => {
             tracing::$level!(
@@ -69,6 +62,8 @@ pub fn log(result: &ItemResult, request_id: &str) {
                 targets = result.targets.len(),
                 terminated = count(Outcome::Terminated),
                 not_found = count(Outcome::NotFound),
+                protected = count(Outcome::Protected),
+                skipped = count(Outcome::Skipped),
                 rejected = count(Outcome::Rejected),
                 transient = count(Outcome::Transient),
                 error,
@@ -76,9 +71,35 @@ pub fn log(result: &ItemResult, request_id: &str) {
             )
         };
     }
+    if result.dry_run && !result.targets.is_empty() {
+        tracing::info!(request_id, message_id, "{}", dry_run_block(result));
+    }
     match result.outcome {
-        Outcome::Terminated | Outcome::NotFound | Outcome::DryRun => line!(info),
+        Outcome::Terminated | Outcome::NotFound | Outcome::DryRun | Outcome::Protected | Outcome::Skipped => {
+            line!(info)
+        }
         Outcome::Transient => line!(warn),
         Outcome::Invalid | Outcome::Rejected => line!(error),
     }
+}
+
+/// The dry-run report a person reads before turning dry run off: one line per
+/// target with what would happen and why, then the totals.
+pub fn dry_run_block(result: &ItemResult) -> String {
+    let mut out = format!("DRY RUN {}: nothing was changed\n", result.operation.unwrap_or("request"));
+    for t in &result.targets {
+        let verdict = match t.outcome {
+            Outcome::DryRun => "WOULD TERMINATE",
+            Outcome::Protected => "PROTECTED",
+            Outcome::Skipped => "SKIPPED",
+            Outcome::NotFound => "ALREADY GONE",
+            _ => t.outcome.as_str(),
+        };
+        let why = t.reason.as_deref().or(t.error.as_ref().map(|e| e.message.as_str())).unwrap_or("");
+        out.push_str(&format!("  {:<16} {:<22} {why}\n", verdict, t.id));
+    }
+    let totals: Vec<String> =
+        tally(result.targets.iter().map(|t| t.outcome)).iter().map(|(k, v)| format!("{k}={v}")).collect();
+    out.push_str(&format!("  totals: {}", totals.join(" ")));
+    out
 }

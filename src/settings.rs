@@ -12,12 +12,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            dlq_url: None,
-            dry_run: false,
-            max_targets: 100,
-            protect_tag: "teardown:protect".to_owned(),
-        }
+        Settings { dlq_url: None, dry_run: false, max_targets: 100, protect_tag: "teardown:protect".to_owned() }
     }
 }
 
@@ -37,22 +32,14 @@ impl Settings {
     /// Reads settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
         let defaults = Settings::default();
-        let error = |variable, value: &str, reason| SettingsError {
-            variable,
-            value: value.to_owned(),
-            reason,
-        };
+        let error = |variable, value: &str, reason| SettingsError { variable, value: value.to_owned(), reason };
 
         let dlq_url = match lookup("DLQ_URL") {
             None => None,
             Some(url) if url.trim().is_empty() => None,
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url),
             Some(url) => {
-                return Err(error(
-                    "DLQ_URL",
-                    &url,
-                    "must be an SQS queue URL (https://…)",
-                ));
+                return Err(error("DLQ_URL", &url, "must be an SQS queue URL (https://…)"));
             }
         };
 
@@ -68,11 +55,7 @@ impl Settings {
             Some(v) => match v.parse::<usize>() {
                 Ok(n) if (1..=10_000).contains(&n) => n,
                 _ => {
-                    return Err(error(
-                        "MAX_TARGETS",
-                        v,
-                        "must be a whole number from 1 to 10000",
-                    ));
+                    return Err(error("MAX_TARGETS", v, "must be a whole number from 1 to 10000"));
                 }
             },
         };
@@ -81,20 +64,11 @@ impl Settings {
             None => defaults.protect_tag,
             Some(tag) if (1..=128).contains(&tag.chars().count()) => tag,
             Some(tag) => {
-                return Err(error(
-                    "PROTECT_TAG",
-                    &tag,
-                    "must be a tag key of 1 to 128 characters",
-                ));
+                return Err(error("PROTECT_TAG", &tag, "must be a tag key of 1 to 128 characters"));
             }
         };
 
-        Ok(Settings {
-            dlq_url,
-            dry_run,
-            max_targets,
-            protect_tag,
-        })
+        Ok(Settings { dlq_url, dry_run, max_targets, protect_tag })
     }
 }
 
@@ -103,16 +77,8 @@ mod tests {
     use super::*;
 
     fn read(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::from_lookup(|name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     }
 
     #[test]
@@ -124,19 +90,13 @@ mod tests {
     #[test]
     fn valid_values_are_read() {
         let s = read(&[
-            (
-                "DLQ_URL",
-                "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq",
-            ),
+            ("DLQ_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq"),
             ("DRY_RUN", "TRUE"),
             ("MAX_TARGETS", "10000"),
             ("PROTECT_TAG", "keep"),
         ])
         .unwrap();
-        assert_eq!(
-            s.dlq_url.as_deref(),
-            Some("https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq")
-        );
+        assert_eq!(s.dlq_url.as_deref(), Some("https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq"));
         assert!(s.dry_run);
         assert_eq!((s.max_targets, s.protect_tag.as_str()), (10000, "keep"));
         assert_eq!(read(&[("MAX_TARGETS", "1")]).unwrap().max_targets, 1);

@@ -11,6 +11,30 @@ use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
+const SC_TERMINATE: &str = "AWS242ServiceCatalogService.TerminateProvisionedProduct";
+
+/// MGN's DescribeSourceServers, answering that `server` has a launched instance.
+async fn mgn_knows(fake: &MockServer, server: &str) {
+    Mock::given(method("POST"))
+        .and(path("/DescribeSourceServers"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [{
+            "sourceServerID": server, "lifeCycle": {"state": "READY_FOR_CUTOVER"},
+            "launchedInstance": {"ec2InstanceID": "i-0abc1234def567890"}, "tags": {"wave": "3"}
+        }]})))
+        .mount(fake)
+        .await;
+}
+
+/// Service Catalog's SearchProvisionedProducts, answering with one AVAILABLE product.
+async fn catalog_knows(fake: &MockServer, id: &str, name: &str) {
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "AWS242ServiceCatalogService.SearchProvisionedProducts"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ProvisionedProducts": [{
+            "Id": id, "Name": name, "Status": "AVAILABLE", "Tags": [{"Key": "env", "Value": "sandbox"}]
+        }]})))
+        .mount(fake)
+        .await;
+}
 
 fn bin() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_teardown"))
@@ -21,22 +45,13 @@ fn ws_request(ids: &[String]) -> Value {
 }
 
 fn failures(response: &Value) -> Vec<String> {
-    let list = response["batchItemFailures"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not a batch response: {response}"));
-    list.iter()
-        .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-        .collect()
+    let list = response["batchItemFailures"].as_array().unwrap_or_else(|| panic!("not a batch response: {response}"));
+    list.iter().filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned)).collect()
 }
 
 async fn still_present(moto: &Moto, ids: &[String]) -> Vec<String> {
-    let described = moto
-        .workspaces_client()
-        .describe_workspaces()
-        .set_workspace_ids(Some(ids.to_vec()))
-        .send()
-        .await
-        .unwrap();
+    let described =
+        moto.workspaces_client().describe_workspaces().set_workspace_ids(Some(ids.to_vec())).send().await.unwrap();
     described
         .workspaces()
         .iter()
@@ -59,25 +74,14 @@ async fn an_sqs_batch_of_workspaces_requests_terminates_them_in_moto() {
     let dlq = moto.queue("teardown-dlq");
     let ids = moto.workspaces(4);
     let api = RuntimeApi::start().await.unwrap();
-    let _function = Function::start(
-        bin(),
-        &api,
-        &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)],
-    );
+    let _function = Function::start(bin(), &api, &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)]);
     assert_eq!(still_present(&moto, &ids).await.len(), 4);
 
-    let event = sqs_event(&[
-        ("m-1", &ws_request(&ids[..3])),
-        ("m-2", &ws_request(&ids[3..])),
-    ]);
+    let event = sqs_event(&[("m-1", &ws_request(&ids[..3])), ("m-2", &ws_request(&ids[3..]))]);
     let response = api.invoke(event, TIMEOUT).await.unwrap();
 
     assert_eq!(failures(&response), Vec::<String>::new());
-    assert_eq!(
-        still_present(&moto, &ids).await,
-        Vec::<String>::new(),
-        "every WorkSpace is gone"
-    );
+    assert_eq!(still_present(&moto, &ids).await, Vec::<String>::new(), "every WorkSpace is gone");
     assert!(moto.drain(&dlq).await.is_empty());
 }
 
@@ -87,20 +91,14 @@ async fn a_mixed_batch_leaves_exactly_the_expected_records_in_the_dead_letter_qu
     let dlq = moto.queue("teardown-dlq");
     let ids = moto.workspaces(1);
     let api = RuntimeApi::start().await.unwrap();
-    let _function = Function::start(
-        bin(),
-        &api,
-        &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)],
-    );
-    let typo = json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceID": ids[0]}]}});
+    let _function = Function::start(bin(), &api, &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)]);
+    let typo =
+        json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceID": ids[0]}]}});
 
     let event = sqs_event(&[
         ("valid", &ws_request(&ids)),
         ("bad-json", &json!("{\"operation\": ")),
-        (
-            "unknown-op",
-            &json!({"operation": "TerminateInstances", "input": {}}),
-        ),
+        ("unknown-op", &json!({"operation": "TerminateInstances", "input": {}})),
         ("typo", &typo),
     ]);
     let response = api.invoke(event, TIMEOUT).await.unwrap();
@@ -108,12 +106,7 @@ async fn a_mixed_batch_leaves_exactly_the_expected_records_in_the_dead_letter_qu
     assert_eq!(failures(&response), Vec::<String>::new());
     assert!(still_present(&moto, &ids).await.is_empty());
     let mut records = moto.drain(&dlq).await;
-    records.sort_by_key(|(body, _, _)| {
-        body["source"]["messageId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    });
+    records.sort_by_key(|(body, _, _)| body["source"]["messageId"].as_str().unwrap_or_default().to_owned());
     let summary: Vec<(&str, &str, &str, &str)> = records
         .iter()
         .map(|(body, operation, outcome)| {
@@ -139,11 +132,7 @@ async fn a_mixed_batch_leaves_exactly_the_expected_records_in_the_dead_letter_qu
         typo_record["error"]["message"],
         "input.TerminateWorkspaceRequests[0].WorkspaceID: is not a known member (expected one of: WorkspaceId)"
     );
-    assert_eq!(
-        records[0].0["request"],
-        json!("{\"operation\": "),
-        "the raw body is kept"
-    );
+    assert_eq!(records[0].0["request"], json!("{\"operation\": "), "the raw body is kept");
 }
 
 #[tokio::test]
@@ -162,18 +151,11 @@ async fn when_the_dead_letter_queue_is_unreachable_the_failed_messages_are_redel
         ],
     );
 
-    let event = sqs_event(&[
-        ("valid", &ws_request(&ids)),
-        ("bad-1", &json!("nope")),
-        ("bad-2", &json!({"operation": 1})),
-    ]);
+    let event =
+        sqs_event(&[("valid", &ws_request(&ids)), ("bad-1", &json!("nope")), ("bad-2", &json!({"operation": 1}))]);
     let response = api.invoke(event, TIMEOUT).await.unwrap();
 
-    assert_eq!(
-        failures(&response),
-        vec!["bad-1", "bad-2"],
-        "none lost; the valid one is done"
-    );
+    assert_eq!(failures(&response), vec!["bad-1", "bad-2"], "none lost; the valid one is done");
     assert!(still_present(&moto, &ids).await.is_empty());
 }
 
@@ -186,26 +168,18 @@ async fn when_workspaces_is_unreachable_the_message_is_redelivered_without_a_rec
     let _function = Function::start(
         bin(),
         &api,
-        &[
-            ("AWS_ENDPOINT_URL", &moto.endpoint),
-            ("AWS_ENDPOINT_URL_WORKSPACES", &dead),
-            ("DLQ_URL", &dlq),
-        ],
+        &[("AWS_ENDPOINT_URL", &moto.endpoint), ("AWS_ENDPOINT_URL_WORKSPACES", &dead), ("DLQ_URL", &dlq)],
     );
 
     let event = sqs_event(&[("m-1", &ws_request(&["ws-abcd1234".to_owned()]))]);
     let response = api.invoke(event, TIMEOUT).await.unwrap();
 
     assert_eq!(failures(&response), vec!["m-1"]);
-    assert!(
-        moto.drain(&dlq).await.is_empty(),
-        "a transient failure is redelivered, not dead-lettered"
-    );
+    assert!(moto.drain(&dlq).await.is_empty(), "a transient failure is redelivered, not dead-lettered");
 }
 
 #[tokio::test]
-async fn eventbridge_and_direct_payloads_reach_mgn_and_service_catalog_with_the_exact_wire_requests()
- {
+async fn eventbridge_and_direct_payloads_reach_mgn_and_service_catalog_with_the_exact_wire_requests() {
     let moto = Moto::start();
     let dlq = moto.queue("teardown-dlq");
     let fake = MockServer::start().await;
@@ -219,9 +193,11 @@ async fn eventbridge_and_direct_payloads_reach_mgn_and_service_catalog_with_the_
         .expect(1)
         .mount(&fake)
         .await;
+    mgn_knows(&fake, server).await;
+    catalog_knows(&fake, "pp-sandbox42", "sandbox42").await;
     Mock::given(method("POST"))
         .and(path("/"))
-        .and(header("x-amz-target", "AWS242ServiceCatalogService.TerminateProvisionedProduct"))
+        .and(header("x-amz-target", SC_TERMINATE))
         .and(header("content-type", "application/x-amz-json-1.1"))
         .and(body_json(json!({"ProvisionedProductId": "pp-sandbox42", "TerminateToken": "given-token-1", "RetainPhysicalResources": false})))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
@@ -249,23 +225,14 @@ async fn eventbridge_and_direct_payloads_reach_mgn_and_service_catalog_with_the_
     });
     let report = api.invoke(eventbridge, TIMEOUT).await.unwrap();
     assert_eq!(report["requests"][0]["outcome"], "terminated");
-    assert_eq!(
-        report["requests"][0]["targets"][0]["jobId"],
-        "mgnjob-1a2b3c"
-    );
+    assert_eq!(report["requests"][0]["targets"][0]["jobId"], "mgnjob-1a2b3c");
     assert_eq!(report["requests"][0]["source"]["kind"], "eventbridge");
 
     let direct = json!({"requests": [{"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-sandbox42", "TerminateToken": "given-token-1", "RetainPhysicalResources": false}}]});
     let report = api.invoke(direct, TIMEOUT).await.unwrap();
     assert_eq!(report["requests"][0]["outcome"], "terminated");
-    assert_eq!(
-        report["requests"][0]["targets"][0]["recordId"],
-        "rec-9z8y7x"
-    );
-    assert_eq!(
-        report["requests"][0]["targets"][0]["recordStatus"],
-        "CREATED"
-    );
+    assert_eq!(report["requests"][0]["targets"][0]["recordId"], "rec-9z8y7x");
+    assert_eq!(report["requests"][0]["targets"][0]["recordStatus"], "CREATED");
     assert_eq!(report["requests"][0]["source"]["kind"], "direct");
 
     fake.verify().await;
@@ -278,12 +245,8 @@ async fn a_message_delivered_twice_reuses_its_token_and_leaves_no_record() {
     let dlq = moto.queue("teardown-dlq");
     let ids = moto.workspaces(1);
     let fake = MockServer::start().await;
-    let target = || {
-        Mock::given(method("POST")).and(header(
-            "x-amz-target",
-            "AWS242ServiceCatalogService.TerminateProvisionedProduct",
-        ))
-    };
+    catalog_knows(&fake, "pp-alice0001", "sandbox-alice").await;
+    let target = || Mock::given(method("POST")).and(header("x-amz-target", SC_TERMINATE));
     // The first call terminates; after that Service Catalog answers ResourceNotFound.
     target()
         .respond_with(
@@ -294,20 +257,21 @@ async fn a_message_delivered_twice_reuses_its_token_and_leaves_no_record() {
         .mount(&fake)
         .await;
     target()
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"__type": "ResourceNotFoundException", "Message": "Provisioned product not found"})))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(
+                json!({"__type": "ResourceNotFoundException", "Message": "Provisioned product not found"}),
+            ),
+        )
         .mount(&fake)
         .await;
     let api = RuntimeApi::start().await.unwrap();
     let _function = Function::start(
         bin(),
         &api,
-        &[
-            ("AWS_ENDPOINT_URL", &moto.endpoint),
-            ("AWS_ENDPOINT_URL_SERVICE_CATALOG", &fake.uri()),
-            ("DLQ_URL", &dlq),
-        ],
+        &[("AWS_ENDPOINT_URL", &moto.endpoint), ("AWS_ENDPOINT_URL_SERVICE_CATALOG", &fake.uri()), ("DLQ_URL", &dlq)],
     );
-    let product = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductName": "sandbox-alice"}});
+    let product =
+        json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductName": "sandbox-alice"}});
     let event = sqs_event(&[("m-1", &product), ("m-2", &ws_request(&ids))]);
 
     let first = api.invoke(event.clone(), TIMEOUT).await.unwrap();
@@ -315,20 +279,14 @@ async fn a_message_delivered_twice_reuses_its_token_and_leaves_no_record() {
 
     assert_eq!(failures(&first), Vec::<String>::new());
     assert_eq!(failures(&second), Vec::<String>::new());
-    assert!(
-        moto.drain(&dlq).await.is_empty(),
-        "the second delivery finds its targets gone: no record"
-    );
+    let records = moto.drain(&dlq).await;
+    assert!(records.is_empty(), "the second delivery finds its targets gone: no record, got {records:?}");
     let received = fake.received_requests().await.unwrap();
-    let tokens: Vec<Value> = received
-        .iter()
-        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["TerminateToken"].clone())
-        .collect();
+    let terminates = received.iter().filter(|r| r.headers.get("x-amz-target").is_some_and(|v| v == SC_TERMINATE));
+    let tokens: Vec<Value> =
+        terminates.map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["TerminateToken"].clone()).collect();
     assert_eq!(tokens.len(), 2);
-    assert_eq!(
-        tokens[0], tokens[1],
-        "the same message id gives the same TerminateToken"
-    );
+    assert_eq!(tokens[0], tokens[1], "the same message id gives the same TerminateToken");
     assert_eq!(tokens[0].as_str().map(str::len), Some(64));
 }
 
@@ -348,10 +306,6 @@ async fn an_invalid_setting_stops_the_function_at_start_naming_the_variable() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let logged =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        logged.contains(r#"setting MAX_TARGETS="lots" is invalid"#),
-        "{logged}"
-    );
+    let logged = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(logged.contains(r#"setting MAX_TARGETS="lots" is invalid"#), "{logged}");
 }

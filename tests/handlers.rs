@@ -3,11 +3,16 @@
 
 use std::sync::{Arc, Mutex};
 
+use aws_sdk_mgn::operation::describe_source_servers::DescribeSourceServersOutput;
 use aws_sdk_mgn::operation::terminate_target_instances::TerminateTargetInstancesOutput;
-use aws_sdk_mgn::types::{Job, ParticipatingServer};
+use aws_sdk_mgn::types::{Job, LaunchedInstance, LifeCycle, LifeCycleState, ParticipatingServer, SourceServer};
+use aws_sdk_servicecatalog::operation::search_provisioned_products::SearchProvisionedProductsOutput;
 use aws_sdk_servicecatalog::operation::terminate_provisioned_product::TerminateProvisionedProductOutput;
-use aws_sdk_servicecatalog::types::{RecordDetail, RecordStatus};
+use aws_sdk_servicecatalog::types::{
+    ProvisionedProductAttribute, ProvisionedProductStatus, RecordDetail, RecordStatus, Tag as ScTag,
+};
 use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+use aws_sdk_workspaces::operation::describe_tags::DescribeTagsOutput;
 use aws_sdk_workspaces::operation::describe_workspaces::DescribeWorkspacesOutput;
 use aws_sdk_workspaces::operation::terminate_workspaces::TerminateWorkspacesOutput;
 use aws_sdk_workspaces::types::{FailedWorkspaceChangeRequest, Workspace, WorkspaceState};
@@ -36,10 +41,7 @@ fn taken<T: Clone>(log: &Log<T>) -> Vec<T> {
 /// An HTTP answer as the service would send it, so the SDK's own deserializer
 /// produces the error (code, status) that teardown then classifies.
 fn http(status: u16, body: &str) -> Response<SdkBody> {
-    Response::new(
-        StatusCode::try_from(status).unwrap(),
-        SdkBody::from(body.to_owned()),
-    )
+    Response::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body.to_owned()))
 }
 
 /// The four clients, each a double holding the given rules.
@@ -51,35 +53,94 @@ struct Doubles<'a> {
 }
 
 impl Doubles<'_> {
+    /// The test's rules come first; after them, lookups that find every named
+    /// target in a state that may be terminated, untagged.
     fn app(&self, settings: Settings) -> App {
+        let (ws_describe, ws_tags, mgn_describe, sc_search) =
+            (ws_describe_available(), ws_untagged(), mgn_describe_launched(), sc_search_available());
+        let ws: Vec<&Rule> = self.ws.iter().copied().chain([&ws_describe, &ws_tags]).collect();
+        let mgn: Vec<&Rule> = self.mgn.iter().copied().chain([&mgn_describe]).collect();
+        let sc: Vec<&Rule> = self.sc.iter().copied().chain([&sc_search]).collect();
         let services = Services {
-            workspaces: Workspaces::new(mock_client!(
-                aws_sdk_workspaces,
-                RuleMode::MatchAny,
-                self.ws
-            )),
-            mgn: Mgn::new(mock_client!(aws_sdk_mgn, RuleMode::MatchAny, self.mgn)),
-            catalog: Catalog::new(mock_client!(
-                aws_sdk_servicecatalog,
-                RuleMode::MatchAny,
-                self.sc
-            )),
+            workspaces: Workspaces::new(mock_client!(aws_sdk_workspaces, RuleMode::MatchAny, &ws)),
+            mgn: Mgn::new(mock_client!(aws_sdk_mgn, RuleMode::MatchAny, &mgn)),
+            catalog: Catalog::new(mock_client!(aws_sdk_servicecatalog, RuleMode::MatchAny, &sc)),
         };
-        let dlq = DeadLetterQueue::new(
-            mock_client!(aws_sdk_sqs, RuleMode::MatchAny, self.sqs),
-            settings.dlq_url.clone(),
-        );
+        let dlq =
+            DeadLetterQueue::new(mock_client!(aws_sdk_sqs, RuleMode::MatchAny, self.sqs), settings.dlq_url.clone());
         let mut app = App::new(services, dlq, settings);
         app.clock = || time::macros::datetime!(2026-11-24 10:00:00.250 UTC);
         app
     }
 }
 
-fn settings() -> Settings {
-    Settings {
-        dlq_url: Some(DLQ.to_owned()),
-        ..Settings::default()
+fn workspace(id: &str, state: WorkspaceState) -> Workspace {
+    Workspace::builder().workspace_id(id).state(state).directory_id("d-1234567890").user_name("alice").build()
+}
+
+fn ws_describe_available() -> Rule {
+    mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(|req| {
+        let found = req.workspace_ids().iter().map(|id| workspace(id, WorkspaceState::Available)).collect();
+        DescribeWorkspacesOutput::builder().set_workspaces(Some(found)).build()
+    })
+}
+
+fn ws_untagged() -> Rule {
+    mock!(aws_sdk_workspaces::Client::describe_tags).then_output(|| DescribeTagsOutput::builder().build())
+}
+
+fn source_server(id: &str, state: LifeCycleState, launched: bool, tags: &[(&str, &str)]) -> SourceServer {
+    let mut server = SourceServer::builder()
+        .source_server_id(id)
+        .life_cycle(LifeCycle::builder().state(state).build())
+        .set_tags(Some(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()));
+    if launched {
+        server =
+            server.launched_instance(LaunchedInstance::builder().ec2_instance_id(format!("i-{}", &id[2..])).build());
     }
+    server.build()
+}
+
+fn mgn_describe_launched() -> Rule {
+    mock!(aws_sdk_mgn::Client::describe_source_servers).then_compute_output(|req| {
+        let ids = req.filters().map(|f| f.source_server_ids().to_vec()).unwrap_or_default();
+        let found = ids.iter().map(|id| source_server(id, LifeCycleState::ReadyForCutover, true, &[])).collect();
+        DescribeSourceServersOutput::builder().set_items(Some(found)).build()
+    })
+}
+
+fn product(
+    id: &str,
+    name: &str,
+    status: ProvisionedProductStatus,
+    tags: &[(&str, &str)],
+) -> ProvisionedProductAttribute {
+    ProvisionedProductAttribute::builder()
+        .id(id)
+        .name(name)
+        .status(status)
+        .product_id("prod-sandbox")
+        .set_tags(Some(tags.iter().map(|(k, v)| ScTag::builder().key(*k).value(*v).build().unwrap()).collect()))
+        .build()
+}
+
+/// Finds the product a `SearchQuery` of `id:…` or `name:…` asks for, AVAILABLE.
+fn sc_search_available() -> Rule {
+    mock!(aws_sdk_servicecatalog::Client::search_provisioned_products).then_compute_output(|req| {
+        let query = req.filters().and_then(|f| f.values().next()).and_then(|v| v.first()).cloned().unwrap_or_default();
+        let found = match query.split_once(':') {
+            Some(("id", id)) => vec![product(id, &format!("name-{id}"), ProvisionedProductStatus::Available, &[])],
+            Some(("name", name)) => {
+                vec![product(&format!("pp-{name}"), name, ProvisionedProductStatus::Available, &[])]
+            }
+            _ => Vec::new(),
+        };
+        SearchProvisionedProductsOutput::builder().set_provisioned_products(Some(found)).build()
+    })
+}
+
+fn settings() -> Settings {
+    Settings { dlq_url: Some(DLQ.to_owned()), ..Settings::default() }
 }
 
 async fn invoke(app: &App, payload: Value) -> Result<Value, lambda_runtime::Error> {
@@ -124,11 +185,7 @@ fn source_ids(n: usize) -> Vec<String> {
 fn ws_terminate_ok(calls: &Log<Vec<String>>) -> Rule {
     let calls = calls.clone();
     mock!(aws_sdk_workspaces::Client::terminate_workspaces).then_compute_output(move |req| {
-        let ids = req
-            .terminate_workspace_requests()
-            .iter()
-            .map(|r| r.workspace_id().to_owned())
-            .collect();
+        let ids = req.terminate_workspace_requests().iter().map(|r| r.workspace_id().to_owned()).collect();
         calls.lock().unwrap().push(ids);
         TerminateWorkspacesOutput::builder().build()
     })
@@ -145,8 +202,7 @@ fn sqs_send_ok(sent: &Log<(String, Value, String, String)>) -> Rule {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let body =
-            serde_json::from_str(req.message_body().unwrap_or_default()).unwrap_or(Value::Null);
+        let body = serde_json::from_str(req.message_body().unwrap_or_default()).unwrap_or(Value::Null);
         sent.lock().unwrap().push((
             req.queue_url().unwrap_or_default().to_owned(),
             body,
@@ -171,12 +227,7 @@ fn target_outcomes(report: &Value, request: usize) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| {
-            (
-                t["id"].as_str().unwrap().to_owned(),
-                t["outcome"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|t| (t["id"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
         .collect()
 }
 
@@ -184,13 +235,7 @@ fn target_outcomes(report: &Value, request: usize) -> Vec<(String, String)> {
 async fn twenty_six_workspaces_are_terminated_in_calls_of_25_and_1() {
     let calls = log();
     let terminate = ws_terminate_ok(&calls);
-    let app = Doubles {
-        ws: &[&terminate],
-        mgn: &[],
-        sc: &[],
-        sqs: &[],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[&terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
     let ids = ws_ids(26, "a");
 
     let report = invoke(&app, ws_request(&ids)).await.unwrap();
@@ -210,19 +255,27 @@ async fn ids_from_different_messages_share_calls_and_each_message_gets_its_own_o
     let calls = log();
     let ids = ws_ids(30, "b");
     let (first, second) = ids.split_at(15);
-    let describe = mock!(aws_sdk_workspaces::Client::describe_workspaces)
-        .then_output(|| DescribeWorkspacesOutput::builder().build());
-    // One id of the second message is refused and is gone.
+    // One id of the second message is refused: it went between the lookup and the call.
     let gone = second[0].clone();
+    let describe = {
+        let gone = gone.clone();
+        mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(move |req| {
+            let asked = req.workspace_ids();
+            let after_call = asked == [gone.clone()];
+            let found = if after_call {
+                Vec::new()
+            } else {
+                asked.iter().map(|id| workspace(id, WorkspaceState::Available)).collect()
+            };
+            DescribeWorkspacesOutput::builder().set_workspaces(Some(found)).build()
+        })
+    };
     let refusing = {
         let calls = calls.clone();
         let gone = gone.clone();
         mock!(aws_sdk_workspaces::Client::terminate_workspaces).then_compute_output(move |req| {
-            let ids: Vec<String> = req
-                .terminate_workspace_requests()
-                .iter()
-                .map(|r| r.workspace_id().to_owned())
-                .collect();
+            let ids: Vec<String> =
+                req.terminate_workspace_requests().iter().map(|r| r.workspace_id().to_owned()).collect();
             calls.lock().unwrap().push(ids.clone());
             let mut out = TerminateWorkspacesOutput::builder();
             if ids.contains(&gone) {
@@ -237,43 +290,20 @@ async fn ids_from_different_messages_share_calls_and_each_message_gets_its_own_o
             out.build()
         })
     };
-    let app = Doubles {
-        ws: &[&refusing, &describe],
-        mgn: &[],
-        sc: &[],
-        sqs: &[],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[&refusing, &describe], mgn: &[], sc: &[], sqs: &[] }.app(settings());
 
-    let response = invoke(
-        &app,
-        sqs_event(&[("m-1", ws_request(first)), ("m-2", ws_request(second))]),
-    )
-    .await
-    .unwrap();
+    let response = invoke(&app, sqs_event(&[("m-1", ws_request(first)), ("m-2", ws_request(second))])).await.unwrap();
 
-    assert_eq!(
-        taken(&calls).len(),
-        2,
-        "30 distinct ids from two messages: ⌈30/25⌉ calls"
-    );
+    assert_eq!(taken(&calls).len(), 2, "30 distinct ids from two messages: ⌈30/25⌉ calls");
     assert!(failures(&response).is_empty());
     // The attribution is visible in the per-request report of a direct invocation too.
     calls.lock().unwrap().clear();
-    let report = invoke(
-        &app,
-        json!({"requests": [ws_request(first), ws_request(second)]}),
-    )
-    .await
-    .unwrap();
+    let report = invoke(&app, json!({"requests": [ws_request(first), ws_request(second)]})).await.unwrap();
     assert_eq!(taken(&calls).len(), 2);
     let first_outcomes = target_outcomes(&report, 0);
     let second_outcomes = target_outcomes(&report, 1);
     assert_eq!(
-        first_outcomes
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .collect::<Vec<_>>(),
+        first_outcomes.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
         first.iter().map(String::as_str).collect::<Vec<_>>()
     );
     assert!(first_outcomes.iter().all(|(_, o)| o == "terminated"));
@@ -310,60 +340,40 @@ async fn failed_requests_map_per_id_and_only_the_refused_ones_are_dead_lettered(
     let describe = {
         let (c, described) = (c.clone(), described.clone());
         mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(move |req| {
-            described.lock().unwrap().push(req.workspace_ids().to_vec());
-            // Only c still exists.
-            DescribeWorkspacesOutput::builder()
-                .workspaces(
-                    Workspace::builder()
-                        .workspace_id(&c)
-                        .state(WorkspaceState::Suspended)
-                        .build(),
-                )
-                .build()
+            let asked = req.workspace_ids().to_vec();
+            let first = described.lock().unwrap().is_empty();
+            described.lock().unwrap().push(asked.clone());
+            // Before the call all three exist; after it, only c does.
+            let found = if first {
+                asked.iter().map(|id| workspace(id, WorkspaceState::Available)).collect()
+            } else {
+                vec![workspace(&c, WorkspaceState::Available)]
+            };
+            DescribeWorkspacesOutput::builder().set_workspaces(Some(found)).build()
         })
     };
     let sent = log();
     let send = sqs_send_ok(&sent);
-    let app = Doubles {
-        ws: &[&terminate, &describe],
-        mgn: &[],
-        sc: &[],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[&terminate, &describe], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
 
-    let response = invoke(
-        &app,
-        sqs_event(&[("m-1", ws_request(&[a.clone(), b.clone(), c.clone()]))]),
-    )
-    .await
-    .unwrap();
+    let response = invoke(&app, sqs_event(&[("m-1", ws_request(&[a.clone(), b.clone(), c.clone()]))])).await.unwrap();
 
-    assert!(
-        failures(&response).is_empty(),
-        "a refusal is final: not redelivered"
-    );
+    assert!(failures(&response).is_empty(), "a refusal is final: not redelivered");
     assert_eq!(
         taken(&described),
-        vec![vec![b.clone(), c.clone()]],
-        "only the failed ids are looked up"
+        vec![vec![a.clone(), b.clone(), c.clone()], vec![b.clone(), c.clone()]],
+        "looked up before the call; after it, only the failed ids"
     );
     let sent = taken(&sent);
     assert_eq!(sent.len(), 1);
     let (url, body, operation, outcome) = &sent[0];
-    assert_eq!(
-        (url.as_str(), operation.as_str(), outcome.as_str()),
-        (DLQ, "TerminateWorkspaces", "rejected")
-    );
+    assert_eq!((url.as_str(), operation.as_str(), outcome.as_str()), (DLQ, "TerminateWorkspaces", "rejected"));
     assert_eq!(
         body["failedTargets"],
         json!([{"id": c, "code": "InvalidResourceState", "message": "The WorkSpace is SUSPENDED"}])
     );
     assert_eq!(body["retryRequest"], ws_request(&[c.clone()]));
-    assert_eq!(
-        body["error"],
-        json!({"code": "InvalidResourceState", "message": "The WorkSpace is SUSPENDED"})
-    );
+    assert_eq!(body["error"], json!({"code": "InvalidResourceState", "message": "The WorkSpace is SUSPENDED"}));
 }
 
 #[tokio::test]
@@ -372,24 +382,13 @@ async fn the_dead_letter_record_is_exactly_the_contract_s() {
     let send = sqs_send_ok(&sent);
     let terminate_calls = log();
     let terminate = ws_terminate_ok(&terminate_calls);
-    let app = Doubles {
-        ws: &[&terminate],
-        mgn: &[],
-        sc: &[],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[&terminate], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
     let bad = json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceID": "ws-abcd1234"}]}});
 
-    let response = invoke(&app, sqs_event(&[("m-9", bad.clone())]))
-        .await
-        .unwrap();
+    let response = invoke(&app, sqs_event(&[("m-9", bad.clone())])).await.unwrap();
 
     assert_eq!(response, json!({"batchItemFailures": []}));
-    assert!(
-        taken(&terminate_calls).is_empty(),
-        "an invalid request makes no call"
-    );
+    assert!(taken(&terminate_calls).is_empty(), "an invalid request makes no call");
     let sent = taken(&sent);
     assert_eq!(sent.len(), 1);
     assert_eq!(
@@ -404,61 +403,35 @@ async fn the_dead_letter_record_is_exactly_the_contract_s() {
             "failedTargets": []
         })
     );
-    assert_eq!(
-        (sent[0].2.as_str(), sent[0].3.as_str()),
-        ("TerminateWorkspaces", "invalid")
-    );
+    assert_eq!((sent[0].2.as_str(), sent[0].3.as_str()), ("TerminateWorkspaces", "invalid"));
 }
 
 #[tokio::test]
 async fn an_oversized_request_is_cut_with_a_marker_so_the_record_fits_sqs() {
     let sent = log();
     let send = sqs_send_ok(&sent);
-    let app = Doubles {
-        ws: &[],
-        mgn: &[],
-        sc: &[],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
     let huge = format!("{{\"operation\": \"{}\"}}", "x".repeat(1024 * 1024));
 
-    invoke(&app, sqs_event(&[("m-1", Value::String(huge))]))
-        .await
-        .unwrap();
+    invoke(&app, sqs_event(&[("m-1", Value::String(huge))])).await.unwrap();
 
     let sent = taken(&sent);
     let body = &sent[0].1;
     assert!(body.to_string().len() <= 256 * 1024);
     assert_eq!(body["request"]["truncated"], true);
     assert!(body["request"]["originalBytes"].as_u64().unwrap() > 1024 * 1024);
-    assert!(
-        body["error"]["message"].as_str().unwrap().len() < 500,
-        "the error quotes a bounded prefix"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().len() < 500, "the error quotes a bounded prefix");
 }
 
 #[tokio::test]
 async fn a_record_that_cannot_be_published_is_redelivered() {
     let send = mock!(aws_sdk_sqs::Client::send_message)
         .then_http_response(|| http(500, r#"{"__type":"InternalError","message":"down"}"#));
-    let app = Doubles {
-        ws: &[],
-        mgn: &[],
-        sc: &[],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
 
-    let response = invoke(
-        &app,
-        sqs_event(&[
-            ("m-1", json!({"operation": "Nope"})),
-            ("m-2", json!("not a request")),
-        ]),
-    )
-    .await
-    .unwrap();
+    let response = invoke(&app, sqs_event(&[("m-1", json!({"operation": "Nope"})), ("m-2", json!("not a request"))]))
+        .await
+        .unwrap();
 
     assert_eq!(failures(&response), vec!["m-1", "m-2"]);
     assert!(send.num_calls() >= 2);
@@ -468,84 +441,40 @@ async fn a_record_that_cannot_be_published_is_redelivered() {
 async fn outside_sqs_an_unpublished_record_fails_the_invocation() {
     let send = mock!(aws_sdk_sqs::Client::send_message)
         .then_http_response(|| http(500, r#"{"__type":"InternalError","message":"down"}"#));
-    let app = Doubles {
-        ws: &[],
-        mgn: &[],
-        sc: &[],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
 
-    let error = invoke(&app, json!({"operation": "Nope"}))
-        .await
-        .unwrap_err();
+    let error = invoke(&app, json!({"operation": "Nope"})).await.unwrap_err();
 
-    assert!(
-        error
-            .to_string()
-            .contains("could not publish the dead-letter record"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("could not publish the dead-letter record"), "{error}");
 }
 
 #[tokio::test]
 async fn two_hundred_and_one_source_servers_go_in_calls_of_200_and_1_with_tags_and_account() {
-    let calls = log::<(
-        Vec<String>,
-        Option<std::collections::HashMap<String, String>>,
-        Option<String>,
-    )>();
+    let calls = log::<(Vec<String>, Option<std::collections::HashMap<String, String>>, Option<String>)>();
     let terminate = {
         let calls = calls.clone();
         mock!(aws_sdk_mgn::Client::terminate_target_instances).then_compute_output(move |req| {
             let ids = req.source_server_ids().to_vec();
-            calls.lock().unwrap().push((
-                ids.clone(),
-                req.tags().cloned(),
-                req.account_id().map(str::to_owned),
-            ));
+            calls.lock().unwrap().push((ids.clone(), req.tags().cloned(), req.account_id().map(str::to_owned)));
             let mut job = Job::builder().job_id(format!("mgnjob-{}", ids.len()));
             for id in &ids {
-                job = job.participating_servers(
-                    ParticipatingServer::builder()
-                        .source_server_id(id)
-                        .build()
-                        .unwrap(),
-                );
+                job = job.participating_servers(ParticipatingServer::builder().source_server_id(id).build().unwrap());
             }
-            TerminateTargetInstancesOutput::builder()
-                .job(job.build().unwrap())
-                .build()
+            TerminateTargetInstancesOutput::builder().job(job.build().unwrap()).build()
         })
     };
-    let app = Doubles {
-        ws: &[],
-        mgn: &[&terminate],
-        sc: &[],
-        sqs: &[],
-    }
-    .app(Settings {
-        max_targets: 500,
-        ..settings()
-    });
+    let app =
+        Doubles { ws: &[], mgn: &[&terminate], sc: &[], sqs: &[] }.app(Settings { max_targets: 500, ..settings() });
     let ids = source_ids(201);
 
     let report = invoke(&app, json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ids, "tags": {"ticket": "CHG-1"}, "accountID": "123456789012"}})).await.unwrap();
 
     let mut calls = taken(&calls);
     calls.sort_by_key(|c| c.0.len());
-    assert_eq!(
-        calls.iter().map(|c| c.0.len()).collect::<Vec<_>>(),
-        vec![1, 200]
-    );
+    assert_eq!(calls.iter().map(|c| c.0.len()).collect::<Vec<_>>(), vec![1, 200]);
     assert_eq!([calls[0].0.clone(), calls[1].0.clone()].concat().len(), 201);
     for (_, tags, account) in &calls {
-        assert_eq!(
-            tags.as_ref()
-                .and_then(|t| t.get("ticket"))
-                .map(String::as_str),
-            Some("CHG-1")
-        );
+        assert_eq!(tags.as_ref().and_then(|t| t.get("ticket")).map(String::as_str), Some("CHG-1"));
         assert_eq!(account.as_deref(), Some("123456789012"));
     }
     let targets = report["requests"][0]["targets"].as_array().unwrap();
@@ -561,84 +490,48 @@ async fn a_server_left_out_of_the_job_had_nothing_to_terminate() {
     let terminate = {
         let first = ids[0].clone();
         mock!(aws_sdk_mgn::Client::terminate_target_instances).then_output(move || {
-            let job = Job::builder().job_id("mgnjob-1").participating_servers(
-                ParticipatingServer::builder()
-                    .source_server_id(&first)
-                    .build()
-                    .unwrap(),
-            );
-            TerminateTargetInstancesOutput::builder()
-                .job(job.build().unwrap())
-                .build()
+            let job = Job::builder()
+                .job_id("mgnjob-1")
+                .participating_servers(ParticipatingServer::builder().source_server_id(&first).build().unwrap());
+            TerminateTargetInstancesOutput::builder().job(job.build().unwrap()).build()
         })
     };
-    let app = Doubles {
-        ws: &[],
-        mgn: &[&terminate],
-        sc: &[],
-        sqs: &[],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[], mgn: &[&terminate], sc: &[], sqs: &[] }.app(settings());
 
-    let report = invoke(
-        &app,
-        json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ids}}),
-    )
-    .await
-    .unwrap();
+    let report = invoke(&app, json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ids}}))
+        .await
+        .unwrap();
 
     assert_eq!(
         target_outcomes(&report, 0),
-        vec![
-            (ids[0].clone(), "terminated".into()),
-            (ids[1].clone(), "not_found".into())
-        ]
+        vec![(ids[0].clone(), "terminated".into()), (ids[1].clone(), "not_found".into())]
     );
 }
 
 fn sc_terminate_recording(tokens: &Log<(Option<String>, Option<String>, Option<String>)>) -> Rule {
     let tokens = tokens.clone();
-    mock!(aws_sdk_servicecatalog::Client::terminate_provisioned_product).then_compute_output(
-        move |req| {
-            tokens.lock().unwrap().push((
-                req.provisioned_product_id().map(str::to_owned),
-                req.provisioned_product_name().map(str::to_owned),
-                req.terminate_token().map(str::to_owned),
-            ));
-            TerminateProvisionedProductOutput::builder()
-                .record_detail(
-                    RecordDetail::builder()
-                        .record_id("rec-1")
-                        .status(RecordStatus::Created)
-                        .build(),
-                )
-                .build()
-        },
-    )
+    mock!(aws_sdk_servicecatalog::Client::terminate_provisioned_product).then_compute_output(move |req| {
+        tokens.lock().unwrap().push((
+            req.provisioned_product_id().map(str::to_owned),
+            req.provisioned_product_name().map(str::to_owned),
+            req.terminate_token().map(str::to_owned),
+        ));
+        TerminateProvisionedProductOutput::builder()
+            .record_detail(RecordDetail::builder().record_id("rec-1").status(RecordStatus::Created).build())
+            .build()
+    })
 }
 
 #[tokio::test]
 async fn the_terminate_token_follows_the_sqs_message() {
     let seen = log();
     let terminate = sc_terminate_recording(&seen);
-    let app = Doubles {
-        ws: &[],
-        mgn: &[],
-        sc: &[&terminate],
-        sqs: &[],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&terminate], sqs: &[] }.app(settings());
     let request = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-sandbox1"}});
 
-    invoke(&app, sqs_event(&[("m-1", request.clone())]))
-        .await
-        .unwrap();
-    invoke(&app, sqs_event(&[("m-1", request.clone())]))
-        .await
-        .unwrap();
-    invoke(&app, sqs_event(&[("m-2", request.clone())]))
-        .await
-        .unwrap();
+    invoke(&app, sqs_event(&[("m-1", request.clone())])).await.unwrap();
+    invoke(&app, sqs_event(&[("m-1", request.clone())])).await.unwrap();
+    invoke(&app, sqs_event(&[("m-2", request.clone())])).await.unwrap();
     let given = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductName": "sandbox", "TerminateToken": "mine-1"}});
     invoke(&app, sqs_event(&[("m-3", given)])).await.unwrap();
 
@@ -646,16 +539,8 @@ async fn the_terminate_token_follows_the_sqs_message() {
     assert_eq!(seen.len(), 4);
     assert_eq!(seen[0].0.as_deref(), Some("pp-sandbox1"));
     let token = seen[0].2.clone().unwrap();
-    assert_eq!(
-        seen[1].2.as_deref(),
-        Some(token.as_str()),
-        "a redelivery reuses the token"
-    );
-    assert_ne!(
-        seen[2].2.as_deref(),
-        Some(token.as_str()),
-        "another message gets another token"
-    );
+    assert_eq!(seen[1].2.as_deref(), Some(token.as_str()), "a redelivery reuses the token");
+    assert_ne!(seen[2].2.as_deref(), Some(token.as_str()), "another message gets another token");
     assert_eq!(
         (seen[3].1.as_deref(), seen[3].2.as_deref()),
         (Some("sandbox"), Some("mine-1")),
@@ -665,46 +550,39 @@ async fn the_terminate_token_follows_the_sqs_message() {
 
 #[tokio::test]
 async fn a_product_already_gone_is_not_found_and_not_dead_lettered() {
-    let terminate = mock!(aws_sdk_servicecatalog::Client::terminate_provisioned_product)
-        .then_http_response(|| http(400, r#"{"__type":"ResourceNotFoundException","Message":"Provisioned product not found"}"#));
-    let send = mock!(aws_sdk_sqs::Client::send_message)
-        .then_output(|| SendMessageOutput::builder().build());
-    let app = Doubles {
-        ws: &[],
-        mgn: &[],
-        sc: &[&terminate],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let terminate = mock!(aws_sdk_servicecatalog::Client::terminate_provisioned_product).then_http_response(|| {
+        http(400, r#"{"__type":"ResourceNotFoundException","Message":"Provisioned product not found"}"#)
+    });
+    let send = mock!(aws_sdk_sqs::Client::send_message).then_output(|| SendMessageOutput::builder().build());
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&terminate], sqs: &[&send] }.app(settings());
 
-    let response = invoke(&app, sqs_event(&[("m-1", json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-gone"}}))])).await.unwrap();
+    let response = invoke(
+        &app,
+        sqs_event(&[(
+            "m-1",
+            json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-gone"}}),
+        )]),
+    )
+    .await
+    .unwrap();
 
     assert!(failures(&response).is_empty());
     assert_eq!(send.num_calls(), 0);
-    let report = invoke(&app, json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-gone"}})).await.unwrap();
+    let report =
+        invoke(&app, json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-gone"}}))
+            .await
+            .unwrap();
     assert_eq!(report["requests"][0]["outcome"], "not_found");
 }
 
 #[tokio::test]
 async fn throttling_and_server_errors_are_transient_and_redelivered_without_a_record() {
-    let throttled =
-        mock!(aws_sdk_workspaces::Client::terminate_workspaces).then_http_response(|| {
-            http(
-                400,
-                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
-            )
-        });
+    let throttled = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+        .then_http_response(|| http(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#));
     let unavailable = mock!(aws_sdk_mgn::Client::terminate_target_instances)
         .then_http_response(|| http(503, r#"{"message":"Service Unavailable"}"#));
-    let send = mock!(aws_sdk_sqs::Client::send_message)
-        .then_output(|| SendMessageOutput::builder().build());
-    let app = Doubles {
-        ws: &[&throttled],
-        mgn: &[&unavailable],
-        sc: &[],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let send = mock!(aws_sdk_sqs::Client::send_message).then_output(|| SendMessageOutput::builder().build());
+    let app = Doubles { ws: &[&throttled], mgn: &[&unavailable], sc: &[], sqs: &[&send] }.app(settings());
 
     let response = invoke(
         &app,
@@ -717,31 +595,16 @@ async fn throttling_and_server_errors_are_transient_and_redelivered_without_a_re
     .unwrap();
 
     assert_eq!(failures(&response), vec!["m-1", "m-2"]);
-    assert_eq!(
-        send.num_calls(),
-        0,
-        "redelivery, not a dead-letter record, for a transient failure"
-    );
+    assert_eq!(send.num_calls(), 0, "redelivery, not a dead-letter record, for a transient failure");
 }
 
 #[tokio::test]
 async fn outside_sqs_a_transient_failure_is_dead_lettered_with_a_retry_request() {
-    let throttled =
-        mock!(aws_sdk_workspaces::Client::terminate_workspaces).then_http_response(|| {
-            http(
-                400,
-                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
-            )
-        });
+    let throttled = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+        .then_http_response(|| http(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#));
     let sent = log();
     let send = sqs_send_ok(&sent);
-    let app = Doubles {
-        ws: &[&throttled],
-        mgn: &[],
-        sc: &[],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[&throttled], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
     let ids = ws_ids(2, "d");
 
     let report = invoke(&app, ws_request(&ids)).await.unwrap();
@@ -752,10 +615,7 @@ async fn outside_sqs_a_transient_failure_is_dead_lettered_with_a_retry_request()
     assert_eq!(sent[0].1["outcome"], "transient");
     assert_eq!(sent[0].1["error"]["code"], "ThrottlingException");
     assert_eq!(sent[0].1["retryRequest"], ws_request(&ids));
-    assert_eq!(
-        sent[0].1["source"],
-        json!({"kind": "direct", "requestId": "req-1"})
-    );
+    assert_eq!(sent[0].1["source"], json!({"kind": "direct", "requestId": "req-1"}));
 }
 
 #[tokio::test]
@@ -768,17 +628,10 @@ async fn refusals_make_no_terminate_call() {
         .then_output(|| TerminateProvisionedProductOutput::builder().build());
     let sent = log();
     let send = sqs_send_ok(&sent);
-    let app = Doubles {
-        ws: &[&ws],
-        mgn: &[&mgn],
-        sc: &[&sc],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[&ws], mgn: &[&mgn], sc: &[&sc], sqs: &[&send] }.app(settings());
 
     let too_many = ws_request(&ws_ids(101, "e"));
-    let invalid_mgn =
-        json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ["s-short"]}});
+    let invalid_mgn = json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ["s-short"]}});
     let dry = |mut r: Value| {
         r["dryRun"] = json!(true);
         r
@@ -799,27 +652,12 @@ async fn refusals_make_no_terminate_call() {
     assert!(taken(&ws_calls).is_empty());
     assert_eq!(mgn.num_calls(), 0);
     assert_eq!(sc.num_calls(), 0);
-    let outcomes: Vec<&str> = report["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        outcomes,
-        vec!["invalid", "invalid", "dry_run", "dry_run", "dry_run"]
-    );
-    assert_eq!(
-        target_outcomes(&report, 2).len(),
-        3,
-        "a dry run reports the targets it would terminate"
-    );
+    let outcomes: Vec<&str> =
+        report["requests"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, vec!["invalid", "invalid", "dry_run", "dry_run", "dry_run"]);
+    assert_eq!(target_outcomes(&report, 2).len(), 3, "a dry run reports the targets it would terminate");
     let sent = taken(&sent);
-    assert_eq!(
-        sent.len(),
-        2,
-        "the invalid requests are dead-lettered; dry runs are not"
-    );
+    assert_eq!(sent.len(), 2, "the invalid requests are dead-lettered; dry runs are not");
     assert_eq!(sent[0].1["error"]["code"], "TooManyTargets");
     assert_eq!(
         sent[1].1["error"]["message"],
@@ -827,16 +665,7 @@ async fn refusals_make_no_terminate_call() {
     );
 
     // The DRY_RUN setting is the default for requests that do not say.
-    let app = Doubles {
-        ws: &[&ws],
-        mgn: &[],
-        sc: &[],
-        sqs: &[],
-    }
-    .app(Settings {
-        dry_run: true,
-        ..settings()
-    });
+    let app = Doubles { ws: &[&ws], mgn: &[], sc: &[], sqs: &[] }.app(Settings { dry_run: true, ..settings() });
     let report = invoke(&app, ws_request(&ws_ids(1, "g"))).await.unwrap();
     assert_eq!(report["requests"][0]["outcome"], "dry_run");
     assert!(taken(&ws_calls).is_empty());
@@ -846,30 +675,16 @@ async fn refusals_make_no_terminate_call() {
 async fn near_the_deadline_nothing_new_starts_and_the_message_is_redelivered() {
     let calls = log();
     let terminate = ws_terminate_ok(&calls);
-    let app = Doubles {
-        ws: &[&terminate],
-        mgn: &[],
-        sc: &[],
-        sqs: &[],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[&terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
     let mut context = Context::default();
-    let now_ms =
-        u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap();
+    let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap();
     context.deadline = now_ms + 500; // less than the reserve kept for answering
 
-    let response = handle(
-        &app,
-        LambdaEvent::new(sqs_event(&[("m-1", ws_request(&ws_ids(1, "h")))]), context),
-    )
-    .await
-    .unwrap();
+    let response =
+        handle(&app, LambdaEvent::new(sqs_event(&[("m-1", ws_request(&ws_ids(1, "h")))]), context)).await.unwrap();
 
     assert_eq!(failures(&response), vec!["m-1"]);
-    assert!(
-        taken(&calls).is_empty(),
-        "no call is started that could be cut off"
-    );
+    assert!(taken(&calls).is_empty(), "no call is started that could be cut off");
 }
 
 #[tokio::test]
@@ -878,22 +693,12 @@ async fn a_mixed_batch_redelivers_exactly_the_transient_and_dead_letters_exactly
     let ws = ws_terminate_ok(&ws_calls);
     let mgn = mock!(aws_sdk_mgn::Client::terminate_target_instances)
         .then_http_response(|| http(429, r#"{"message":"Too many requests"}"#));
-    let sc = mock!(aws_sdk_servicecatalog::Client::terminate_provisioned_product)
-        .then_http_response(|| {
-            http(
-                400,
-                r#"{"__type":"InvalidParametersException","Message":"Product is UNDER_CHANGE"}"#,
-            )
-        });
+    let sc = mock!(aws_sdk_servicecatalog::Client::terminate_provisioned_product).then_http_response(|| {
+        http(400, r#"{"__type":"InvalidParametersException","Message":"Product is UNDER_CHANGE"}"#)
+    });
     let sent = log();
     let send = sqs_send_ok(&sent);
-    let app = Doubles {
-        ws: &[&ws],
-        mgn: &[&mgn],
-        sc: &[&sc],
-        sqs: &[&send],
-    }
-    .app(settings());
+    let app = Doubles { ws: &[&ws], mgn: &[&mgn], sc: &[&sc], sqs: &[&send] }.app(settings());
 
     let response = invoke(
         &app,
@@ -901,8 +706,14 @@ async fn a_mixed_batch_redelivers_exactly_the_transient_and_dead_letters_exactly
             ("valid", ws_request(&ws_ids(2, "i"))),
             ("bad-json", Value::String("{\"operation\":".into())),
             ("unknown-op", json!({"operation": "TerminateInstances", "input": {}})),
-            ("transient", json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": source_ids(1)}})),
-            ("rejected", json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-1"}})),
+            (
+                "transient",
+                json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": source_ids(1)}}),
+            ),
+            (
+                "rejected",
+                json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-1"}}),
+            ),
         ]),
     )
     .await
@@ -925,23 +736,11 @@ async fn a_mixed_batch_redelivers_exactly_the_transient_and_dead_letters_exactly
         records,
         vec![
             ("bad-json".into(), "invalid".into(), "BadInput".into()),
-            (
-                "rejected".into(),
-                "rejected".into(),
-                "InvalidParametersException".into()
-            ),
-            (
-                "unknown-op".into(),
-                "invalid".into(),
-                "InvalidRequest".into()
-            ),
+            ("rejected".into(), "rejected".into(), "InvalidParametersException".into()),
+            ("unknown-op".into(), "invalid".into(), "InvalidRequest".into()),
         ]
     );
-    let rejected = taken(&sent)
-        .into_iter()
-        .find(|(_, b, _, _)| b["source"]["messageId"] == "rejected")
-        .unwrap()
-        .1;
+    let rejected = taken(&sent).into_iter().find(|(_, b, _, _)| b["source"]["messageId"] == "rejected").unwrap().1;
     assert_eq!(
         rejected["retryRequest"],
         json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-1"}})

@@ -3,10 +3,12 @@
 //! Everything here is pure: no SDK types, no I/O. The service handlers turn
 //! these values into API calls; the decoder and validator produce them.
 
+mod select;
 mod validate;
 
 use std::collections::BTreeMap;
 
+pub use select::{Selection, ServiceFilters};
 pub use validate::{Limits, ValidationError, validate};
 pub(crate) use validate::{kind, quote};
 
@@ -19,11 +21,8 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 3] = [
-        Operation::TerminateWorkspaces,
-        Operation::TerminateTargetInstances,
-        Operation::TerminateProvisionedProduct,
-    ];
+    pub const ALL: [Operation; 3] =
+        [Operation::TerminateWorkspaces, Operation::TerminateTargetInstances, Operation::TerminateProvisionedProduct];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,14 +46,30 @@ impl std::fmt::Display for Operation {
 /// A request that satisfies the contract: safe to hand to a service handler.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
-    pub targets: Targets,
+    pub operation: Operation,
+    pub scope: Scope,
     /// `None` when the request did not say; the `DRY_RUN` setting decides.
     pub dry_run: Option<bool>,
 }
 
+/// How the targets are known: named in `input`, or found by `select`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scope {
+    Named(Targets),
+    Select(Selection),
+}
+
 impl Request {
     pub fn operation(&self) -> Operation {
-        self.targets.operation()
+        self.operation
+    }
+
+    /// The targets named in `input`; `None` for a selection.
+    pub fn named(&self) -> Option<&Targets> {
+        match &self.scope {
+            Scope::Named(targets) => Some(targets),
+            Scope::Select(_) => None,
+        }
     }
 }
 
@@ -122,13 +137,57 @@ pub struct ProvisionedProductInput {
 }
 
 /// Rebuilds a request, in the contract's own spelling, that names only `ids`.
-/// Used for the dead-letter record's `retryRequest`.
+/// Used for the dead-letter record's `retryRequest`: it can be sent back as it is.
 pub fn retry_request(request: &Request, ids: &[String]) -> Option<serde_json::Value> {
     use serde_json::json;
     if ids.is_empty() {
         return None;
     }
-    let input = match &request.targets {
+    let mut out = serde_json::Map::new();
+    out.insert("operation".into(), json!(request.operation.as_str()));
+    match &request.scope {
+        Scope::Named(targets) => {
+            out.insert("input".into(), named_input(targets, ids)?);
+        }
+        // A selection's failed targets are known by now: select exactly them, with the
+        // same options. The guards run again on the replay.
+        Scope::Select(selection) => {
+            let mut select = serde_json::Map::new();
+            let ids_member =
+                if request.operation == Operation::TerminateTargetInstances { "sourceServerIDs" } else { "ids" };
+            select.insert(ids_member.into(), json!(ids));
+            if let ServiceFilters::ProvisionedProduct {
+                ignore_errors,
+                retain_physical_resources,
+                accept_language,
+                ..
+            } = &selection.filters
+            {
+                if let Some(v) = ignore_errors {
+                    select.insert("IgnoreErrors".into(), json!(v));
+                }
+                if let Some(v) = retain_physical_resources {
+                    select.insert("RetainPhysicalResources".into(), json!(v));
+                }
+                if let Some(v) = accept_language {
+                    select.insert("AcceptLanguage".into(), json!(v));
+                }
+            }
+            if let ServiceFilters::TargetInstances { account_id: Some(account), .. } = &selection.filters {
+                select.insert("accountID".into(), json!(account));
+            }
+            out.insert("select".into(), serde_json::Value::Object(select));
+        }
+    }
+    if let Some(dry_run) = request.dry_run {
+        out.insert("dryRun".into(), json!(dry_run));
+    }
+    Some(serde_json::Value::Object(out))
+}
+
+fn named_input(targets: &Targets, ids: &[String]) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let input = match targets {
         Targets::Workspaces(_) => json!({
             "TerminateWorkspaceRequests": ids.iter().map(|id| json!({"WorkspaceId": id})).collect::<Vec<_>>()
         }),
@@ -147,9 +206,7 @@ pub fn retry_request(request: &Request, ids: &[String]) -> Option<serde_json::Va
             let mut input = serde_json::Map::new();
             match &p.product {
                 ProductRef::Id(id) => input.insert("ProvisionedProductId".into(), json!(id)),
-                ProductRef::Name(name) => {
-                    input.insert("ProvisionedProductName".into(), json!(name))
-                }
+                ProductRef::Name(name) => input.insert("ProvisionedProductName".into(), json!(name)),
             };
             // The token is left out on purpose: a replay after the cause is fixed must
             // not be deduplicated by Service Catalog against the failed attempt.
@@ -165,11 +222,5 @@ pub fn retry_request(request: &Request, ids: &[String]) -> Option<serde_json::Va
             serde_json::Value::Object(input)
         }
     };
-    let mut out = serde_json::Map::new();
-    out.insert("operation".into(), json!(request.operation().as_str()));
-    out.insert("input".into(), input);
-    if let Some(dry_run) = request.dry_run {
-        out.insert("dryRun".into(), json!(dry_run));
-    }
-    Some(serde_json::Value::Object(out))
+    Some(input)
 }

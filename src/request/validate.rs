@@ -8,8 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::{
-    Operation, ProductRef, ProvisionedProductInput, Request, TargetInstancesInput, Targets,
-    WorkspacesInput,
+    Operation, ProductRef, ProvisionedProductInput, Request, Scope, TargetInstancesInput, Targets, WorkspacesInput,
 };
 
 /// Bounds that come from settings rather than from the AWS model.
@@ -39,16 +38,8 @@ impl ValidationError {
         Self::with_code("InvalidRequest", field, message)
     }
 
-    pub(crate) fn with_code(
-        code: &'static str,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        ValidationError {
-            code,
-            field: field.into(),
-            message: message.into(),
-        }
+    pub(crate) fn with_code(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError { code, field: field.into(), message: message.into() }
     }
 }
 
@@ -76,26 +67,18 @@ pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
         None => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(other) => {
-            return Err(ValidationError::new(
-                "dryRun",
-                format!("must be true or false, not {}", kind(other)),
-            ));
+            return Err(ValidationError::new("dryRun", format!("must be true or false, not {}", kind(other))));
         }
     };
 
     let input = match (root.get("input"), root.get("select")) {
         (Some(_), Some(_)) => {
-            return Err(ValidationError::new(
-                "input",
-                "and select are exclusive: give exactly one",
-            ));
+            return Err(ValidationError::new("input", "and select are exclusive: give exactly one"));
         }
         (None, None) => return Err(ValidationError::new("input", "is required (or select)")),
-        (None, Some(_)) => {
-            return Err(ValidationError::new(
-                "select",
-                "selecting targets is not available in this version; name them in input",
-            ));
+        (None, Some(select)) => {
+            let selection = super::select::selection(operation, select)?;
+            return Ok(Request { operation, scope: Scope::Select(selection), dry_run });
         }
         (Some(input), None) => input,
     };
@@ -103,9 +86,7 @@ pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
     let targets = match operation {
         Operation::TerminateWorkspaces => Targets::Workspaces(workspaces(input)?),
         Operation::TerminateTargetInstances => Targets::TargetInstances(target_instances(input)?),
-        Operation::TerminateProvisionedProduct => {
-            Targets::ProvisionedProduct(provisioned_product(input)?)
-        }
+        Operation::TerminateProvisionedProduct => Targets::ProvisionedProduct(provisioned_product(input)?),
     };
 
     let count = targets.ids().len();
@@ -113,13 +94,10 @@ pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
         return Err(ValidationError {
             code: "TooManyTargets",
             field: "input".into(),
-            message: format!(
-                "names {count} targets, more than MAX_TARGETS ({})",
-                limits.max_targets
-            ),
+            message: format!("names {count} targets, more than MAX_TARGETS ({})", limits.max_targets),
         });
     }
-    Ok(Request { targets, dry_run })
+    Ok(Request { operation, scope: Scope::Named(targets), dry_run })
 }
 
 fn workspaces(input: &Value) -> Result<WorkspacesInput> {
@@ -134,84 +112,23 @@ fn workspaces(input: &Value) -> Result<WorkspacesInput> {
         let field = format!("{path}.WorkspaceId");
         let id = required_string(entry, &path, "WorkspaceId")?;
         if !is_workspace_id(id) {
-            return Err(ValidationError::new(
-                field,
-                format!("{} does not match ^ws-[0-9a-z]{{8,63}}$", quote(id)),
-            ));
+            return Err(ValidationError::new(field, format!("{} does not match ^ws-[0-9a-z]{{8,63}}$", quote(id))));
         }
         ids.push(id.to_owned());
     }
-    Ok(WorkspacesInput {
-        workspace_ids: dedup(ids),
-    })
+    Ok(WorkspacesInput { workspace_ids: dedup(ids) })
 }
 
 fn target_instances(input: &Value) -> Result<TargetInstancesInput> {
     let map = object(input, "input")?;
     only_members(map, "input", &["sourceServerIDs", "tags", "accountID"])?;
-    let list = required_array(map, "input", "sourceServerIDs")?;
-    let mut ids = Vec::with_capacity(list.len());
-    for (i, item) in list.iter().enumerate() {
-        let field = format!("input.sourceServerIDs[{i}]");
-        let id = string(item, &field)?;
-        if !is_source_server_id(id) {
-            return Err(ValidationError::new(
-                field,
-                format!("{} does not match ^s-[0-9a-zA-Z]{{17}}$", quote(id)),
-            ));
-        }
-        ids.push(id.to_owned());
-    }
-
-    let mut tags = BTreeMap::new();
-    if let Some(value) = map.get("tags") {
-        let tag_map = object(value, "input.tags")?;
-        if tag_map.len() > 50 {
-            return Err(ValidationError::new(
-                "input.tags",
-                format!("has {} tags, more than 50", tag_map.len()),
-            ));
-        }
-        for (key, value) in tag_map {
-            let field = format!("input.tags.{key}");
-            let key_len = key.chars().count();
-            if key_len == 0 || key_len > 256 {
-                return Err(ValidationError::new(
-                    field,
-                    format!("key is {key_len} characters, must be 1 to 256"),
-                ));
-            }
-            let value = string(value, &field)?;
-            let value_len = value.chars().count();
-            if value_len > 256 {
-                return Err(ValidationError::new(
-                    field,
-                    format!("value is {value_len} characters, more than 256"),
-                ));
-            }
-            tags.insert(key.clone(), value.to_owned());
-        }
-    }
-
-    let account_id = match map.get("accountID") {
-        None => None,
-        Some(value) => {
-            let account = string(value, "input.accountID")?;
-            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ValidationError::new(
-                    "input.accountID",
-                    format!("{} is not exactly 12 digits", quote(account)),
-                ));
-            }
-            Some(account.to_owned())
-        }
+    let source_server_ids = match map.get("sourceServerIDs") {
+        Some(list) => id_list(list, "input.sourceServerIDs", is_source_server_id, SOURCE_SERVER_RULE)?,
+        None => return Err(ValidationError::new("input.sourceServerIDs", "is required")),
     };
-
-    Ok(TargetInstancesInput {
-        source_server_ids: dedup(ids),
-        tags,
-        account_id,
-    })
+    let tags = map.get("tags").map(|v| tag_map(v, "input.tags")).transpose()?.unwrap_or_default();
+    let account_id = map.get("accountID").map(|v| account_id(v, "input.accountID")).transpose()?;
+    Ok(TargetInstancesInput { source_server_ids, tags, account_id })
 }
 
 fn provisioned_product(input: &Value) -> Result<ProvisionedProductInput> {
@@ -229,10 +146,7 @@ fn provisioned_product(input: &Value) -> Result<ProvisionedProductInput> {
         ],
     )?;
 
-    let product = match (
-        map.get("ProvisionedProductId"),
-        map.get("ProvisionedProductName"),
-    ) {
+    let product = match (map.get("ProvisionedProductId"), map.get("ProvisionedProductName")) {
         (Some(_), Some(_)) => {
             return Err(ValidationError::new(
                 "input.ProvisionedProductId",
@@ -240,19 +154,12 @@ fn provisioned_product(input: &Value) -> Result<ProvisionedProductInput> {
             ));
         }
         (None, None) => {
-            return Err(ValidationError::new(
-                "input.ProvisionedProductId",
-                "is required (or ProvisionedProductName)",
-            ));
+            return Err(ValidationError::new("input.ProvisionedProductId", "is required (or ProvisionedProductName)"));
         }
         (Some(id), None) => {
             let id = string(id, "input.ProvisionedProductId")?;
             let len = id.chars().count();
-            if !(1..=100).contains(&len)
-                || !id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-            {
+            if !(1..=100).contains(&len) || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
                 return Err(ValidationError::new(
                     "input.ProvisionedProductId",
                     format!("{} does not match ^[a-zA-Z0-9_-]{{1,100}}$", quote(id)),
@@ -282,10 +189,7 @@ fn provisioned_product(input: &Value) -> Result<ProvisionedProductInput> {
             if !is_token(token) {
                 return Err(ValidationError::new(
                     "input.TerminateToken",
-                    format!(
-                        "{} does not match ^[a-zA-Z0-9][a-zA-Z0-9_-]{{0,127}}$",
-                        quote(token)
-                    ),
+                    format!("{} does not match ^[a-zA-Z0-9][a-zA-Z0-9_-]{{0,127}}$", quote(token)),
                 ));
             }
             Some(token.to_owned())
@@ -315,18 +219,68 @@ fn provisioned_product(input: &Value) -> Result<ProvisionedProductInput> {
     })
 }
 
+/// Tags as the AWS APIs bound them: at most 50; keys 1 to 256 characters, values at most 256.
+pub(super) fn tag_map(value: &Value, path: &str) -> Result<BTreeMap<String, String>> {
+    let tag_map = object(value, path)?;
+    if tag_map.len() > 50 {
+        return Err(ValidationError::new(path, format!("has {} tags, more than 50", tag_map.len())));
+    }
+    let mut tags = BTreeMap::new();
+    for (key, value) in tag_map {
+        let field = format!("{path}.{key}");
+        let key_len = key.chars().count();
+        if key_len == 0 || key_len > 256 {
+            return Err(ValidationError::new(field, format!("key is {key_len} characters, must be 1 to 256")));
+        }
+        let value = string(value, &field)?;
+        let value_len = value.chars().count();
+        if value_len > 256 {
+            return Err(ValidationError::new(field, format!("value is {value_len} characters, more than 256")));
+        }
+        tags.insert(key.clone(), value.to_owned());
+    }
+    Ok(tags)
+}
+
+pub(super) fn account_id(value: &Value, path: &str) -> Result<String> {
+    let account = string(value, path)?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ValidationError::new(path, format!("{} is not exactly 12 digits", quote(account))));
+    }
+    Ok(account.to_owned())
+}
+
+/// A non-empty list of ids, each checked by `valid` (whose pattern `rule` names), duplicates removed.
+pub(super) fn id_list(value: &Value, path: &str, valid: fn(&str) -> bool, rule: &str) -> Result<Vec<String>> {
+    let list =
+        value.as_array().ok_or_else(|| ValidationError::new(path, format!("must be a list, not {}", kind(value))))?;
+    if list.is_empty() {
+        return Err(ValidationError::new(path, "must name at least one target"));
+    }
+    let mut ids = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let field = format!("{path}[{i}]");
+        let id = string(item, &field)?;
+        if !valid(id) {
+            return Err(ValidationError::new(field, format!("{} does not match {rule}", quote(id))));
+        }
+        ids.push(id.to_owned());
+    }
+    Ok(dedup(ids))
+}
+
 pub(crate) fn is_workspace_id(id: &str) -> bool {
     id.strip_prefix("ws-").is_some_and(|rest| {
-        (8..=63).contains(&rest.len())
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        (8..=63).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
     })
 }
 
+pub(super) const WORKSPACE_RULE: &str = "^ws-[0-9a-z]{8,63}$";
+pub(super) const SOURCE_SERVER_RULE: &str = "^s-[0-9a-zA-Z]{17}$";
+pub(super) const PRODUCT_ID_RULE: &str = "^[a-zA-Z0-9_-]{1,100}$";
+
 pub(crate) fn is_source_server_id(id: &str) -> bool {
-    id.strip_prefix("s-")
-        .is_some_and(|rest| rest.len() == 17 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+    id.strip_prefix("s-").is_some_and(|rest| rest.len() == 17 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 fn is_product_name(name: &str) -> bool {
@@ -334,9 +288,7 @@ fn is_product_name(name: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 128
         && bytes[0].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// The shape the Service Catalog model allows for a name-or-ARN:
@@ -349,8 +301,7 @@ fn is_arn(s: &str) -> bool {
     let segment = |p: Option<&str>, min: usize| {
         p.is_some_and(|p| {
             (min..=63).contains(&p.len())
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+                && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         })
     };
     segment(parts.next(), 1)
@@ -359,9 +310,7 @@ fn is_arn(s: &str) -> bool {
         && segment(parts.next(), 0)
         && parts.next().is_some_and(|resource| {
             let len = resource.chars().count();
-            (1..=1024).contains(&len)
-                && !resource.starts_with('/')
-                && !resource.chars().any(char::is_control)
+            (1..=1024).contains(&len) && !resource.starts_with('/') && !resource.chars().any(char::is_control)
         })
 }
 
@@ -370,84 +319,59 @@ fn is_token(token: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 128
         && bytes[0].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn dedup(ids: Vec<String>) -> Vec<String> {
+pub(super) fn dedup(ids: Vec<String>) -> Vec<String> {
     let mut seen = HashSet::with_capacity(ids.len());
-    ids.into_iter()
-        .filter(|id| seen.insert(id.clone()))
-        .collect()
+    ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
 }
 
-fn join(path: &str, member: &str) -> String {
-    if path.is_empty() {
-        member.to_owned()
-    } else {
-        format!("{path}.{member}")
-    }
+pub(super) fn join(path: &str, member: &str) -> String {
+    if path.is_empty() { member.to_owned() } else { format!("{path}.{member}") }
 }
 
-fn only_members(map: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<()> {
+pub(super) fn only_members(map: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<()> {
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
         None => Ok(()),
         Some(unknown) => Err(ValidationError::new(
             join(path, unknown),
-            format!(
-                "is not a known member (expected one of: {})",
-                allowed.join(", ")
-            ),
+            format!("is not a known member (expected one of: {})", allowed.join(", ")),
         )),
     }
 }
 
-fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
-    value.as_object().ok_or_else(|| {
-        ValidationError::new(path, format!("must be a JSON object, not {}", kind(value)))
-    })
+pub(super) fn object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
+    value.as_object().ok_or_else(|| ValidationError::new(path, format!("must be a JSON object, not {}", kind(value))))
 }
 
-fn string<'a>(value: &'a Value, path: &str) -> Result<&'a str> {
-    value
-        .as_str()
-        .ok_or_else(|| ValidationError::new(path, format!("must be a string, not {}", kind(value))))
+pub(super) fn string<'a>(value: &'a Value, path: &str) -> Result<&'a str> {
+    value.as_str().ok_or_else(|| ValidationError::new(path, format!("must be a string, not {}", kind(value))))
 }
 
 fn required_string<'a>(map: &'a Map<String, Value>, path: &str, member: &str) -> Result<&'a str> {
     let field = join(path, member);
-    map.get(member)
-        .ok_or_else(|| ValidationError::new(&field, "is required"))
-        .and_then(|v| string(v, &field))
+    map.get(member).ok_or_else(|| ValidationError::new(&field, "is required")).and_then(|v| string(v, &field))
 }
 
-fn required_array<'a>(
-    map: &'a Map<String, Value>,
-    path: &str,
-    member: &str,
-) -> Result<&'a Vec<Value>> {
+fn required_array<'a>(map: &'a Map<String, Value>, path: &str, member: &str) -> Result<&'a Vec<Value>> {
     let field = join(path, member);
-    let value = map
-        .get(member)
-        .ok_or_else(|| ValidationError::new(&field, "is required"))?;
-    let list = value.as_array().ok_or_else(|| {
-        ValidationError::new(&field, format!("must be a list, not {}", kind(value)))
-    })?;
+    let value = map.get(member).ok_or_else(|| ValidationError::new(&field, "is required"))?;
+    let list =
+        value.as_array().ok_or_else(|| ValidationError::new(&field, format!("must be a list, not {}", kind(value))))?;
     if list.is_empty() {
         return Err(ValidationError::new(field, "must name at least one target"));
     }
     Ok(list)
 }
 
-fn optional_bool(map: &Map<String, Value>, path: &str, member: &str) -> Result<Option<bool>> {
+pub(super) fn optional_bool(map: &Map<String, Value>, path: &str, member: &str) -> Result<Option<bool>> {
     match map.get(member) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(ValidationError::new(
-            join(path, member),
-            format!("must be true or false, not {}", kind(other)),
-        )),
+        Some(other) => {
+            Err(ValidationError::new(join(path, member), format!("must be true or false, not {}", kind(other))))
+        }
     }
 }
 

@@ -17,40 +17,20 @@ where
     let context = || DisplayErrorContext(error).to_string();
     match error {
         SdkError::TimeoutError(_) => (Outcome::Transient, Failure::new("Timeout", context())),
-        SdkError::DispatchFailure(_) => (
-            Outcome::Transient,
-            Failure::new("DispatchFailure", context()),
-        ),
+        SdkError::DispatchFailure(_) => (Outcome::Transient, Failure::new("DispatchFailure", context())),
         // A response that could not be read (truncated, malformed) says nothing
         // about whether the service would accept the call: try again.
-        SdkError::ResponseError(_) => {
-            (Outcome::Transient, Failure::new("ResponseError", context()))
-        }
-        SdkError::ConstructionFailure(_) => (
-            Outcome::Rejected,
-            Failure::new("ConstructionFailure", context()),
-        ),
+        SdkError::ResponseError(_) => (Outcome::Transient, Failure::new("ResponseError", context())),
+        SdkError::ConstructionFailure(_) => (Outcome::Rejected, Failure::new("ConstructionFailure", context())),
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            let code = service
-                .err()
-                .code()
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("HTTP{status}"));
-            let message = service
-                .err()
-                .message()
-                .map(str::to_owned)
-                .unwrap_or_else(context);
+            let code = service.err().code().map(str::to_owned).unwrap_or_else(|| format!("HTTP{status}"));
+            let message = service.err().message().map(str::to_owned).unwrap_or_else(context);
             let transient = THROTTLING_ERRORS.contains(&code.as_str())
                 || TRANSIENT_ERRORS.contains(&code.as_str())
                 || status == 429
                 || status >= 500;
-            let outcome = if transient {
-                Outcome::Transient
-            } else {
-                Outcome::Rejected
-            };
+            let outcome = if transient { Outcome::Transient } else { Outcome::Rejected };
             (outcome, Failure::new(code, message))
         }
         // SdkError is non-exhaustive: a kind this code does not know is retried

@@ -30,3 +30,14 @@ impl Services {
         }
     }
 }
+
+/// A lookup that failed: its classification, so the targets it was for can be
+/// retried or reported like a failed terminate call.
+pub type LookupError = (crate::outcome::Outcome, crate::outcome::Failure);
+
+pub(crate) fn to_time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(t.secs()).ok()
+}
+
+/// How many describe calls (tags, for example) one lookup has in flight.
+pub(crate) const LOOKUP_CONCURRENCY: usize = 8;

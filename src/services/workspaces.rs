@@ -4,9 +4,12 @@ use std::collections::{HashMap, HashSet};
 
 use aws_sdk_workspaces::types::{TerminateRequest, WorkspaceState};
 use futures_util::future::join_all;
+use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::classify;
+use super::{LOOKUP_CONCURRENCY, LookupError, classify, to_time};
+use crate::guard::Candidate;
 use crate::outcome::{Failure, Outcome, TargetResult};
+use crate::request::{Selection, ServiceFilters};
 
 /// The most ids `TerminateWorkspaces` and `DescribeWorkspaces` take in one call.
 pub const IDS_PER_CALL: usize = 25;
@@ -24,45 +27,28 @@ impl Workspaces {
     /// Terminates `ids` (distinct) in calls of at most 25, run concurrently, and
     /// returns one result per id, in the order given.
     pub async fn terminate(&self, ids: &[String]) -> Vec<TargetResult> {
-        let chunks = join_all(
-            ids.chunks(IDS_PER_CALL)
-                .map(|chunk| self.terminate_chunk(chunk)),
-        )
-        .await;
+        let chunks = join_all(ids.chunks(IDS_PER_CALL).map(|chunk| self.terminate_chunk(chunk))).await;
         chunks.into_iter().flatten().collect()
     }
 
     async fn terminate_chunk(&self, ids: &[String]) -> Vec<TargetResult> {
-        let requests: Result<Vec<TerminateRequest>, _> = ids
-            .iter()
-            .map(|id| TerminateRequest::builder().workspace_id(id).build())
-            .collect();
+        let requests: Result<Vec<TerminateRequest>, _> =
+            ids.iter().map(|id| TerminateRequest::builder().workspace_id(id).build()).collect();
         let requests = match requests {
             Ok(requests) => requests,
             Err(e) => {
                 let failure = Failure::new("ConstructionFailure", e.to_string());
-                return ids
-                    .iter()
-                    .map(|id| TargetResult::failed(id, Outcome::Rejected, failure.clone()))
-                    .collect();
+                return ids.iter().map(|id| TargetResult::failed(id, Outcome::Rejected, failure.clone())).collect();
             }
         };
-        let output = match self
-            .client
-            .terminate_workspaces()
-            .set_terminate_workspace_requests(Some(requests))
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error) => {
-                let (outcome, failure) = classify(&error);
-                return ids
-                    .iter()
-                    .map(|id| TargetResult::failed(id, outcome, failure.clone()))
-                    .collect();
-            }
-        };
+        let output =
+            match self.client.terminate_workspaces().set_terminate_workspace_requests(Some(requests)).send().await {
+                Ok(output) => output,
+                Err(error) => {
+                    let (outcome, failure) = classify(&error);
+                    return ids.iter().map(|id| TargetResult::failed(id, outcome, failure.clone())).collect();
+                }
+            };
 
         let failed: HashMap<&str, Failure> = output
             .failed_requests()
@@ -71,46 +57,32 @@ impl Workspaces {
                 let id = f.workspace_id()?;
                 let failure = Failure::new(
                     f.error_code().unwrap_or("Unknown"),
-                    f.error_message()
-                        .unwrap_or("TerminateWorkspaces refused this WorkSpace"),
+                    f.error_message().unwrap_or("TerminateWorkspaces refused this WorkSpace"),
                 );
                 Some((id, failure))
             })
             .collect();
         if failed.is_empty() {
-            return ids
-                .iter()
-                .map(|id| TargetResult::new(id, Outcome::Terminated))
-                .collect();
+            return ids.iter().map(|id| TargetResult::new(id, Outcome::Terminated)).collect();
         }
 
         // Error codes in FailedRequests differ between AWS and emulators; whether the
         // WorkSpace still exists is the documented way to tell "already gone" apart.
-        let failed_ids: Vec<String> = ids
-            .iter()
-            .filter(|id| failed.contains_key(id.as_str()))
-            .cloned()
-            .collect();
+        let failed_ids: Vec<String> = ids.iter().filter(|id| failed.contains_key(id.as_str())).cloned().collect();
         let still_there = self.still_present(&failed_ids).await;
 
         ids.iter()
             .map(|id| match failed.get(id.as_str()) {
                 None => TargetResult::new(id, Outcome::Terminated),
                 Some(failure) => match &still_there {
-                    Ok(present) if !present.contains(id.as_str()) => {
-                        TargetResult::new(id, Outcome::NotFound)
-                    }
+                    Ok(present) if !present.contains(id.as_str()) => TargetResult::new(id, Outcome::NotFound),
                     Ok(_) => TargetResult::failed(id, Outcome::Rejected, failure.clone()),
                     Err((outcome, describe_failure)) => {
                         let message = format!(
                             "{}; and DescribeWorkspaces, asked whether it still exists, failed: {}",
                             failure.message, describe_failure.message
                         );
-                        TargetResult::failed(
-                            id,
-                            *outcome,
-                            Failure::new(failure.code.clone(), message),
-                        )
+                        TargetResult::failed(id, *outcome, Failure::new(failure.code.clone(), message))
                     }
                 },
             })
@@ -121,30 +93,17 @@ impl Workspaces {
     async fn still_present(&self, ids: &[String]) -> Result<HashSet<String>, (Outcome, Failure)> {
         let mut present = HashSet::new();
         for chunk in ids.chunks(IDS_PER_CALL) {
-            let output = self
-                .client
-                .describe_workspaces()
-                .set_workspace_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| {
-                    let (outcome, failure) = classify(&e);
-                    // A describe that is refused leaves the terminate failure unexplained:
-                    // keep it rejected unless the describe itself may succeed later.
-                    (
-                        if outcome == Outcome::Transient {
-                            Outcome::Transient
-                        } else {
-                            Outcome::Rejected
-                        },
-                        failure,
-                    )
-                })?;
+            let output =
+                self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send().await.map_err(
+                    |e| {
+                        let (outcome, failure) = classify(&e);
+                        // A describe that is refused leaves the terminate failure unexplained:
+                        // keep it rejected unless the describe itself may succeed later.
+                        (if outcome == Outcome::Transient { Outcome::Transient } else { Outcome::Rejected }, failure)
+                    },
+                )?;
             for workspace in output.workspaces() {
-                let gone = matches!(
-                    workspace.state(),
-                    Some(WorkspaceState::Terminating | WorkspaceState::Terminated)
-                );
+                let gone = matches!(workspace.state(), Some(WorkspaceState::Terminating | WorkspaceState::Terminated));
                 if let (Some(id), false) = (workspace.workspace_id(), gone) {
                     present.insert(id.to_owned());
                 }
@@ -152,4 +111,113 @@ impl Workspaces {
         }
         Ok(present)
     }
+}
+
+impl Workspaces {
+    /// The named WorkSpaces that still exist, with state and tags. An id it does
+    /// not return is gone.
+    pub async fn describe(&self, ids: &[String]) -> Result<Vec<Candidate>, LookupError> {
+        let found = self.describe_ids(ids).await?;
+        self.with_tags(found).await
+    }
+
+    /// The WorkSpaces a selection could match. The server narrows by directory,
+    /// user or bundle where the API allows; every filter is checked again by the guards.
+    pub async fn find(&self, selection: &Selection) -> Result<Vec<Candidate>, LookupError> {
+        let ServiceFilters::Workspaces { directory_id, bundle_id, user_name, idle_days, .. } = &selection.filters
+        else {
+            return Ok(Vec::new());
+        };
+        let found = if !selection.ids.is_empty() {
+            self.describe_ids(&selection.ids).await?
+        } else {
+            let mut call = self.client.describe_workspaces();
+            // The API takes a directory (with an optional user) or a bundle, not both.
+            if let Some(directory) = directory_id {
+                call = call.directory_id(directory).set_user_name(user_name.clone());
+            } else if let Some(bundle) = bundle_id {
+                call = call.bundle_id(bundle);
+            }
+            let mut pages = call.into_paginator().send();
+            let mut found = Vec::new();
+            while let Some(page) = pages.next().await {
+                found.extend(page.map_err(|e| classify(&e))?.workspaces().iter().filter_map(candidate));
+            }
+            found
+        };
+        let mut found = self.with_tags(found).await?;
+        if idle_days.is_some() {
+            self.with_connections(&mut found).await?;
+        }
+        Ok(found)
+    }
+
+    async fn describe_ids(&self, ids: &[String]) -> Result<Vec<Candidate>, LookupError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            let out = self
+                .client
+                .describe_workspaces()
+                .set_workspace_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            found.extend(out.workspaces().iter().filter_map(candidate));
+        }
+        Ok(found)
+    }
+
+    /// `DescribeTags` takes one WorkSpace a call: run them concurrently, bounded.
+    async fn with_tags(&self, candidates: Vec<Candidate>) -> Result<Vec<Candidate>, LookupError> {
+        stream::iter(candidates)
+            .map(|mut c| async move {
+                let out = self.client.describe_tags().resource_id(&c.id).send().await.map_err(|e| classify(&e))?;
+                c.tags =
+                    out.tag_list().iter().map(|t| (t.key().to_owned(), t.value().unwrap_or("").to_owned())).collect();
+                Ok(c)
+            })
+            .buffered(LOOKUP_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn with_connections(&self, candidates: &mut [Candidate]) -> Result<(), LookupError> {
+        let ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
+        let mut last: HashMap<String, time::OffsetDateTime> = HashMap::new();
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            let out = self
+                .client
+                .describe_workspaces_connection_status()
+                .set_workspace_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            for status in out.workspaces_connection_status() {
+                if let (Some(id), Some(at)) =
+                    (status.workspace_id(), status.last_known_user_connection_timestamp().and_then(to_time))
+                {
+                    last.insert(id.to_owned(), at);
+                }
+            }
+        }
+        for c in candidates {
+            c.last_connected = last.get(&c.id).copied();
+        }
+        Ok(())
+    }
+}
+
+fn candidate(w: &aws_sdk_workspaces::types::Workspace) -> Option<Candidate> {
+    let mut attributes = std::collections::BTreeMap::new();
+    for (name, value) in [("directoryId", w.directory_id()), ("bundleId", w.bundle_id()), ("userName", w.user_name())] {
+        if let Some(v) = value {
+            attributes.insert(name, v.to_owned());
+        }
+    }
+    Some(Candidate {
+        id: w.workspace_id()?.to_owned(),
+        state: w.state().map(|s| s.as_str().to_owned()),
+        attributes,
+        ..Candidate::default()
+    })
 }

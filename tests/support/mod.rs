@@ -20,16 +20,11 @@ fn repo() -> PathBuf {
 
 /// The Python venv that holds moto (made by `scripts/setup-python`).
 fn venv() -> PathBuf {
-    std::env::var_os("TEARDOWN_EMULATOR_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/emulator"))
+    std::env::var_os("TEARDOWN_EMULATOR_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv/emulator"))
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
 /// A loopback address where nothing listens: an unreachable endpoint.
@@ -45,11 +40,7 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Moto {
         let bin = venv().join("bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `scripts/test`, which installs the pinned moto first",
-            bin.display()
-        );
+        assert!(bin.exists(), "{} is missing: run `scripts/test`, which installs the pinned moto first", bin.display());
         let port = free_port();
         let child = Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -57,16 +48,10 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server starts");
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not start within 30 s"
-            );
+            assert!(started.elapsed() < Duration::from_secs(30), "moto did not start within 30 s");
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
@@ -80,29 +65,17 @@ impl Moto {
             .args(args)
             .output()
             .expect("the seed script runs");
-        assert!(
-            out.status.success(),
-            "seeding failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "seeding failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("the seed script prints JSON")
     }
 
     pub fn queue(&self, name: &str) -> String {
-        self.seed(&["queue", name])["queueUrl"]
-            .as_str()
-            .expect("a queue url")
-            .to_owned()
+        self.seed(&["queue", name])["queueUrl"].as_str().expect("a queue url").to_owned()
     }
 
     pub fn workspaces(&self, count: usize) -> Vec<String> {
         let made = self.seed(&["workspaces", &count.to_string()]);
-        made["workspaceIds"]
-            .as_array()
-            .expect("ids")
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
+        made["workspaceIds"].as_array().expect("ids").iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
     }
 
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
@@ -152,16 +125,10 @@ impl Moto {
                         .unwrap_or_default()
                         .to_owned()
                 };
-                let body =
-                    serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
+                let body = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
                 all.push((body, attr("operation"), attr("outcome")));
                 if let Some(handle) = m.receipt_handle() {
-                    let _ = sqs
-                        .delete_message()
-                        .queue_url(queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await;
+                    let _ = sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await;
                 }
             }
         }
@@ -194,17 +161,11 @@ impl Function {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_LAMBDA_LOG_LEVEL", "info")
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEARDOWN_E2E_LOGS").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+            .stderr(if std::env::var_os("TEARDOWN_E2E_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() });
         for (k, v) in env {
             command.env(k, v);
         }
-        Function {
-            child: command.spawn().expect("the teardown binary starts"),
-        }
+        Function { child: command.spawn().expect("the teardown binary starts") }
     }
 }
 

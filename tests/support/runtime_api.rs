@@ -60,12 +60,7 @@ impl RuntimeApi {
                 });
             }
         });
-        Ok(RuntimeApi {
-            addr,
-            sender,
-            state,
-            next_id: std::sync::atomic::AtomicU64::new(1),
-        })
+        Ok(RuntimeApi { addr, sender, state, next_id: std::sync::atomic::AtomicU64::new(1) })
     }
 
     /// `host:port`, as `AWS_LAMBDA_RUNTIME_API` wants it.
@@ -75,26 +70,12 @@ impl RuntimeApi {
 
     /// Queues one invocation and waits for the function's answer.
     pub async fn invoke(&self, payload: Value, timeout: Duration) -> Answer {
-        let id = format!(
-            "req-{:04}",
-            self.next_id
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        );
+        let id = format!("req-{:04}", self.next_id.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
         let (tx, rx) = oneshot::channel();
         self.state.waiting.lock().await.insert(id.clone(), tx);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let deadline_ms = u64::try_from((now + timeout).as_millis()).unwrap_or(u64::MAX);
-        if self
-            .sender
-            .send(Pending {
-                id,
-                payload,
-                deadline_ms,
-            })
-            .is_err()
-        {
+        if self.sender.send(Pending { id, payload, deadline_ms }).is_err() {
             return Err(serde_json::json!({"errorMessage": "runtime API stopped"}));
         }
         match tokio::time::timeout(timeout + Duration::from_secs(5), rx).await {
@@ -122,12 +103,7 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Reply {
 async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let json = || {
         serde_json::from_slice::<Value>(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
@@ -141,22 +117,15 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Infal
                     let mut response = reply(StatusCode::OK, p.payload.to_string());
                     let headers = response.headers_mut();
                     let set = |v: &str| {
-                        hyper::header::HeaderValue::from_str(v)
-                            .unwrap_or(hyper::header::HeaderValue::from_static(""))
+                        hyper::header::HeaderValue::from_str(v).unwrap_or(hyper::header::HeaderValue::from_static(""))
                     };
                     headers.insert("lambda-runtime-aws-request-id", set(&p.id));
-                    headers.insert(
-                        "lambda-runtime-deadline-ms",
-                        set(&p.deadline_ms.to_string()),
-                    );
+                    headers.insert("lambda-runtime-deadline-ms", set(&p.deadline_ms.to_string()));
                     headers.insert(
                         "lambda-runtime-invoked-function-arn",
                         set("arn:aws:lambda:us-east-1:123456789012:function:teardown"),
                     );
-                    headers.insert(
-                        "lambda-runtime-trace-id",
-                        set("Root=1-00000000-000000000000000000000000"),
-                    );
+                    headers.insert("lambda-runtime-trace-id", set("Root=1-00000000-000000000000000000000000"));
                     headers.insert("content-type", set("application/json"));
                     response
                 }

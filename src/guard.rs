@@ -1,0 +1,208 @@
+//! Contract §6: the filters of a selection and the guards every target passes
+//! before any terminate call. Pure: it judges facts the services looked up.
+
+use std::collections::BTreeMap;
+
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime};
+
+use crate::outcome::Outcome;
+use crate::request::{Operation, Selection, ServiceFilters};
+
+/// The tag whose ISO-8601 date or date-time says when a target may go.
+pub const EXPIRES_TAG: &str = "teardown:expires-at";
+
+/// What a service told us about one target.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Candidate {
+    pub id: String,
+    /// WorkSpace state, MGN lifecycle state, or provisioned product status.
+    pub state: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// MGN: whether the server has a launched test or cutover instance.
+    pub has_launched_instance: Option<bool>,
+    /// WorkSpaces: the last user connection, when there was one.
+    pub last_connected: Option<OffsetDateTime>,
+    pub created: Option<OffsetDateTime>,
+    /// Attributes some filters compare: directoryId, bundleId, userName, productId, provisioningArtifactId.
+    pub attributes: BTreeMap<&'static str, String>,
+}
+
+/// What happens to a candidate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// Terminate it (or, in a dry run, report that it would be), because of `reason`.
+    Terminate { reason: String },
+    /// Leave it, with this outcome and reason.
+    Stop { outcome: Outcome, reason: String },
+    /// Not part of the selection at all.
+    Unselected,
+}
+
+/// Judges one candidate: a selection's filters first (when there is one), then the guards.
+pub fn judge(
+    operation: Operation,
+    candidate: &Candidate,
+    selection: Option<&Selection>,
+    protect_tag: &str,
+    now: OffsetDateTime,
+) -> Verdict {
+    let reason = match selection {
+        None => "named in the request".to_owned(),
+        Some(selection) => match matches(operation, candidate, selection, now) {
+            Ok(Some(matched)) => matched,
+            Ok(None) => return Verdict::Unselected,
+            Err(stop) => return stop,
+        },
+    };
+    if let Some(value) = candidate.tags.get(protect_tag) {
+        return stop(Outcome::Protected, format!("tag {protect_tag}={value:?}: never terminated"));
+    }
+    let state = candidate.state.as_deref().unwrap_or("");
+    match operation {
+        Operation::TerminateWorkspaces => match state {
+            "SUSPENDED" => {
+                return stop(Outcome::Skipped, "SUSPENDED: TerminateWorkspaces refuses a suspended WorkSpace".into());
+            }
+            "TERMINATING" | "TERMINATED" => return stop(Outcome::NotFound, format!("already {state}")),
+            _ => {}
+        },
+        Operation::TerminateTargetInstances => {
+            if matches!(state, "TESTING" | "CUTTING_OVER" | "CUTOVER") {
+                return stop(Outcome::Skipped, format!("lifecycle {state}: TerminateTargetInstances refuses it"));
+            }
+            if candidate.has_launched_instance == Some(false) {
+                return stop(Outcome::Skipped, "no launched test or cutover instance".into());
+            }
+        }
+        Operation::TerminateProvisionedProduct => {
+            if matches!(state, "UNDER_CHANGE" | "PLAN_IN_PROGRESS") {
+                return stop(Outcome::Transient, format!("status {state}: it will settle, then it can be terminated"));
+            }
+        }
+    }
+    Verdict::Terminate { reason }
+}
+
+fn stop(outcome: Outcome, reason: String) -> Verdict {
+    Verdict::Stop { outcome, reason }
+}
+
+/// `Ok(Some(why))` when every filter matches; `Ok(None)` when one does not;
+/// `Err` when the candidate must be reported without being judged further.
+fn matches(operation: Operation, c: &Candidate, s: &Selection, now: OffsetDateTime) -> Result<Option<String>, Verdict> {
+    let mut why = Vec::new();
+    if !s.ids.is_empty() {
+        if !s.ids.contains(&c.id) {
+            return Ok(None);
+        }
+        why.push("id listed".to_owned());
+    }
+    for (key, value) in &s.tags {
+        if c.tags.get(key) != Some(value) {
+            return Ok(None);
+        }
+        why.push(format!("tag {key}={value}"));
+    }
+    let attribute = |name: &str, wanted: &Option<String>, why: &mut Vec<String>| -> bool {
+        match wanted {
+            None => true,
+            Some(w) if c.attributes.get(name) == Some(w) => {
+                why.push(format!("{name} {w}"));
+                true
+            }
+            Some(_) => false,
+        }
+    };
+    let state_in = |states: &[String], why: &mut Vec<String>| -> bool {
+        if states.is_empty() {
+            return true;
+        }
+        let ok = c.state.as_ref().is_some_and(|st| states.contains(st));
+        if ok {
+            why.push(format!("state {}", c.state.as_deref().unwrap_or("")));
+        }
+        ok
+    };
+    match (&s.filters, operation) {
+        (ServiceFilters::Workspaces { directory_id, bundle_id, user_name, states, idle_days }, _) => {
+            if !(attribute("directoryId", directory_id, &mut why)
+                && attribute("bundleId", bundle_id, &mut why)
+                && attribute("userName", user_name, &mut why)
+                && state_in(states, &mut why))
+            {
+                return Ok(None);
+            }
+            if let Some(days) = idle_days {
+                match idle_for(c, now) {
+                    Some(idle) if idle >= i64::from(*days) => why.push(format!("idle {idle} days (≥ {days})")),
+                    Some(_) => return Ok(None),
+                    // Never connected and no creation time: nothing proves it idle, and a
+                    // permanent action needs proof.
+                    None => return Ok(None),
+                }
+            }
+        }
+        (ServiceFilters::TargetInstances { lifecycle_states, .. }, _) => {
+            if !state_in(lifecycle_states, &mut why) {
+                return Ok(None);
+            }
+            // Only servers with a launched test or cutover instance are selected.
+            if c.has_launched_instance != Some(true) {
+                return Ok(None);
+            }
+        }
+        (
+            ServiceFilters::ProvisionedProduct {
+                product_id, provisioning_artifact_id, statuses, older_than_days, ..
+            },
+            _,
+        ) => {
+            if !(attribute("productId", product_id, &mut why)
+                && attribute("provisioningArtifactId", provisioning_artifact_id, &mut why)
+                && state_in(statuses, &mut why))
+            {
+                return Ok(None);
+            }
+            if let Some(days) = older_than_days {
+                match c.created.map(|t| (now - t).whole_days()) {
+                    Some(age) if age >= i64::from(*days) => why.push(format!("created {age} days ago (≥ {days})")),
+                    _ => return Ok(None),
+                }
+            }
+        }
+    }
+    if s.expired {
+        match c.tags.get(EXPIRES_TAG).map(|v| (v, parse_expiry(v))) {
+            None => return Ok(None),
+            Some((v, None)) => {
+                return Err(stop(
+                    Outcome::Skipped,
+                    format!("tag {EXPIRES_TAG}={v:?} is not an ISO-8601 date or date-time: never treated as expired"),
+                ));
+            }
+            Some((v, Some(at))) if at <= now => why.push(format!("expired ({EXPIRES_TAG}={v})")),
+            Some(_) => return Ok(None),
+        }
+    }
+    Ok(Some(format!("matched: {}", why.join(", "))))
+}
+
+/// Whole days since the last connection, or since creation when it never connected.
+fn idle_for(c: &Candidate, now: OffsetDateTime) -> Option<i64> {
+    c.last_connected.or(c.created).map(|since| (now - since).whole_days())
+}
+
+/// An ISO-8601 date (`2026-12-31`, the start of that day, UTC) or an RFC 3339 date-time.
+pub fn parse_expiry(value: &str) -> Option<OffsetDateTime> {
+    let value = value.trim();
+    if let Ok(at) = OffsetDateTime::parse(value, &Rfc3339) {
+        return Some(at);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(value, format).ok().map(|d| d.midnight().assume_utc())
+}
+
+#[cfg(test)]
+#[path = "guard_tests.rs"]
+mod tests;

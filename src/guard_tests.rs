@@ -1,0 +1,227 @@
+//! The filters and guards of contract §6, judged on plain facts.
+
+use std::collections::BTreeMap;
+
+use time::macros::datetime;
+
+use super::*;
+use crate::request::{Limits, Scope, validate};
+
+const NOW: OffsetDateTime = datetime!(2026-11-24 10:00 UTC);
+const PROTECT: &str = "teardown:protect";
+
+fn candidate(id: &str, state: &str, tags: &[(&str, &str)]) -> Candidate {
+    Candidate {
+        id: id.to_owned(),
+        state: Some(state.to_owned()),
+        tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Candidate::default()
+    }
+}
+
+fn selection(operation: &str, select: serde_json::Value) -> (Operation, Selection) {
+    let request = validate(&serde_json::json!({"operation": operation, "select": select}), Limits::default()).unwrap();
+    match request.scope {
+        Scope::Select(s) => (request.operation, s),
+        Scope::Named(_) => panic!("not a selection"),
+    }
+}
+
+fn outcome(v: &Verdict) -> Option<Outcome> {
+    match v {
+        Verdict::Stop { outcome, .. } => Some(*outcome),
+        Verdict::Terminate { .. } => Some(Outcome::Terminated),
+        Verdict::Unselected => None,
+    }
+}
+
+#[test]
+fn expiry_dates_parse_as_iso_8601_and_nothing_else() {
+    assert_eq!(parse_expiry("2026-11-01"), Some(datetime!(2026-11-01 0:00 UTC)));
+    assert_eq!(parse_expiry("2026-11-24T09:59:59Z"), Some(datetime!(2026-11-24 9:59:59 UTC)));
+    assert_eq!(parse_expiry("2026-11-24T12:00:00+02:00"), Some(datetime!(2026-11-24 10:00 UTC)));
+    for bad in ["soon", "", "24/11/2026", "2026-13-01", "2026-11-24T10:00"] {
+        assert_eq!(parse_expiry(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn expired_selects_past_never_future_unparseable_or_absent() {
+    let (op, sel) = selection("TerminateWorkspaces", serde_json::json!({"expired": true}));
+    let judge_tag = |tag: Option<&str>| {
+        let tags: Vec<(&str, &str)> = tag.map(|t| vec![(EXPIRES_TAG, t)]).unwrap_or_default();
+        judge(op, &candidate("ws-aaaaaaaa", "AVAILABLE", &tags), Some(&sel), PROTECT, NOW)
+    };
+    assert!(matches!(judge_tag(Some("2026-11-01")), Verdict::Terminate { reason } if reason.contains("expired")));
+    assert_eq!(judge_tag(Some("2026-11-24T10:00:00Z")).clone(), judge_tag(Some("2026-11-24T10:00:00Z")));
+    assert!(matches!(judge_tag(Some("2026-11-24T10:00:00Z")), Verdict::Terminate { .. }), "due exactly now counts");
+    assert_eq!(judge_tag(Some("2026-12-31")), Verdict::Unselected, "future");
+    assert_eq!(judge_tag(None), Verdict::Unselected, "absent");
+    match judge_tag(Some("next tuesday")) {
+        Verdict::Stop { outcome: Outcome::Skipped, reason } => assert!(reason.contains("not an ISO-8601"), "{reason}"),
+        other => panic!("an unparseable tag is reported, never expired: {other:?}"),
+    }
+}
+
+#[test]
+fn the_protection_tag_stops_named_and_selected_targets_whatever_its_value() {
+    let (op, sel) = selection("TerminateWorkspaces", serde_json::json!({"tags": {"env": "sandbox"}}));
+    let protected = candidate("ws-aaaaaaaa", "AVAILABLE", &[("env", "sandbox"), (PROTECT, "")]);
+    for verdict in [judge(op, &protected, None, PROTECT, NOW), judge(op, &protected, Some(&sel), PROTECT, NOW)] {
+        assert_eq!(outcome(&verdict), Some(Outcome::Protected));
+    }
+    let custom = candidate("ws-aaaaaaaa", "AVAILABLE", &[("keep", "yes")]);
+    assert_eq!(outcome(&judge(op, &custom, None, "keep", NOW)), Some(Outcome::Protected));
+    assert_eq!(outcome(&judge(op, &custom, None, PROTECT, NOW)), Some(Outcome::Terminated));
+}
+
+#[test]
+fn states_the_api_refuses_are_skipped_and_settling_ones_are_transient() {
+    let ws = Operation::TerminateWorkspaces;
+    assert_eq!(
+        outcome(&judge(ws, &candidate("ws-aaaaaaaa", "SUSPENDED", &[]), None, PROTECT, NOW)),
+        Some(Outcome::Skipped)
+    );
+    assert_eq!(
+        outcome(&judge(ws, &candidate("ws-aaaaaaaa", "TERMINATED", &[]), None, PROTECT, NOW)),
+        Some(Outcome::NotFound)
+    );
+    assert_eq!(
+        outcome(&judge(ws, &candidate("ws-aaaaaaaa", "STOPPED", &[]), None, PROTECT, NOW)),
+        Some(Outcome::Terminated)
+    );
+
+    let mgn = Operation::TerminateTargetInstances;
+    for state in ["TESTING", "CUTTING_OVER", "CUTOVER"] {
+        let c = Candidate { has_launched_instance: Some(true), ..candidate("s-0123456789abcdefA", state, &[]) };
+        assert_eq!(outcome(&judge(mgn, &c, None, PROTECT, NOW)), Some(Outcome::Skipped), "{state}");
+    }
+    let no_instance =
+        Candidate { has_launched_instance: Some(false), ..candidate("s-0123456789abcdefA", "READY_FOR_CUTOVER", &[]) };
+    assert_eq!(outcome(&judge(mgn, &no_instance, None, PROTECT, NOW)), Some(Outcome::Skipped));
+    let ready = Candidate { has_launched_instance: Some(true), ..no_instance.clone() };
+    assert_eq!(outcome(&judge(mgn, &ready, None, PROTECT, NOW)), Some(Outcome::Terminated));
+
+    let sc = Operation::TerminateProvisionedProduct;
+    for (state, want) in [
+        ("UNDER_CHANGE", Outcome::Transient),
+        ("PLAN_IN_PROGRESS", Outcome::Transient),
+        ("AVAILABLE", Outcome::Terminated),
+        ("ERROR", Outcome::Terminated),
+    ] {
+        assert_eq!(outcome(&judge(sc, &candidate("pp-1", state, &[]), None, PROTECT, NOW)), Some(want), "{state}");
+    }
+}
+
+#[test]
+fn workspaces_filters_are_anded() {
+    let (op, sel) = selection(
+        "TerminateWorkspaces",
+        serde_json::json!({"directoryId": "d-1234567890", "userName": "alice", "states": ["AVAILABLE", "STOPPED"], "tags": {"env": "sandbox"}}),
+    );
+    let mut c = candidate("ws-aaaaaaaa", "STOPPED", &[("env", "sandbox"), ("team", "x")]);
+    c.attributes = BTreeMap::from([("directoryId", "d-1234567890".to_owned()), ("userName", "alice".to_owned())]);
+    match judge(op, &c, Some(&sel), PROTECT, NOW) {
+        Verdict::Terminate { reason } => {
+            assert_eq!(reason, "matched: tag env=sandbox, directoryId d-1234567890, userName alice, state STOPPED")
+        }
+        other => panic!("{other:?}"),
+    }
+    let wrong_user = Candidate {
+        attributes: BTreeMap::from([("directoryId", "d-1234567890".to_owned()), ("userName", "bob".to_owned())]),
+        ..c.clone()
+    };
+    assert_eq!(judge(op, &wrong_user, Some(&sel), PROTECT, NOW), Verdict::Unselected);
+    let wrong_tag = Candidate { tags: BTreeMap::from([("env".to_owned(), "prod".to_owned())]), ..c.clone() };
+    assert_eq!(judge(op, &wrong_tag, Some(&sel), PROTECT, NOW), Verdict::Unselected);
+    let wrong_state = Candidate { state: Some("SUSPENDED".into()), ..c };
+    assert_eq!(judge(op, &wrong_state, Some(&sel), PROTECT, NOW), Verdict::Unselected);
+}
+
+#[test]
+fn idle_days_needs_proof_of_idleness() {
+    let (op, sel) = selection("TerminateWorkspaces", serde_json::json!({"idleDays": 30}));
+    let at = |days: i64| Some(NOW - time::Duration::days(days));
+    let with =
+        |last, created| Candidate { last_connected: last, created, ..candidate("ws-aaaaaaaa", "AVAILABLE", &[]) };
+    assert!(
+        matches!(judge(op, &with(at(30), None), Some(&sel), PROTECT, NOW), Verdict::Terminate { reason } if reason.contains("idle 30 days"))
+    );
+    assert_eq!(judge(op, &with(at(29), None), Some(&sel), PROTECT, NOW), Verdict::Unselected);
+    assert!(
+        matches!(judge(op, &with(None, at(45)), Some(&sel), PROTECT, NOW), Verdict::Terminate { .. }),
+        "never connected: idle since creation"
+    );
+    assert_eq!(judge(op, &with(None, None), Some(&sel), PROTECT, NOW), Verdict::Unselected, "nothing proves it idle");
+}
+
+#[test]
+fn mgn_selects_only_servers_with_a_launched_instance_and_products_by_age() {
+    let (op, sel) = selection("TerminateTargetInstances", serde_json::json!({"tags": {"wave": "3"}}));
+    let server = |launched| Candidate {
+        has_launched_instance: Some(launched),
+        ..candidate("s-0123456789abcdefA", "READY_FOR_CUTOVER", &[("wave", "3")])
+    };
+    assert!(matches!(judge(op, &server(true), Some(&sel), PROTECT, NOW), Verdict::Terminate { .. }));
+    assert_eq!(judge(op, &server(false), Some(&sel), PROTECT, NOW), Verdict::Unselected);
+
+    let (op, sel) =
+        selection("TerminateProvisionedProduct", serde_json::json!({"olderThanDays": 7, "statuses": ["AVAILABLE"]}));
+    let product =
+        |age: i64| Candidate { created: Some(NOW - time::Duration::days(age)), ..candidate("pp-1", "AVAILABLE", &[]) };
+    assert!(matches!(judge(op, &product(7), Some(&sel), PROTECT, NOW), Verdict::Terminate { .. }));
+    assert_eq!(judge(op, &product(6), Some(&sel), PROTECT, NOW), Verdict::Unselected);
+}
+
+#[test]
+fn select_is_validated_like_input() {
+    let refuse = |op: &str, select: serde_json::Value| {
+        validate(&serde_json::json!({"operation": op, "select": select}), Limits::default()).unwrap_err().to_string()
+    };
+    assert!(refuse("TerminateWorkspaces", serde_json::json!({})).starts_with("select: has no filter"));
+    assert!(
+        refuse("TerminateProvisionedProduct", serde_json::json!({"IgnoreErrors": true}))
+            .starts_with("select: has no filter")
+    );
+    assert!(
+        refuse("TerminateWorkspaces", serde_json::json!({"idleDays": 0}))
+            .starts_with("select.idleDays: must be a whole number")
+    );
+    assert!(refuse("TerminateWorkspaces", serde_json::json!({"idleDays": 3651})).starts_with("select.idleDays"));
+    assert!(
+        refuse("TerminateWorkspaces", serde_json::json!({"states": ["ASLEEP"]}))
+            .starts_with("select.states[0]: \"ASLEEP\" is not one of")
+    );
+    assert!(
+        refuse("TerminateWorkspaces", serde_json::json!({"lifecycleStates": ["TESTING"]}))
+            .starts_with("select.lifecycleStates: is not a known member")
+    );
+    assert!(
+        refuse("TerminateWorkspaces", serde_json::json!({"directoryId": "d-XYZ"})).starts_with("select.directoryId")
+    );
+    assert!(refuse("TerminateWorkspaces", serde_json::json!({"ids": ["ws-bad"]})).starts_with("select.ids[0]"));
+    assert!(refuse("TerminateWorkspaces", serde_json::json!({"expired": "yes"})).starts_with("select.expired"));
+    assert!(refuse("TerminateTargetInstances", serde_json::json!({"accountID": "1"})).starts_with("select.accountID"));
+    assert!(
+        refuse("TerminateProvisionedProduct", serde_json::json!({"statuses": ["GONE"]}))
+            .starts_with("select.statuses[0]")
+    );
+    assert!(
+        refuse("TerminateProvisionedProduct", serde_json::json!({"productId": "prod 1"}))
+            .starts_with("select.productId")
+    );
+    assert!(
+        validate(
+            &serde_json::json!({"operation": "TerminateWorkspaces", "select": {"idleDays": 1}}),
+            Limits::default()
+        )
+        .is_ok()
+    );
+    assert!(
+        validate(
+            &serde_json::json!({"operation": "TerminateWorkspaces", "select": {"idleDays": 3650}}),
+            Limits::default()
+        )
+        .is_ok()
+    );
+}

@@ -1,0 +1,128 @@
+//! Step 3: the terminate calls, for the targets that passed every guard.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::{StreamExt, stream};
+
+use super::resolve::Resolution;
+use super::{App, CONCURRENCY, Prepared, guarded, transient_all};
+use crate::guard::Verdict;
+use crate::outcome::TargetResult;
+use crate::request::{
+    Operation, ProductRef, ProvisionedProductInput, Scope, ServiceFilters, TargetInstancesInput, Targets,
+};
+
+/// A unit of API work. WorkSpaces work is shared by every request in the batch.
+pub(super) enum Job {
+    Workspaces(Vec<String>),
+    Mgn(usize, TargetInstancesInput),
+    Catalog(usize, ProvisionedProductInput, String),
+}
+
+/// What the calls answered: WorkSpaces by id (shared), the rest by owning item.
+#[derive(Default)]
+pub(super) struct Results {
+    pub shared: HashMap<String, TargetResult>,
+    pub owned: HashMap<usize, HashMap<String, TargetResult>>,
+}
+
+pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    let mut workspace_ids = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, (p, resolution)) in prepared.iter().zip(resolutions).enumerate() {
+        let (Ok(request), Resolution::Judged(judged)) = (&p.request, resolution) else { continue };
+        if p.dry_run {
+            continue;
+        }
+        let go: Vec<String> =
+            judged.iter().filter(|(_, v)| matches!(v, Verdict::Terminate { .. })).map(|(id, _)| id.clone()).collect();
+        if go.is_empty() {
+            continue;
+        }
+        match (&request.scope, request.operation) {
+            (_, Operation::TerminateWorkspaces) => {
+                workspace_ids.extend(go.into_iter().filter(|id| seen.insert(id.clone())));
+            }
+            (Scope::Named(Targets::TargetInstances(input)), _) => {
+                jobs.push(Job::Mgn(i, TargetInstancesInput { source_server_ids: go, ..input.clone() }));
+            }
+            (Scope::Select(selection), Operation::TerminateTargetInstances) => {
+                let account_id = match &selection.filters {
+                    ServiceFilters::TargetInstances { account_id, .. } => account_id.clone(),
+                    _ => None,
+                };
+                jobs.push(Job::Mgn(
+                    i,
+                    TargetInstancesInput { source_server_ids: go, tags: Default::default(), account_id },
+                ));
+            }
+            (Scope::Named(Targets::ProvisionedProduct(input)), _) => {
+                jobs.push(Job::Catalog(i, input.clone(), p.item.idempotency_token()));
+            }
+            (Scope::Select(selection), Operation::TerminateProvisionedProduct) => {
+                let (ignore_errors, retain_physical_resources, accept_language) = match &selection.filters {
+                    ServiceFilters::ProvisionedProduct {
+                        ignore_errors,
+                        retain_physical_resources,
+                        accept_language,
+                        ..
+                    } => (*ignore_errors, *retain_physical_resources, accept_language.clone()),
+                    _ => (None, None, None),
+                };
+                for id in go {
+                    // One token per product: a selection terminates several under one delivery.
+                    let token = p.item.idempotency_token_for(&id);
+                    let input = ProvisionedProductInput {
+                        product: ProductRef::Id(id),
+                        terminate_token: None,
+                        ignore_errors,
+                        retain_physical_resources,
+                        accept_language: accept_language.clone(),
+                    };
+                    jobs.push(Job::Catalog(i, input, token));
+                }
+            }
+            // A named request's operation always matches its targets.
+            (Scope::Named(_), _) => {}
+        }
+    }
+    // One job per 25 ids, so the deadline and concurrency bounds apply per call.
+    for chunk in workspace_ids.chunks(crate::services::workspaces::IDS_PER_CALL) {
+        jobs.push(Job::Workspaces(chunk.to_vec()));
+    }
+    jobs
+}
+
+pub(super) async fn run(app: &App, jobs: Vec<Job>, deadline: Option<tokio::time::Instant>) -> Results {
+    let finished: Vec<(Option<usize>, Vec<TargetResult>)> = stream::iter(jobs)
+        .map(|job| async move {
+            let (owner, ids) = match &job {
+                Job::Workspaces(ids) => (None, ids.clone()),
+                Job::Mgn(i, input) => (Some(*i), input.source_server_ids.clone()),
+                Job::Catalog(i, input, _) => (Some(*i), vec![input.product.id().to_owned()]),
+            };
+            let work = async {
+                match &job {
+                    Job::Workspaces(ids) => app.services.workspaces.terminate(ids).await,
+                    Job::Mgn(_, input) => app.services.mgn.terminate(input).await,
+                    Job::Catalog(_, input, token) => vec![app.services.catalog.terminate(input, token).await],
+                }
+            };
+            let targets = guarded(deadline, work).await.unwrap_or_else(|failure| transient_all(&ids, &failure));
+            (owner, targets)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+
+    let mut results = Results::default();
+    for (owner, targets) in finished {
+        let into = match owner {
+            None => &mut results.shared,
+            Some(i) => results.owned.entry(i).or_default(),
+        };
+        into.extend(targets.into_iter().map(|t| (t.id.clone(), t)));
+    }
+    results
+}

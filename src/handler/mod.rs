@@ -1,0 +1,219 @@
+//! One invocation, end to end, in four steps over the whole batch:
+//!
+//! 1. validate each item (pure);
+//! 2. [`resolve`]: look each request's targets up and judge them (filters, guards);
+//! 3. [`execute`]: terminate what passed, WorkSpaces ids from every message sharing
+//!    `TerminateWorkspaces` calls, all calls concurrent and bounded, so a 10-record
+//!    batch costs about one round of API latency;
+//! 4. [`settle`]: give each item its outcome, and its dead-letter record when one is owed.
+
+mod execute;
+mod resolve;
+mod settle;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use futures_util::{FutureExt, StreamExt, stream};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::deadletter::DeadLetterQueue;
+use crate::decode::{Decoded, Item, Origin, decode};
+use crate::outcome::{Failure, Outcome, TargetResult};
+use crate::request::{Limits, Request, ValidationError, validate};
+use crate::services::Services;
+use crate::settings::Settings;
+
+/// How many API calls (or dead-letter publishes) one invocation has in flight at once.
+const CONCURRENCY: usize = 16;
+
+/// Everything an invocation needs, built once per container.
+pub struct App {
+    pub services: Services,
+    pub dead_letters: DeadLetterQueue,
+    pub settings: Settings,
+    /// The wall clock for `failedAt`; tests fix it.
+    pub clock: fn() -> OffsetDateTime,
+    /// Kept back from the invocation's deadline to publish dead-letter records and
+    /// answer: work still running then is abandoned as `transient`, not lost.
+    pub deadline_reserve: Duration,
+}
+
+impl App {
+    pub fn new(services: Services, dead_letters: DeadLetterQueue, settings: Settings) -> Self {
+        App {
+            services,
+            dead_letters,
+            settings,
+            clock: OffsetDateTime::now_utc,
+            deadline_reserve: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// What a dead-letter record, if one was owed, came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeadLetterStatus {
+    NotNeeded,
+    Published,
+    Failed(String),
+}
+
+/// The end of one request (or of one payload that was not a request).
+#[derive(Clone, Debug)]
+pub struct ItemResult {
+    pub origin: Origin,
+    pub operation: Option<&'static str>,
+    pub outcome: Outcome,
+    pub dry_run: bool,
+    pub targets: Vec<TargetResult>,
+    pub error: Option<Failure>,
+    pub dead_letter: DeadLetterStatus,
+}
+
+/// The Lambda entry point: picks the answer's shape from the event's.
+pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
+    let (payload, context) = event.into_parts();
+    match decode(payload, &context.request_id) {
+        Decoded::Sqs(items) => {
+            let results = process(app, items, &context).await;
+            Ok(serde_json::to_value(batch_response(&results)?)?)
+        }
+        Decoded::Other(items) => {
+            let results = process(app, items, &context).await;
+            // Without SQS to redeliver, an unpublished record must fail the invocation so
+            // Lambda's own retries and on-failure destination take over.
+            if let Some(DeadLetterStatus::Failed(reason)) =
+                results.iter().map(|r| &r.dead_letter).find(|d| matches!(d, DeadLetterStatus::Failed(_)))
+            {
+                return Err(reason.clone().into());
+            }
+            Ok(crate::report::report(&results))
+        }
+    }
+}
+
+/// `batchItemFailures`: exactly the messages SQS must deliver again.
+fn batch_response(results: &[ItemResult]) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let mut response = SqsBatchResponse::default();
+    for result in results {
+        let redeliver = (result.outcome == Outcome::Transient && result.dead_letter == DeadLetterStatus::NotNeeded)
+            || matches!(result.dead_letter, DeadLetterStatus::Failed(_));
+        if !redeliver {
+            continue;
+        }
+        match result.origin.message_id() {
+            Some(id) => {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id.to_owned();
+                response.batch_item_failures.push(failure);
+            }
+            // No id to name: only failing the whole invocation gets it delivered again.
+            None => {
+                return Err("a record without messageId could not be settled; the whole batch is retried".into());
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// An item once validated: the request, or why it is not one.
+struct Prepared {
+    item: Item,
+    request: Result<Request, ValidationError>,
+    dry_run: bool,
+}
+
+/// Works a list of items to their ends; one result per item, in order.
+pub async fn process(app: &App, items: Vec<Item>, context: &Context) -> Vec<ItemResult> {
+    let limits = Limits { max_targets: app.settings.max_targets };
+    let prepared: Vec<Prepared> = items
+        .into_iter()
+        .map(|item| {
+            let request = match &item.decoded {
+                Ok(value) => validate(value, limits),
+                Err(error) => Err(error.clone()),
+            };
+            let dry_run = match &request {
+                Ok(r) => r.dry_run.unwrap_or(app.settings.dry_run),
+                Err(_) => app.settings.dry_run,
+            };
+            Prepared { item, request, dry_run }
+        })
+        .collect();
+
+    let deadline = work_deadline(context, app.deadline_reserve);
+    let now = (app.clock)();
+    let resolutions: Vec<resolve::Resolution> = stream::iter(&prepared)
+        .map(|p| resolve::resolve(app, p.request.as_ref().ok(), now, deadline))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+
+    let jobs = execute::plan(&prepared, &resolutions);
+    let results = execute::run(app, jobs, deadline).await;
+
+    let settled: Vec<_> = prepared
+        .into_iter()
+        .zip(resolutions)
+        .enumerate()
+        .map(|(i, (p, resolution))| settle::settle(app, p, resolution, &results, i))
+        .collect();
+
+    stream::iter(settled)
+        .map(|(mut result, record)| async move {
+            if let Some(record) = record {
+                result.dead_letter = match app.dead_letters.publish(&record).await {
+                    Ok(()) => DeadLetterStatus::Published,
+                    Err(e) => {
+                        tracing::error!(error = %e, message_id = result.origin.message_id(), "dead-letter record not published; the request will be redelivered");
+                        DeadLetterStatus::Failed(e.to_string())
+                    }
+                };
+            }
+            crate::report::log(&result, &context.request_id);
+            result
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await
+}
+
+fn work_deadline(context: &Context, reserve: Duration) -> Option<tokio::time::Instant> {
+    // A zero deadline means none was given (a unit test, or a local runtime).
+    if context.deadline == 0 {
+        return None;
+    }
+    let now_ms = u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let remaining = Duration::from_millis(context.deadline.saturating_sub(now_ms));
+    Some(tokio::time::Instant::now() + remaining.saturating_sub(reserve))
+}
+
+/// Runs one piece of service work so that neither the deadline nor a panic can
+/// lose track of it: past the deadline nothing new starts (a call begun now could
+/// be cut off mid-flight, leaving no one to know whether it happened), work still
+/// running at the deadline is abandoned, and a panic is contained. Either way the
+/// caller gets a `transient` failure to account for.
+async fn guarded<T>(deadline: Option<tokio::time::Instant>, work: impl Future<Output = T>) -> Result<T, Failure> {
+    const NEAR: &str = "the invocation's deadline was near; left for redelivery";
+    if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
+        return Err(Failure::new("DeadlineNear", NEAR));
+    }
+    let work = AssertUnwindSafe(work).catch_unwind();
+    let done = match deadline {
+        Some(at) => tokio::time::timeout_at(at, work).await.map_err(|_| Failure::new("DeadlineNear", NEAR))?,
+        None => work.await,
+    };
+    done.map_err(|_| {
+        tracing::error!("a service call panicked; its targets are left for redelivery");
+        Failure::new("InternalError", "teardown failed while calling the service; left for redelivery")
+    })
+}
+
+fn transient_all(ids: &[String], failure: &Failure) -> Vec<TargetResult> {
+    ids.iter().map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone())).collect()
+}
