@@ -309,3 +309,84 @@ async fn an_invalid_setting_stops_the_function_at_start_naming_the_variable() {
     let logged = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(logged.contains(r#"setting MAX_TARGETS="lots" is invalid"#), "{logged}");
 }
+
+fn outcomes(report: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = report["requests"][0]["targets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no targets: {report}"))
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn expect(ids: &[String], outcome: &str) -> Vec<(String, String)> {
+    ids.iter().map(|id| (id.clone(), outcome.to_owned())).collect()
+}
+
+#[tokio::test]
+async fn a_selection_terminates_exactly_what_it_matches_and_never_what_is_protected() {
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let (directory, sandbox) = moto.tagged_workspaces(3, "sbx", &[("env", "sandbox")]);
+    let (_, protected) = moto.tagged_workspaces(1, "keep", &[("env", "sandbox"), ("teardown:protect", "yes")]);
+    let (_, prod) = moto.tagged_workspaces(2, "prod", &[("env", "prod")]);
+    let all: Vec<String> = [sandbox.clone(), protected.clone(), prod.clone()].concat();
+    let api = RuntimeApi::start().await.unwrap();
+    let _function = Function::start(bin(), &api, &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)]);
+    let select =
+        json!({"operation": "TerminateWorkspaces", "select": {"directoryId": directory, "tags": {"env": "sandbox"}}});
+
+    // First the dry run a person reads: what would happen, and why, with nothing touched.
+    let mut dry = select.clone();
+    dry["dryRun"] = json!(true);
+    let report = api.invoke(dry, TIMEOUT).await.unwrap();
+    let mut want = [expect(&sandbox, "dry_run"), expect(&protected, "protected")].concat();
+    want.sort();
+    assert_eq!(outcomes(&report), want);
+    let targets = report["requests"][0]["targets"].as_array().unwrap();
+    let reason_of = |id: &str| targets.iter().find(|t| t["id"] == id).unwrap()["reason"].as_str().unwrap().to_owned();
+    assert!(reason_of(&sandbox[0]).starts_with("would be terminated; matched: tag env=sandbox, directoryId d-"));
+    assert_eq!(reason_of(&protected[0]), "tag teardown:protect=\"yes\": never terminated");
+    assert_eq!(still_present(&moto, &all).await.len(), 6, "a dry run changes nothing");
+
+    let report = api.invoke(select, TIMEOUT).await.unwrap();
+    let mut want = [expect(&sandbox, "terminated"), expect(&protected, "protected")].concat();
+    want.sort();
+    assert_eq!(outcomes(&report), want);
+    assert_eq!(report["counts"]["targets"], json!({"protected": 1, "terminated": 3}));
+    let mut left = still_present(&moto, &all).await;
+    left.sort();
+    let mut want_left = [protected.clone(), prod.clone()].concat();
+    want_left.sort();
+    assert_eq!(left, want_left, "the protected and the unmatched are untouched");
+    assert!(moto.drain(&dlq).await.is_empty());
+
+    // By user, within the directory: exactly that user's WorkSpace.
+    let by_user =
+        json!({"operation": "TerminateWorkspaces", "select": {"directoryId": directory, "userName": "prod1"}});
+    let report = api.invoke(by_user, TIMEOUT).await.unwrap();
+    assert_eq!(report["requests"][0]["targets"].as_array().unwrap().len(), 1);
+    assert_eq!(report["requests"][0]["targets"][0]["outcome"], "terminated");
+    let mut left = still_present(&moto, &all).await;
+    left.sort();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&protected[0]));
+}
+
+#[tokio::test]
+async fn naming_a_protected_workspace_does_not_bypass_the_guard() {
+    let moto = Moto::start();
+    let (_, protected) = moto.tagged_workspaces(1, "keep", &[("teardown:protect", "")]);
+    let ordinary = moto.workspaces(1);
+    let api = RuntimeApi::start().await.unwrap();
+    let _function = Function::start(bin(), &api, &[("AWS_ENDPOINT_URL", &moto.endpoint)]);
+
+    let report = api.invoke(ws_request(&[protected[0].clone(), ordinary[0].clone()]), TIMEOUT).await.unwrap();
+
+    let mut want = [expect(&protected, "protected"), expect(&ordinary, "terminated")].concat();
+    want.sort();
+    assert_eq!(outcomes(&report), want);
+    assert_eq!(still_present(&moto, &[protected[0].clone(), ordinary[0].clone()]).await, protected);
+}

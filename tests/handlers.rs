@@ -14,8 +14,11 @@ use aws_sdk_servicecatalog::types::{
 use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 use aws_sdk_workspaces::operation::describe_tags::DescribeTagsOutput;
 use aws_sdk_workspaces::operation::describe_workspaces::DescribeWorkspacesOutput;
+use aws_sdk_workspaces::operation::describe_workspaces_connection_status::DescribeWorkspacesConnectionStatusOutput;
 use aws_sdk_workspaces::operation::terminate_workspaces::TerminateWorkspacesOutput;
-use aws_sdk_workspaces::types::{FailedWorkspaceChangeRequest, Workspace, WorkspaceState};
+use aws_sdk_workspaces::types::{
+    FailedWorkspaceChangeRequest, Tag as WsTag, Workspace, WorkspaceConnectionStatus, WorkspaceState,
+};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
@@ -749,4 +752,311 @@ async fn a_mixed_batch_redelivers_exactly_the_transient_and_dead_letters_exactly
         rejected["failedTargets"],
         json!([{"id": "pp-1", "code": "InvalidParametersException", "message": "Product is UNDER_CHANGE"}])
     );
+}
+
+// ── Selection and guards (contract §6) ──────────────────────────────────────
+
+/// Page `n` (0-based) of three, by the token the caller sends back.
+fn page_of(token: Option<&str>) -> usize {
+    match token {
+        None => 0,
+        Some("page-2") => 1,
+        Some(_) => 2,
+    }
+}
+
+fn next_token(page: usize) -> Option<String> {
+    match page {
+        0 => Some("page-2".to_owned()),
+        1 => Some("page-3".to_owned()),
+        _ => None,
+    }
+}
+
+fn days_ago(days: i64) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs(
+        (time::macros::datetime!(2026-11-24 10:00 UTC) - time::Duration::days(days)).unix_timestamp(),
+    )
+}
+
+#[tokio::test]
+async fn idle_workspaces_are_found_across_pages_and_a_suspended_one_is_skipped() {
+    // Three pages: idle 40 days, busy 10 days ago, never connected, suspended and idle.
+    let pages = [
+        vec![workspace("ws-idle0040", WorkspaceState::Available)],
+        vec![workspace("ws-busy0010", WorkspaceState::Available), workspace("ws-never000", WorkspaceState::Available)],
+        vec![workspace("ws-susp0100", WorkspaceState::Suspended)],
+    ];
+    let asked_directory = log();
+    let describe = {
+        let asked_directory = asked_directory.clone();
+        mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(move |req| {
+            asked_directory.lock().unwrap().push(req.directory_id().map(str::to_owned));
+            let page = page_of(req.next_token());
+            DescribeWorkspacesOutput::builder()
+                .set_workspaces(Some(pages[page].clone()))
+                .set_next_token(next_token(page))
+                .build()
+        })
+    };
+    let connections = mock!(aws_sdk_workspaces::Client::describe_workspaces_connection_status).then_output(|| {
+        let status = |id: &str, days: i64| {
+            WorkspaceConnectionStatus::builder()
+                .workspace_id(id)
+                .last_known_user_connection_timestamp(days_ago(days))
+                .build()
+        };
+        DescribeWorkspacesConnectionStatusOutput::builder()
+            .workspaces_connection_status(status("ws-idle0040", 40))
+            .workspaces_connection_status(status("ws-busy0010", 10))
+            .workspaces_connection_status(status("ws-susp0100", 100))
+            .build()
+    });
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let app = Doubles { ws: &[&describe, &connections, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+
+    let report = invoke(
+        &app,
+        json!({"operation": "TerminateWorkspaces", "select": {"directoryId": "d-1234567890", "idleDays": 30}}),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(taken(&asked_directory).len(), 3, "every page is read");
+    assert!(taken(&asked_directory).iter().all(|d| d.as_deref() == Some("d-1234567890")), "narrowed on the server");
+    assert_eq!(
+        taken(&calls),
+        vec![vec!["ws-idle0040".to_owned()]],
+        "only the idle, terminable WorkSpace is terminated"
+    );
+    let targets = report["requests"][0]["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "the busy and the never-connected are not selected: {targets:?}");
+    assert_eq!(targets[0]["id"], "ws-idle0040");
+    assert_eq!(targets[0]["outcome"], "terminated");
+    assert_eq!(targets[0]["reason"], "matched: directoryId d-1234567890, idle 40 days (≥ 30)");
+    assert_eq!(targets[1]["id"], "ws-susp0100");
+    assert_eq!(targets[1]["outcome"], "skipped");
+    assert_eq!(report["requests"][0]["outcome"], "terminated");
+}
+
+#[tokio::test]
+async fn mgn_selection_reads_every_page_and_terminates_only_what_passes_the_guards() {
+    let pages = [
+        vec![
+            source_server("s-aaaaaaaaaaaaaaaaa", LifeCycleState::ReadyForCutover, true, &[("wave", "3")]),
+            source_server("s-bbbbbbbbbbbbbbbbb", LifeCycleState::Testing, true, &[("wave", "3")]),
+        ],
+        vec![
+            source_server("s-ccccccccccccccccc", LifeCycleState::ReadyForTest, false, &[("wave", "3")]),
+            source_server("s-ddddddddddddddddd", LifeCycleState::ReadyForCutover, true, &[("wave", "4")]),
+        ],
+        vec![source_server(
+            "s-eeeeeeeeeeeeeeeee",
+            LifeCycleState::ReadyForCutover,
+            true,
+            &[("wave", "3"), ("teardown:protect", "")],
+        )],
+    ];
+    let describe = mock!(aws_sdk_mgn::Client::describe_source_servers).then_compute_output(move |req| {
+        let page = page_of(req.next_token());
+        DescribeSourceServersOutput::builder()
+            .set_items(Some(pages[page].clone()))
+            .set_next_token(next_token(page))
+            .build()
+    });
+    let calls = log::<Vec<String>>();
+    let terminate = {
+        let calls = calls.clone();
+        mock!(aws_sdk_mgn::Client::terminate_target_instances).then_compute_output(move |req| {
+            calls.lock().unwrap().push(req.source_server_ids().to_vec());
+            TerminateTargetInstancesOutput::builder().job(Job::builder().job_id("mgnjob-w3").build().unwrap()).build()
+        })
+    };
+    let app = Doubles { ws: &[], mgn: &[&describe, &terminate], sc: &[], sqs: &[] }.app(settings());
+    let select = json!({"operation": "TerminateTargetInstances", "select": {"tags": {"wave": "3"}}});
+
+    let mut dry = select.clone();
+    dry["dryRun"] = json!(true);
+    let report = invoke(&app, dry).await.unwrap();
+    assert!(taken(&calls).is_empty(), "a dry run makes no terminate call");
+    let summary: Vec<(String, String)> = report["requests"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("s-aaaaaaaaaaaaaaaaa".into(), "dry_run".into()),
+            ("s-bbbbbbbbbbbbbbbbb".into(), "skipped".into()),
+            ("s-eeeeeeeeeeeeeeeee".into(), "protected".into()),
+        ]
+    );
+    assert_eq!(report["requests"][0]["targets"][1]["reason"], "lifecycle TESTING: TerminateTargetInstances refuses it");
+
+    let report = invoke(&app, select).await.unwrap();
+    assert_eq!(taken(&calls), vec![vec!["s-aaaaaaaaaaaaaaaaa".to_owned()]]);
+    assert_eq!(report["requests"][0]["targets"][0]["jobId"], "mgnjob-w3");
+    assert_eq!(report["counts"]["targets"], json!({"protected": 1, "skipped": 1, "terminated": 1}));
+}
+
+#[tokio::test]
+async fn expired_sandboxes_are_found_across_pages_each_with_its_own_token() {
+    fn expires(when: &str) -> [(&str, &str); 1] {
+        [("teardown:expires-at", when)]
+    }
+    let pages = [
+        vec![
+            product("pp-past00001", "sbx-past", ProvisionedProductStatus::Available, &expires("2026-11-01")),
+            product("pp-future001", "sbx-future", ProvisionedProductStatus::Available, &expires("2027-01-01")),
+        ],
+        vec![
+            product("pp-garbled01", "sbx-garbled", ProvisionedProductStatus::Available, &expires("whenever")),
+            product("pp-changing1", "sbx-changing", ProvisionedProductStatus::UnderChange, &expires("2026-10-01")),
+        ],
+        vec![
+            product(
+                "pp-keep00001",
+                "sbx-keep",
+                ProvisionedProductStatus::Available,
+                &[("teardown:expires-at", "2026-10-01"), ("teardown:protect", "x")],
+            ),
+            product("pp-past00002", "sbx-past2", ProvisionedProductStatus::Error, &expires("2026-11-24T09:00:00Z")),
+        ],
+    ];
+    let queries = log::<Option<String>>();
+    let search = {
+        let queries = queries.clone();
+        mock!(aws_sdk_servicecatalog::Client::search_provisioned_products).then_compute_output(move |req| {
+            queries
+                .lock()
+                .unwrap()
+                .push(req.filters().and_then(|f| f.values().next()).and_then(|v| v.first()).cloned());
+            let page = page_of(req.page_token());
+            SearchProvisionedProductsOutput::builder()
+                .set_provisioned_products(Some(pages[page].clone()))
+                .set_next_page_token(next_token(page))
+                .build()
+        })
+    };
+    let seen = log();
+    let terminate = sc_terminate_recording(&seen);
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&search, &terminate], sqs: &[&send] }.app(settings());
+
+    let report = invoke(
+        &app,
+        json!({"operation": "TerminateProvisionedProduct", "select": {"productId": "prod-sandbox", "expired": true, "RetainPhysicalResources": false}}),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        taken(&queries),
+        vec![Some("productId:prod-sandbox".to_owned()); 3],
+        "every page, narrowed on the server"
+    );
+    let mut terminated: Vec<(Option<String>, Option<String>)> =
+        taken(&seen).into_iter().map(|(id, _, token)| (id, token)).collect();
+    terminated.sort();
+    assert_eq!(
+        terminated.iter().map(|(id, _)| id.clone().unwrap()).collect::<Vec<_>>(),
+        vec!["pp-past00001", "pp-past00002"]
+    );
+    assert_ne!(terminated[0].1, terminated[1].1, "one token per product");
+    let outcomes: Vec<(String, String)> = report["requests"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("pp-past00001".into(), "terminated".into()),
+            ("pp-garbled01".into(), "skipped".into()),
+            ("pp-changing1".into(), "transient".into()),
+            ("pp-keep00001".into(), "protected".into()),
+            ("pp-past00002".into(), "terminated".into()),
+        ]
+    );
+    // UNDER_CHANGE will settle: outside SQS that is a record with a replayable request.
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1["outcome"], "transient");
+    assert_eq!(
+        sent[0].1["retryRequest"],
+        json!({"operation": "TerminateProvisionedProduct", "select": {"ids": ["pp-changing1"], "RetainPhysicalResources": false}})
+    );
+}
+
+#[tokio::test]
+async fn a_selection_over_max_targets_terminates_nothing() {
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let describe = mock!(aws_sdk_workspaces::Client::describe_workspaces).then_output(|| {
+        DescribeWorkspacesOutput::builder()
+            .set_workspaces(Some(
+                (0..3).map(|i| workspace(&format!("ws-many000{i}"), WorkspaceState::Available)).collect(),
+            ))
+            .build()
+    });
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[&describe, &terminate], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(Settings { max_targets: 2, ..settings() });
+
+    let report = invoke(&app, json!({"operation": "TerminateWorkspaces", "select": {"directoryId": "d-1234567890"}}))
+        .await
+        .unwrap();
+
+    assert!(taken(&calls).is_empty());
+    assert_eq!(report["requests"][0]["outcome"], "invalid");
+    let sent = taken(&sent);
+    assert_eq!(sent[0].1["error"]["code"], "TooManyTargets");
+    assert_eq!(
+        sent[0].1["error"]["message"],
+        "select matched 3 targets, more than MAX_TARGETS (2): nothing was terminated"
+    );
+
+    // At the bound, it proceeds.
+    let app = Doubles { ws: &[&describe, &terminate], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(Settings { max_targets: 3, ..settings() });
+    invoke(&app, json!({"operation": "TerminateWorkspaces", "select": {"directoryId": "d-1234567890"}})).await.unwrap();
+    assert_eq!(taken(&calls).concat().len(), 3);
+}
+
+#[tokio::test]
+async fn a_named_target_that_is_protected_or_suspended_gets_no_call() {
+    let describe = mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(|req| {
+        let found = req
+            .workspace_ids()
+            .iter()
+            .map(|id| {
+                workspace(id, if id == "ws-susp0001" { WorkspaceState::Suspended } else { WorkspaceState::Available })
+            })
+            .collect();
+        DescribeWorkspacesOutput::builder().set_workspaces(Some(found)).build()
+    });
+    let tags = mock!(aws_sdk_workspaces::Client::describe_tags)
+        .match_requests(|req| req.resource_id() == Some("ws-prot0001"))
+        .then_output(|| {
+            DescribeTagsOutput::builder()
+                .tag_list(WsTag::builder().key("teardown:protect").value("legal hold").build().unwrap())
+                .build()
+        });
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let app = Doubles { ws: &[&describe, &tags, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+
+    let report = invoke(&app, ws_request(&["ws-prot0001".into(), "ws-susp0001".into()])).await.unwrap();
+
+    assert!(taken(&calls).is_empty(), "no terminate call at all");
+    assert_eq!(report["requests"][0]["targets"][0]["outcome"], "protected");
+    assert_eq!(report["requests"][0]["targets"][0]["reason"], "tag teardown:protect=\"legal hold\": never terminated");
+    assert_eq!(report["requests"][0]["targets"][1]["outcome"], "skipped");
+    assert_eq!(report["requests"][0]["outcome"], "skipped");
 }

@@ -74,8 +74,26 @@ impl Moto {
     }
 
     pub fn workspaces(&self, count: usize) -> Vec<String> {
-        let made = self.seed(&["workspaces", &count.to_string()]);
-        made["workspaceIds"].as_array().expect("ids").iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        self.tagged_workspaces(count, "user", &[]).1
+    }
+
+    /// `count` WorkSpaces for users `{user_prefix}0…`, each with `tags`; returns
+    /// the directory id and the WorkSpace ids.
+    pub fn tagged_workspaces(&self, count: usize, user_prefix: &str, tags: &[(&str, &str)]) -> (String, Vec<String>) {
+        let count = count.to_string();
+        let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec!["workspaces", count.as_str(), "--user-prefix", user_prefix];
+        for tag in &tags {
+            args.extend(["--tag", tag.as_str()]);
+        }
+        let made = self.seed(&args);
+        let ids = made["workspaceIds"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        (made["directoryId"].as_str().unwrap_or_default().to_owned(), ids)
     }
 
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
