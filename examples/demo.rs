@@ -141,6 +141,22 @@ async fn main() {
         }
     }
 
+    println!("\n── scheduled cleanup: sandbox WorkSpaces (README, Scheduled cleanup)");
+    let (directory, sandbox) = moto.tagged_workspaces(2, "sbx", &[("env", "sandbox")]);
+    let (_, kept) = moto.tagged_workspaces(1, "legal", &[("env", "sandbox"), ("teardown:protect", "legal hold")]);
+    let (_, prod) = moto.tagged_workspaces(1, "prod", &[("env", "prod")]);
+    println!("   made: sandbox {}, protected sandbox {}, prod {}", sandbox.join(" "), kept.join(" "), prod.join(" "));
+    let select = json!({"operation": "TerminateWorkspaces", "select": {"directoryId": directory, "tags": {"env": "sandbox"}}});
+    let mut dry = select.clone();
+    dry["dryRun"] = json!(true);
+    for (title, request) in [("dry run", dry), ("real run", select)] {
+        println!("   {title}: {request}");
+        match api.invoke(request, Duration::from_secs(60)).await {
+            Ok(report) => print_targets(&report),
+            Err(error) => println!("   invocation failed: {error}"),
+        }
+    }
+
     println!("\n── dead-letter queue");
     for (record, operation, outcome) in moto.drain(&dlq).await {
         println!(
@@ -153,6 +169,21 @@ async fn main() {
         );
     }
     println!("\n── WorkSpaces still running in moto: {}", live(&moto, &ids).await.join(", "));
+}
+
+/// One line per target, with what happened and why: the dry-run report a person reads.
+fn print_targets(report: &Value) {
+    for request in report["requests"].as_array().into_iter().flatten() {
+        for t in request["targets"].as_array().into_iter().flatten() {
+            println!(
+                "     {:<11} {:<14} {}",
+                t["outcome"].as_str().unwrap_or("?"),
+                t["id"].as_str().unwrap_or("?"),
+                t["reason"].as_str().unwrap_or("")
+            );
+        }
+    }
+    println!("     totals: {}", report["counts"]["targets"]);
 }
 
 async fn live(moto: &Moto, ids: &[String]) -> Vec<String> {
