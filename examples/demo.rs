@@ -146,7 +146,8 @@ async fn main() {
     let (_, kept) = moto.tagged_workspaces(1, "legal", &[("env", "sandbox"), ("teardown:protect", "legal hold")]);
     let (_, prod) = moto.tagged_workspaces(1, "prod", &[("env", "prod")]);
     println!("   made: sandbox {}, protected sandbox {}, prod {}", sandbox.join(" "), kept.join(" "), prod.join(" "));
-    let select = json!({"operation": "TerminateWorkspaces", "select": {"directoryId": directory, "tags": {"env": "sandbox"}}});
+    let select =
+        json!({"operation": "TerminateWorkspaces", "select": {"directoryId": directory, "tags": {"env": "sandbox"}}});
     let mut dry = select.clone();
     dry["dryRun"] = json!(true);
     for (title, request) in [("dry run", dry), ("real run", select)] {
