@@ -50,6 +50,9 @@ impl DeadLetterRecord {
             other => other.to_string(),
         };
         let mut record = self.clone();
+        if record.error.message.len() > TRUNCATED_HEAD_CHARS {
+            record.error.message = record.error.message.chars().take(TRUNCATED_HEAD_CHARS).collect::<String>() + "…";
+        }
         record.request = json!({
             "truncated": true,
             "originalBytes": raw.len(),

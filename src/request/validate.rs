@@ -38,8 +38,13 @@ impl ValidationError {
         Self::with_code("InvalidRequest", field, message)
     }
 
+    /// Field paths are built from the payload's own keys, so they are cut short like
+    /// quoted values: a 1 MiB member name must not make a 1 MiB error.
     pub(crate) fn with_code(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError { code, field: field.into(), message: message.into() }
+        let field: String = field.into();
+        let field =
+            if field.chars().count() > 200 { field.chars().take(200).collect::<String>() + "…" } else { field };
+        ValidationError { code, field, message: shorten(message.into(), 2000) }
     }
 }
 
@@ -388,6 +393,14 @@ pub(crate) fn kind(value: &Value) -> &'static str {
 
 /// Quotes a value from outside for an error message, cut short so that a 1 MiB
 /// id cannot turn one error line into a megabyte of log.
+fn shorten(s: String, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s;
+    }
+    let head: String = s.chars().take(max).collect();
+    format!("{head}… ({} characters)", s.chars().count())
+}
+
 pub(crate) fn quote(s: &str) -> String {
     const MAX: usize = 80;
     if s.chars().count() <= MAX {

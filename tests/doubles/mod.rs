@@ -1,0 +1,251 @@
+//! The invocation with every AWS client replaced by an `aws-smithy-mocks` double:
+//! the four clients, lookups that find every named target, and recorders of the
+//! calls made. Shared by the handler and corpus tests.
+#![allow(dead_code)]
+
+pub use std::sync::{Arc, Mutex};
+
+pub use aws_sdk_mgn::operation::describe_source_servers::DescribeSourceServersOutput;
+pub use aws_sdk_mgn::operation::terminate_target_instances::TerminateTargetInstancesOutput;
+pub use aws_sdk_mgn::types::{Job, LaunchedInstance, LifeCycle, LifeCycleState, ParticipatingServer, SourceServer};
+pub use aws_sdk_servicecatalog::operation::search_provisioned_products::SearchProvisionedProductsOutput;
+pub use aws_sdk_servicecatalog::operation::terminate_provisioned_product::TerminateProvisionedProductOutput;
+pub use aws_sdk_servicecatalog::types::{
+    ProvisionedProductAttribute, ProvisionedProductStatus, RecordDetail, RecordStatus, Tag as ScTag,
+};
+pub use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+pub use aws_sdk_workspaces::operation::describe_tags::DescribeTagsOutput;
+pub use aws_sdk_workspaces::operation::describe_workspaces::DescribeWorkspacesOutput;
+pub use aws_sdk_workspaces::operation::describe_workspaces_connection_status::DescribeWorkspacesConnectionStatusOutput;
+pub use aws_sdk_workspaces::operation::terminate_workspaces::TerminateWorkspacesOutput;
+pub use aws_sdk_workspaces::types::{
+    FailedWorkspaceChangeRequest, Tag as WsTag, Workspace, WorkspaceConnectionStatus, WorkspaceState,
+};
+pub use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+pub use aws_smithy_runtime_api::http::{Response, StatusCode};
+pub use aws_smithy_types::body::SdkBody;
+pub use lambda_runtime::{Context, LambdaEvent};
+pub use serde_json::{Value, json};
+pub use teardown::deadletter::DeadLetterQueue;
+pub use teardown::handler::{App, handle};
+pub use teardown::services::{Catalog, Mgn, Services, Workspaces};
+pub use teardown::settings::Settings;
+
+pub const DLQ: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq";
+
+pub type Log<T> = Arc<Mutex<Vec<T>>>;
+
+pub fn log<T>() -> Log<T> {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+pub fn taken<T: Clone>(log: &Log<T>) -> Vec<T> {
+    log.lock().unwrap().clone()
+}
+
+/// An HTTP answer as the service would send it, so the SDK's own deserializer
+/// produces the error (code, status) that teardown then classifies.
+pub fn http(status: u16, body: &str) -> Response<SdkBody> {
+    Response::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body.to_owned()))
+}
+
+/// The four clients, each a double holding the given rules.
+pub struct Doubles<'a> {
+    pub ws: &'a [&'a Rule],
+    pub mgn: &'a [&'a Rule],
+    pub sc: &'a [&'a Rule],
+    pub sqs: &'a [&'a Rule],
+}
+
+impl Doubles<'_> {
+    /// The test's rules come first; after them, lookups that find every named
+    /// target in a state that may be terminated, untagged.
+    pub fn app(&self, settings: Settings) -> App {
+        let (ws_describe, ws_tags, mgn_describe, sc_search) =
+            (ws_describe_available(), ws_untagged(), mgn_describe_launched(), sc_search_available());
+        let ws: Vec<&Rule> = self.ws.iter().copied().chain([&ws_describe, &ws_tags]).collect();
+        let mgn: Vec<&Rule> = self.mgn.iter().copied().chain([&mgn_describe]).collect();
+        let sc: Vec<&Rule> = self.sc.iter().copied().chain([&sc_search]).collect();
+        let services = Services {
+            workspaces: Workspaces::new(mock_client!(aws_sdk_workspaces, RuleMode::MatchAny, &ws)),
+            mgn: Mgn::new(mock_client!(aws_sdk_mgn, RuleMode::MatchAny, &mgn)),
+            catalog: Catalog::new(mock_client!(aws_sdk_servicecatalog, RuleMode::MatchAny, &sc)),
+        };
+        let dlq =
+            DeadLetterQueue::new(mock_client!(aws_sdk_sqs, RuleMode::MatchAny, self.sqs), settings.dlq_url.clone());
+        let mut app = App::new(services, dlq, settings);
+        app.clock = || time::macros::datetime!(2026-11-24 10:00:00.250 UTC);
+        app
+    }
+}
+
+pub fn workspace(id: &str, state: WorkspaceState) -> Workspace {
+    Workspace::builder().workspace_id(id).state(state).directory_id("d-1234567890").user_name("alice").build()
+}
+
+pub fn ws_describe_available() -> Rule {
+    mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(|req| {
+        let found = req.workspace_ids().iter().map(|id| workspace(id, WorkspaceState::Available)).collect();
+        DescribeWorkspacesOutput::builder().set_workspaces(Some(found)).build()
+    })
+}
+
+pub fn ws_untagged() -> Rule {
+    mock!(aws_sdk_workspaces::Client::describe_tags).then_output(|| DescribeTagsOutput::builder().build())
+}
+
+pub fn source_server(id: &str, state: LifeCycleState, launched: bool, tags: &[(&str, &str)]) -> SourceServer {
+    let mut server = SourceServer::builder()
+        .source_server_id(id)
+        .life_cycle(LifeCycle::builder().state(state).build())
+        .set_tags(Some(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()));
+    if launched {
+        server =
+            server.launched_instance(LaunchedInstance::builder().ec2_instance_id(format!("i-{}", &id[2..])).build());
+    }
+    server.build()
+}
+
+pub fn mgn_describe_launched() -> Rule {
+    mock!(aws_sdk_mgn::Client::describe_source_servers).then_compute_output(|req| {
+        let ids = req.filters().map(|f| f.source_server_ids().to_vec()).unwrap_or_default();
+        let found = ids.iter().map(|id| source_server(id, LifeCycleState::ReadyForCutover, true, &[])).collect();
+        DescribeSourceServersOutput::builder().set_items(Some(found)).build()
+    })
+}
+
+pub fn product(
+    id: &str,
+    name: &str,
+    status: ProvisionedProductStatus,
+    tags: &[(&str, &str)],
+) -> ProvisionedProductAttribute {
+    ProvisionedProductAttribute::builder()
+        .id(id)
+        .name(name)
+        .status(status)
+        .product_id("prod-sandbox")
+        .set_tags(Some(tags.iter().map(|(k, v)| ScTag::builder().key(*k).value(*v).build().unwrap()).collect()))
+        .build()
+}
+
+/// Finds the product a `SearchQuery` of `id:…` or `name:…` asks for, AVAILABLE.
+pub fn sc_search_available() -> Rule {
+    mock!(aws_sdk_servicecatalog::Client::search_provisioned_products).then_compute_output(|req| {
+        let query = req.filters().and_then(|f| f.values().next()).and_then(|v| v.first()).cloned().unwrap_or_default();
+        let found = match query.split_once(':') {
+            Some(("id", id)) => vec![product(id, &format!("name-{id}"), ProvisionedProductStatus::Available, &[])],
+            Some(("name", name)) => {
+                vec![product(&format!("pp-{name}"), name, ProvisionedProductStatus::Available, &[])]
+            }
+            _ => Vec::new(),
+        };
+        SearchProvisionedProductsOutput::builder().set_provisioned_products(Some(found)).build()
+    })
+}
+
+pub fn settings() -> Settings {
+    Settings { dlq_url: Some(DLQ.to_owned()), ..Settings::default() }
+}
+
+pub async fn invoke(app: &App, payload: Value) -> Result<Value, lambda_runtime::Error> {
+    let mut context = Context::default();
+    context.request_id = "req-1".to_owned();
+    handle(app, LambdaEvent::new(payload, context)).await
+}
+
+pub fn sqs_event(records: &[(&str, Value)]) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id,
+                "receiptHandle": "handle",
+                "body": match body { Value::String(s) => s.clone(), other => other.to_string() },
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:teardown-requests",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+pub fn ws_request(ids: &[String]) -> Value {
+    json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": ids.iter().map(|i| json!({"WorkspaceId": i})).collect::<Vec<_>>()}})
+}
+
+pub fn ws_ids(n: usize, prefix: &str) -> Vec<String> {
+    (0..n).map(|i| format!("ws-{prefix}{i:07}")).collect()
+}
+
+pub fn source_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("s-{i:017}")).collect()
+}
+
+/// A WorkSpaces double that records the ids of every TerminateWorkspaces call and
+/// accepts them all.
+pub fn ws_terminate_ok(calls: &Log<Vec<String>>) -> Rule {
+    let calls = calls.clone();
+    mock!(aws_sdk_workspaces::Client::terminate_workspaces).then_compute_output(move |req| {
+        let ids = req.terminate_workspace_requests().iter().map(|r| r.workspace_id().to_owned()).collect();
+        calls.lock().unwrap().push(ids);
+        TerminateWorkspacesOutput::builder().build()
+    })
+}
+
+/// Records each dead-letter message: (queue url, body as JSON, operation, outcome).
+pub fn sqs_send_ok(sent: &Log<(String, Value, String, String)>) -> Rule {
+    let sent = sent.clone();
+    mock!(aws_sdk_sqs::Client::send_message).then_compute_output(move |req| {
+        let attr = |name: &str| {
+            req.message_attributes()
+                .and_then(|a| a.get(name))
+                .and_then(|v| v.string_value())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let body = serde_json::from_str(req.message_body().unwrap_or_default()).unwrap_or(Value::Null);
+        sent.lock().unwrap().push((
+            req.queue_url().unwrap_or_default().to_owned(),
+            body,
+            attr("operation"),
+            attr("outcome"),
+        ));
+        SendMessageOutput::builder().message_id("dlq-1").build()
+    })
+}
+
+pub fn failures(response: &Value) -> Vec<String> {
+    response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+pub fn target_outcomes(report: &Value, request: usize) -> Vec<(String, String)> {
+    report["requests"][request]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+pub fn sc_terminate_recording(tokens: &Log<(Option<String>, Option<String>, Option<String>)>) -> Rule {
+    let tokens = tokens.clone();
+    mock!(aws_sdk_servicecatalog::Client::terminate_provisioned_product).then_compute_output(move |req| {
+        tokens.lock().unwrap().push((
+            req.provisioned_product_id().map(str::to_owned),
+            req.provisioned_product_name().map(str::to_owned),
+            req.terminate_token().map(str::to_owned),
+        ));
+        TerminateProvisionedProductOutput::builder()
+            .record_detail(RecordDetail::builder().record_id("rec-1").status(RecordStatus::Created).build())
+            .build()
+    })
+}
