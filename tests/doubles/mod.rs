@@ -58,6 +58,8 @@ pub struct Doubles<'a> {
 }
 
 impl Doubles<'_> {
+    /// Retries are off: the SDK's retry policy is exercised end to end against the
+    /// real binary; here each rule answers once per call.
     /// The test's rules come first; after them, lookups that find every named
     /// target in a state that may be terminated, untagged.
     pub fn app(&self, settings: Settings) -> App {
@@ -67,12 +69,18 @@ impl Doubles<'_> {
         let mgn: Vec<&Rule> = self.mgn.iter().copied().chain([&mgn_describe]).collect();
         let sc: Vec<&Rule> = self.sc.iter().copied().chain([&sc_search]).collect();
         let services = Services {
-            workspaces: Workspaces::new(mock_client!(aws_sdk_workspaces, RuleMode::MatchAny, &ws)),
-            mgn: Mgn::new(mock_client!(aws_sdk_mgn, RuleMode::MatchAny, &mgn)),
-            catalog: Catalog::new(mock_client!(aws_sdk_servicecatalog, RuleMode::MatchAny, &sc)),
+            workspaces: Workspaces::new(mock_client!(aws_sdk_workspaces, RuleMode::MatchAny, &ws, |c| c
+                .retry_config(aws_sdk_workspaces::config::retry::RetryConfig::disabled()))),
+            mgn: Mgn::new(mock_client!(aws_sdk_mgn, RuleMode::MatchAny, &mgn, |c| c
+                .retry_config(aws_sdk_mgn::config::retry::RetryConfig::disabled()))),
+            catalog: Catalog::new(mock_client!(aws_sdk_servicecatalog, RuleMode::MatchAny, &sc, |c| c
+                .retry_config(aws_sdk_servicecatalog::config::retry::RetryConfig::disabled()))),
         };
-        let dlq =
-            DeadLetterQueue::new(mock_client!(aws_sdk_sqs, RuleMode::MatchAny, self.sqs), settings.dlq_url.clone());
+        let dlq = DeadLetterQueue::new(
+            mock_client!(aws_sdk_sqs, RuleMode::MatchAny, self.sqs, |c| c
+                .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())),
+            settings.dlq_url.clone(),
+        );
         let mut app = App::new(services, dlq, settings);
         app.clock = || time::macros::datetime!(2026-11-24 10:00:00.250 UTC);
         app
