@@ -1,6 +1,9 @@
 //! The Lambda function: settings, clients, and the runtime loop. Nothing else.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -24,7 +27,7 @@ async fn main() -> Result<(), Error> {
         tracing::warn!("DLQ_URL is not set: failed requests will only be logged, not dead-lettered");
     }
 
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts()).load().await;
     let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), settings.dlq_url.clone());
     let app = Arc::new(App::new(Services::from_conf(&config), dead_letters, settings));
 
@@ -33,4 +36,18 @@ async fn main() -> Result<(), Error> {
         async move { handle(&app, event).await }
     }))
     .await
+}
+
+/// Bounds on every AWS call. Retries are aws-config's standard mode (3 attempts,
+/// exponential backoff with jitter), which `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE`
+/// can change; standard rather than adaptive, because one invocation makes a
+/// handful of calls, too few for client-side rate limiting to learn anything. A
+/// hung attempt is cut at 10 s so that its retry still fits in the invocation;
+/// the invocation's own deadline bounds everything else.
+fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(25))
+        .build()
 }

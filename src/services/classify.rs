@@ -22,6 +22,11 @@ where
         // about whether the service would accept the call: try again.
         SdkError::ResponseError(_) => (Outcome::Transient, Failure::new("ResponseError", context())),
         SdkError::ConstructionFailure(_) => (Outcome::Rejected, Failure::new("ConstructionFailure", context())),
+        SdkError::ServiceError(service) if service.raw().status().is_success() => {
+            // The SDK reports a 2xx body it cannot parse as a service error. The
+            // service accepted the call; only its answer was lost, so ask again.
+            (Outcome::Transient, Failure::new("UnreadableResponse", context()))
+        }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = service.err().code().map(str::to_owned).unwrap_or_else(|| format!("HTTP{status}"));

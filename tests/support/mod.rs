@@ -178,7 +178,8 @@ impl Function {
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_LAMBDA_LOG_LEVEL", "info")
-            .stdout(Stdio::null())
+            // TEARDOWN_E2E_LOGS=1 shows the function's own log lines.
+            .stdout(if std::env::var_os("TEARDOWN_E2E_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() })
             .stderr(if std::env::var_os("TEARDOWN_E2E_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() });
         for (k, v) in env {
             command.env(k, v);
