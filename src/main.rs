@@ -27,6 +27,14 @@ async fn main() -> Result<(), Error> {
         tracing::warn!("DLQ_URL is not set: failed requests will only be logged, not dead-lettered");
     }
 
+    // Lambda sends SIGTERM only between invocations, so nothing is half done then;
+    // what remains is to say so and let the last log lines out.
+    lambda_runtime::spawn_graceful_shutdown_handler(|| async {
+        tracing::info!("SIGTERM: shutting down between invocations");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    })
+    .await;
+
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts()).load().await;
     let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), settings.dlq_url.clone());
     let app = Arc::new(App::new(Services::from_conf(&config), dead_letters, settings));

@@ -390,3 +390,15 @@ async fn naming_a_protected_workspace_does_not_bypass_the_guard() {
     assert_eq!(outcomes(&report), want);
     assert_eq!(still_present(&moto, &[protected[0].clone(), ordinary[0].clone()]).await, protected);
 }
+
+#[tokio::test]
+async fn sigterm_between_invocations_shuts_down_cleanly() {
+    let api = RuntimeApi::start().await.unwrap();
+    let mut function = Function::start(bin(), &api, &[("AWS_ENDPOINT_URL", &dead_endpoint())]);
+    let report = api.invoke(json!({"operation": "Nope"}), TIMEOUT).await.unwrap();
+    assert_eq!(report["requests"][0]["outcome"], "invalid");
+
+    let status = function.terminate();
+
+    assert!(status.success(), "the shutdown hook ran and exited 0, not killed by the signal: {status:?}");
+}

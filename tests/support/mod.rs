@@ -188,6 +188,15 @@ impl Function {
     }
 }
 
+impl Function {
+    /// Sends SIGTERM, as Lambda does when it shuts an environment down, and waits.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().expect("the function exits")
+    }
+}
+
 impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.child.kill();

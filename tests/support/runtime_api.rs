@@ -144,6 +144,19 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Infal
             }
             reply(StatusCode::ACCEPTED, "")
         }
+        // The Extensions API, as far as an extension that subscribes to nothing needs
+        // it (the runtime's graceful-shutdown helper): register, then wait forever.
+        (Method::POST, ["2020-01-01", "extension", "register"]) => {
+            let mut response = reply(
+                StatusCode::OK,
+                r#"{"functionName":"teardown","functionVersion":"$LATEST","handler":"bootstrap"}"#,
+            );
+            response
+                .headers_mut()
+                .insert("lambda-extension-identifier", hyper::header::HeaderValue::from_static("ext-1"));
+            response
+        }
+        (Method::GET, ["2020-01-01", "extension", "event", "next"]) => std::future::pending().await,
         (Method::POST, ["2018-06-01", "runtime", "init", "error"]) => {
             *state.init_error.lock().await = Some(json());
             reply(StatusCode::ACCEPTED, "")
