@@ -817,3 +817,18 @@ async fn a_named_target_that_is_protected_or_suspended_gets_no_call() {
     assert_eq!(report["requests"][0]["targets"][1]["outcome"], "skipped");
     assert_eq!(report["requests"][0]["outcome"], "skipped");
 }
+
+#[tokio::test]
+async fn a_workspace_whose_tags_cannot_be_read_is_not_terminated() {
+    let tags = mock!(aws_sdk_workspaces::Client::describe_tags)
+        .then_http_response(|| http(400, r#"{"__type":"AccessDeniedException","message":"not allowed"}"#));
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let app = Doubles { ws: &[&tags, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+
+    let report = invoke(&app, ws_request(&["ws-tags0001".into()])).await.unwrap();
+
+    assert!(taken(&calls).is_empty(), "without its tags, protection cannot be checked: no call");
+    assert_eq!(report["requests"][0]["outcome"], "rejected");
+    assert_eq!(report["requests"][0]["targets"][0]["error"]["code"], "AccessDeniedException");
+}

@@ -40,4 +40,4 @@ pub(crate) fn to_time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDate
 }
 
 /// How many describe calls (tags, for example) one lookup has in flight.
-pub(crate) const LOOKUP_CONCURRENCY: usize = 8;
+pub(crate) const LOOKUP_CONCURRENCY: usize = 16;

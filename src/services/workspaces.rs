@@ -1,6 +1,6 @@
 //! WorkSpaces: `TerminateWorkspaces`, 25 ids a call, answered per id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_workspaces::types::{TerminateRequest, WorkspaceState};
 use futures_util::future::join_all;
@@ -116,9 +116,46 @@ impl Workspaces {
 impl Workspaces {
     /// The named WorkSpaces that still exist, with state and tags. An id it does
     /// not return is gone.
+    ///
+    /// The ids are known, so states and tags are asked for at once: one round of
+    /// latency before the terminate call, not two.
     pub async fn describe(&self, ids: &[String]) -> Result<Vec<Candidate>, LookupError> {
-        let found = self.describe_ids(ids).await?;
-        self.with_tags(found).await
+        let (found, mut tags) = futures_util::join!(self.describe_ids(ids), self.tags_of(ids));
+        let mut found = found?;
+        for c in &mut found {
+            // Tags of an id that no longer exists (or is going) do not matter; some
+            // services answer them with errors.
+            if matches!(c.state.as_deref(), Some("TERMINATING" | "TERMINATED")) {
+                continue;
+            }
+            // Protection hangs on the tags: a live WorkSpace whose tags could not be
+            // read is not judged at all.
+            c.tags = match tags.remove(&c.id) {
+                Some(Ok(Some(tags))) => tags,
+                Some(Err(error)) => return Err(error),
+                Some(Ok(None)) | None => {
+                    let failure = Failure::new("TagsUnknown", format!("DescribeTags does not know {}", c.id));
+                    return Err((Outcome::Transient, failure));
+                }
+            };
+        }
+        Ok(found)
+    }
+
+    /// Each id's tags, or why they could not be read; `None` for an id DescribeTags does not know.
+    async fn tags_of(&self, ids: &[String]) -> HashMap<String, Result<Option<BTreeMap<String, String>>, LookupError>> {
+        stream::iter(ids)
+            .map(|id| async move {
+                let tags = match self.client.describe_tags().resource_id(id).send().await {
+                    Ok(out) => Ok(Some(tag_map(out.tag_list()))),
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
+                    Err(e) => Err(classify(&e)),
+                };
+                (id.clone(), tags)
+            })
+            .buffer_unordered(LOOKUP_CONCURRENCY)
+            .collect()
+            .await
     }
 
     /// The WorkSpaces a selection could match. The server narrows by directory,
@@ -207,8 +244,12 @@ impl Workspaces {
     }
 }
 
+fn tag_map(tags: &[aws_sdk_workspaces::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter().map(|t| (t.key().to_owned(), t.value().unwrap_or("").to_owned())).collect()
+}
+
 fn candidate(w: &aws_sdk_workspaces::types::Workspace) -> Option<Candidate> {
-    let mut attributes = std::collections::BTreeMap::new();
+    let mut attributes = BTreeMap::new();
     for (name, value) in [("directoryId", w.directory_id()), ("bundleId", w.bundle_id()), ("userName", w.user_name())] {
         if let Some(v) = value {
             attributes.insert(name, v.to_owned());

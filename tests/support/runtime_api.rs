@@ -29,6 +29,7 @@ struct State {
     queue: Mutex<mpsc::UnboundedReceiver<Pending>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     init_error: Mutex<Option<Value>>,
+    first_poll: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 pub struct RuntimeApi {
@@ -47,6 +48,7 @@ impl RuntimeApi {
             queue: Mutex::new(receiver),
             waiting: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
+            first_poll: std::sync::Mutex::new(None),
         });
         let served = state.clone();
         tokio::spawn(async move {
@@ -86,6 +88,11 @@ impl RuntimeApi {
         }
     }
 
+    /// When the function first asked for work: the end of its cold start.
+    pub fn first_poll(&self) -> Option<std::time::Instant> {
+        self.state.first_poll.lock().ok().and_then(|t| *t)
+    }
+
     /// The error the function reported at start, if it did.
     pub async fn init_error(&self) -> Option<Value> {
         self.state.init_error.lock().await.clone()
@@ -111,6 +118,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Result<Reply, Infal
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let response = match (method, parts.as_slice()) {
         (Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => {
+            if let Ok(mut first) = state.first_poll.lock() {
+                first.get_or_insert_with(std::time::Instant::now);
+            }
             let next = state.queue.lock().await.recv().await;
             match next {
                 Some(p) => {

@@ -1,0 +1,215 @@
+//! The benchmark: teardown beside a hello-world `lambda_runtime` binary (the floor)
+//! and the same job as a Python boto3 handler, all under the same local Runtime
+//! API. Prints medians over repeated runs. Run it with `scripts/bench`.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::RuntimeApi;
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const RUNS: usize = 15;
+const LATENCY: Duration = Duration::from_millis(50);
+
+struct Candidate {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+fn spawn(c: &Candidate, api: &RuntimeApi, endpoint: &str) -> Child {
+    Command::new(&c.program)
+        .args(&c.args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_LAMBDA_LOG_LEVEL", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the candidate starts")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn batch(records: usize, ids_per_record: usize) -> (Value, usize) {
+    let records: Vec<Value> = (0..records)
+        .map(|r| {
+            let ids: Vec<Value> =
+                (0..ids_per_record).map(|i| json!({"WorkspaceId": format!("ws-b{r:04}{i:04}")})).collect();
+            json!({
+                "messageId": format!("m-{r}"), "receiptHandle": "h",
+                "body": json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": ids}}).to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    (json!({"Records": records}), records.len() * ids_per_record)
+}
+
+/// WorkSpaces that answers every call after 50 ms: every WorkSpace exists, untagged,
+/// and every termination is accepted.
+async fn slow_workspaces() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(|req: &Request| {
+            let target = req.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let answer = match target.as_str() {
+                "WorkspacesService.DescribeWorkspaces" => {
+                    let found: Vec<Value> = body["WorkspaceIds"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|id| json!({"WorkspaceId": id, "State": "AVAILABLE"}))
+                        .collect();
+                    json!({"Workspaces": found})
+                }
+                "WorkspacesService.DescribeTags" => json!({"TagList": []}),
+                _ => json!({"FailedRequests": []}),
+            };
+            ResponseTemplate::new(200).set_body_raw(answer.to_string(), "application/x-amz-json-1.1").set_delay(LATENCY)
+        })
+        .mount(&server)
+        .await;
+    server
+}
+
+fn calls(received: &[Request], target: &str) -> usize {
+    received.iter().filter(|r| r.headers.get("x-amz-target").is_some_and(|v| v == target)).count()
+}
+
+#[tokio::main]
+async fn main() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = repo.join(".venv/emulator/bin/python");
+    let candidates = [
+        Candidate { name: "teardown", program: repo.join("target/release/teardown"), args: vec![] },
+        Candidate { name: "hello-world floor", program: repo.join("target/release/examples/hello"), args: vec![] },
+        Candidate {
+            name: "python + boto3",
+            program: python,
+            args: vec![repo.join("bench/boto3_handler.py").to_string_lossy().into_owned()],
+        },
+    ];
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+
+    println!("cold start (median of {RUNS}; process start → first poll of the Runtime API → first response)");
+    println!("  {:<20} {:>12} {:>16}", "", "first poll", "first response");
+    let mut floors = Vec::new();
+    for c in &candidates {
+        let (mut polls, mut responses) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            let api = RuntimeApi::start().await.expect("a port");
+            let started = Instant::now();
+            let mut child = spawn(c, &api, &dead);
+            let answer = api.invoke(json!({"Records": []}), Duration::from_secs(30)).await;
+            let responded = started.elapsed();
+            if let (Ok(_), Some(polled)) = (answer, api.first_poll()) {
+                polls.push((polled - started).as_secs_f64() * 1000.0);
+                responses.push(responded.as_secs_f64() * 1000.0);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let (poll, response) = (median(polls), median(responses));
+        floors.push(poll);
+        println!("  {:<20} {:>9.1} ms {:>13.1} ms", c.name, poll, response);
+    }
+    if let [teardown, hello, python] = floors[..] {
+        println!("  teardown / floor = {:.2}×; python / teardown = {:.0}×", teardown / hello, python / teardown);
+    }
+
+    println!("\npeak RSS on a 10-record batch (5 WorkSpaces each, every call answered after 50 ms)");
+    let server = slow_workspaces().await;
+    for c in &candidates {
+        let api = RuntimeApi::start().await.expect("a port");
+        let mut child = spawn(c, &api, &server.uri());
+        let (event, _) = batch(10, 5);
+        let _ = api.invoke(event, Duration::from_secs(60)).await;
+        println!("  {:<20} {:>8.1} MiB", c.name, peak_rss_kib(child.id()) as f64 / 1024.0);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    let binary = repo.join("target/release/teardown");
+    let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+    let zip = Command::new(repo.join(".venv/emulator/bin/python"))
+        .args(["-c", "import io,sys,zipfile;b=io.BytesIO();z=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED);z.write(sys.argv[1],'bootstrap');z.close();print(len(b.getvalue()))"])
+        .arg(&binary)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    println!(
+        "\nbinary (stripped) {:.1} MiB; deployment zip {:.1} MiB",
+        size as f64 / 1048576.0,
+        zip as f64 / 1048576.0
+    );
+
+    println!("\nbatches against WorkSpaces answering after 50 ms (median of 5)");
+    println!(
+        "  {:<20} {:>8} {:>6} {:>10} {:>7} {:>8} {:>10}",
+        "", "records", "ids", "Terminate", "ideal", "calls", "wall"
+    );
+    for c in [&candidates[0], &candidates[2]] {
+        for (records, per) in [(10, 5), (100, 5)] {
+            let (mut walls, mut terminates, mut total) = (Vec::new(), 0, 0);
+            for _ in 0..5 {
+                let server = slow_workspaces().await;
+                let api = RuntimeApi::start().await.expect("a port");
+                let mut child = spawn(c, &api, &server.uri());
+                // A first, empty invocation, so only the batch itself is timed.
+                let _ = api.invoke(json!({"Records": []}), Duration::from_secs(30)).await;
+                let (event, ids) = batch(records, per);
+                let started = Instant::now();
+                let _ = api.invoke(event, Duration::from_secs(120)).await;
+                walls.push(started.elapsed().as_secs_f64() * 1000.0);
+                let received = server.received_requests().await.unwrap_or_default();
+                terminates = calls(&received, "WorkspacesService.TerminateWorkspaces");
+                total = received.len();
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = ids;
+            }
+            let ids = records * per;
+            println!(
+                "  {:<20} {:>8} {:>6} {:>10} {:>7} {:>8} {:>7.0} ms",
+                c.name,
+                records,
+                ids,
+                terminates,
+                ids.div_ceil(25),
+                total,
+                median(walls)
+            );
+        }
+    }
+    println!("  (one round of latency is 50 ms)");
+}
