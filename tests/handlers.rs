@@ -824,11 +824,14 @@ async fn a_workspace_whose_tags_cannot_be_read_is_not_terminated() {
         .then_http_response(|| http(400, r#"{"__type":"AccessDeniedException","message":"not allowed"}"#));
     let calls = log();
     let terminate = ws_terminate_ok(&calls);
-    let app = Doubles { ws: &[&tags, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[&tags, &terminate], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
 
     let report = invoke(&app, ws_request(&["ws-tags0001".into()])).await.unwrap();
 
     assert!(taken(&calls).is_empty(), "without its tags, protection cannot be checked: no call");
+    assert_eq!(taken(&sent)[0].1["failedTargets"][0]["code"], "AccessDeniedException");
     assert_eq!(report["requests"][0]["outcome"], "rejected");
     assert_eq!(report["requests"][0]["targets"][0]["error"]["code"], "AccessDeniedException");
 }
