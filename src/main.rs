@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
+use tokio::sync::OnceCell;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -35,15 +36,24 @@ async fn main() -> Result<(), Error> {
     })
     .await;
 
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts()).load().await;
-    let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), settings.dlq_url.clone());
-    let app = Arc::new(App::new(Services::from_conf(&config), dead_letters, settings));
-
+    // The clients are built on the first invocation, not before the first poll:
+    // start-up stays at the runtime's floor, and an invocation that needs no AWS
+    // call (an empty batch, a refused request) does not wait for them either way.
+    let app: Arc<OnceCell<App>> = Arc::new(OnceCell::new());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let app = Arc::clone(&app);
-        async move { handle(&app, event).await }
+        let (app, settings) = (Arc::clone(&app), settings.clone());
+        async move {
+            let app = app.get_or_init(|| build(settings)).await;
+            handle(app, event).await
+        }
     }))
     .await
+}
+
+async fn build(settings: Settings) -> App {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts()).load().await;
+    let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), settings.dlq_url.clone());
+    App::new(Services::from_conf(&config), dead_letters, settings)
 }
 
 /// Bounds on every AWS call. Retries are aws-config's standard mode (3 attempts,
