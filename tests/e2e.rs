@@ -295,16 +295,7 @@ async fn an_invalid_setting_stops_the_function_at_start_naming_the_variable() {
     let api = RuntimeApi::start().await.unwrap();
     // Lambda reports a runtime that exits during init as Runtime.ExitError, with
     // what it logged: the log line is what a person reads.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_teardown"))
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "teardown")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", "us-east-1")
-        .env("MAX_TARGETS", "lots")
-        .output()
-        .unwrap();
+    let out = support::lambda_command(bin(), &api).env("MAX_TARGETS", "lots").output().unwrap();
     assert!(!out.status.success());
     let logged = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(logged.contains(r#"setting MAX_TARGETS="lots" is invalid"#), "{logged}");

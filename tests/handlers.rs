@@ -3,6 +3,10 @@
 
 mod doubles;
 
+use aws_sdk_mgn::operation::terminate_target_instances::TerminateTargetInstancesOutput;
+use aws_sdk_mgn::types::{Job, ParticipatingServer};
+use aws_sdk_workspaces::operation::describe_workspaces_connection_status::DescribeWorkspacesConnectionStatusOutput;
+use aws_sdk_workspaces::types::{FailedWorkspaceChangeRequest, Tag as WsTag, WorkspaceConnectionStatus};
 use doubles::*;
 
 #[tokio::test]
@@ -146,7 +150,7 @@ async fn failed_requests_map_per_id_and_only_the_refused_ones_are_dead_lettered(
         body["failedTargets"],
         json!([{"id": c, "code": "InvalidResourceState", "message": "The WorkSpace is SUSPENDED"}])
     );
-    assert_eq!(body["retryRequest"], ws_request(&[c.clone()]));
+    assert_eq!(body["retryRequest"], ws_request(std::slice::from_ref(&c)));
     assert_eq!(body["error"], json!({"code": "InvalidResourceState", "message": "The WorkSpace is SUSPENDED"}));
 }
 

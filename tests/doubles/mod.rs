@@ -6,8 +6,7 @@
 pub use std::sync::{Arc, Mutex};
 
 pub use aws_sdk_mgn::operation::describe_source_servers::DescribeSourceServersOutput;
-pub use aws_sdk_mgn::operation::terminate_target_instances::TerminateTargetInstancesOutput;
-pub use aws_sdk_mgn::types::{Job, LaunchedInstance, LifeCycle, LifeCycleState, ParticipatingServer, SourceServer};
+pub use aws_sdk_mgn::types::{LaunchedInstance, LifeCycle, LifeCycleState, SourceServer};
 pub use aws_sdk_servicecatalog::operation::search_provisioned_products::SearchProvisionedProductsOutput;
 pub use aws_sdk_servicecatalog::operation::terminate_provisioned_product::TerminateProvisionedProductOutput;
 pub use aws_sdk_servicecatalog::types::{
@@ -16,11 +15,8 @@ pub use aws_sdk_servicecatalog::types::{
 pub use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 pub use aws_sdk_workspaces::operation::describe_tags::DescribeTagsOutput;
 pub use aws_sdk_workspaces::operation::describe_workspaces::DescribeWorkspacesOutput;
-pub use aws_sdk_workspaces::operation::describe_workspaces_connection_status::DescribeWorkspacesConnectionStatusOutput;
 pub use aws_sdk_workspaces::operation::terminate_workspaces::TerminateWorkspacesOutput;
-pub use aws_sdk_workspaces::types::{
-    FailedWorkspaceChangeRequest, Tag as WsTag, Workspace, WorkspaceConnectionStatus, WorkspaceState,
-};
+pub use aws_sdk_workspaces::types::{Workspace, WorkspaceState};
 pub use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 pub use aws_smithy_runtime_api::http::{Response, StatusCode};
 pub use aws_smithy_types::body::SdkBody;

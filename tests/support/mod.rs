@@ -160,6 +160,19 @@ impl Drop for Moto {
     }
 }
 
+/// `bin` with only the environment Lambda gives a custom runtime.
+pub fn lambda_command(bin: &std::path::Path, api: &RuntimeApi) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "teardown")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1");
+    command
+}
+
 /// The built binary, running as Lambda runs it: a custom runtime polling `api`.
 pub struct Function {
     child: Child,
@@ -167,14 +180,8 @@ pub struct Function {
 
 impl Function {
     pub fn start(bin: &std::path::Path, api: &RuntimeApi, env: &[(&str, &str)]) -> Function {
-        let mut command = Command::new(bin);
+        let mut command = lambda_command(bin, api);
         command
-            .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", api.endpoint())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "teardown")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_LAMBDA_LOG_LEVEL", "info")
