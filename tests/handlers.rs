@@ -839,3 +839,60 @@ async fn a_workspace_whose_tags_cannot_be_read_is_not_terminated() {
     assert_eq!(report["requests"][0]["outcome"], "rejected");
     assert_eq!(report["requests"][0]["targets"][0]["error"]["code"], "AccessDeniedException");
 }
+
+#[tokio::test]
+async fn source_servers_from_different_messages_share_calls_when_their_job_tags_match() {
+    let calls = log::<(Vec<String>, Option<std::collections::HashMap<String, String>>)>();
+    let terminate = {
+        let calls = calls.clone();
+        mock!(aws_sdk_mgn::Client::terminate_target_instances).then_compute_output(move |req| {
+            let ids = req.source_server_ids().to_vec();
+            calls.lock().unwrap().push((ids.clone(), req.tags().cloned()));
+            let mut job = Job::builder().job_id(format!("job-{}", calls.lock().unwrap().len()));
+            // The first server of each call already had nothing left to terminate.
+            for id in ids.iter().skip(1) {
+                job = job.participating_servers(ParticipatingServer::builder().source_server_id(id).build().unwrap());
+            }
+            TerminateTargetInstancesOutput::builder().job(job.build().unwrap()).build()
+        })
+    };
+    let app =
+        Doubles { ws: &[], mgn: &[&terminate], sc: &[], sqs: &[] }.app(Settings { max_targets: 500, ..settings() });
+    let ids = source_ids(330);
+    let request = |ids: &[String], ticket: &str| json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ids, "tags": {"ticket": ticket}}});
+    // Two messages with the same job tags (overlapping by 20), one with other tags.
+    let report = invoke(
+        &app,
+        json!({"requests": [request(&ids[..170], "A"), request(&ids[150..300], "A"), request(&ids[300..], "B")]}),
+    )
+    .await
+    .unwrap();
+
+    let calls = taken(&calls);
+    let mut shapes: Vec<(usize, String)> = calls
+        .iter()
+        .map(|(ids, tags)| (ids.len(), tags.as_ref().and_then(|t| t.get("ticket")).cloned().unwrap_or_default()))
+        .collect();
+    shapes.sort();
+    assert_eq!(
+        shapes,
+        vec![(30, "B".into()), (100, "A".into()), (200, "A".into())],
+        "⌈300/200⌉ shared calls for A, one for B"
+    );
+    let mut sent: Vec<String> = calls.iter().flat_map(|(ids, _)| ids.clone()).collect();
+    sent.sort();
+    assert_eq!(sent, ids, "each server exactly once");
+    // Each request gets exactly its own servers, in its own order, with the outcome its call gave them.
+    for (r, own) in [(0, &ids[..170]), (1, &ids[150..300]), (2, &ids[300..])] {
+        let got = target_outcomes(&report, r);
+        assert_eq!(
+            got.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+            own.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        let firsts: Vec<&String> = calls.iter().filter_map(|(ids, _)| ids.first()).collect();
+        for (id, outcome) in got {
+            let want = if firsts.contains(&&id) { "not_found" } else { "terminated" };
+            assert_eq!(outcome, want, "request {r}, {id}");
+        }
+    }
+}

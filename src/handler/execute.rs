@@ -1,6 +1,6 @@
 //! Step 3: the terminate calls, for the targets that passed every guard.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 
@@ -12,12 +12,16 @@ use crate::request::{
     Operation, ProductRef, ProvisionedProductInput, Scope, ServiceFilters, TargetInstancesInput, Targets,
 };
 
-/// A unit of API work. WorkSpaces work is shared by every request in the batch.
+/// A unit of API work. WorkSpaces work is shared by every request in the batch;
+/// MGN work by every request with the same job tags and account.
 pub(super) enum Job {
     Workspaces(Vec<String>),
-    Mgn(usize, TargetInstancesInput),
+    Mgn(Vec<usize>, TargetInstancesInput),
     Catalog(usize, ProvisionedProductInput, String),
 }
+
+/// MGN requests whose calls can be shared: same job tags, same account.
+type MgnGroup = (BTreeMap<String, String>, Option<String>);
 
 /// What the calls answered: WorkSpaces by id (shared), the rest by owning item.
 #[derive(Default)]
@@ -30,6 +34,7 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
     let mut jobs = Vec::new();
     let mut workspace_ids = Vec::new();
     let mut seen = HashSet::new();
+    let mut mgn: BTreeMap<MgnGroup, (Vec<usize>, Vec<String>, HashSet<String>)> = BTreeMap::new();
     for (i, (p, resolution)) in prepared.iter().zip(resolutions).enumerate() {
         let (Ok(request), Resolution::Judged(judged)) = (&p.request, resolution) else { continue };
         if p.dry_run {
@@ -44,18 +49,19 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
             (_, Operation::TerminateWorkspaces) => {
                 workspace_ids.extend(go.into_iter().filter(|id| seen.insert(id.clone())));
             }
-            (Scope::Named(Targets::TargetInstances(input)), _) => {
-                jobs.push(Job::Mgn(i, TargetInstancesInput { source_server_ids: go, ..input.clone() }));
-            }
-            (Scope::Select(selection), Operation::TerminateTargetInstances) => {
-                let account_id = match &selection.filters {
-                    ServiceFilters::TargetInstances { account_id, .. } => account_id.clone(),
-                    _ => None,
+            (Scope::Named(Targets::TargetInstances(_)), _)
+            | (Scope::Select(_), Operation::TerminateTargetInstances) => {
+                let group = match &request.scope {
+                    Scope::Named(Targets::TargetInstances(input)) => (input.tags.clone(), input.account_id.clone()),
+                    Scope::Select(selection) => match &selection.filters {
+                        ServiceFilters::TargetInstances { account_id, .. } => (BTreeMap::new(), account_id.clone()),
+                        _ => (BTreeMap::new(), None),
+                    },
+                    Scope::Named(_) => (BTreeMap::new(), None),
                 };
-                jobs.push(Job::Mgn(
-                    i,
-                    TargetInstancesInput { source_server_ids: go, tags: Default::default(), account_id },
-                ));
+                let (owners, ids, seen) = mgn.entry(group).or_default();
+                owners.push(i);
+                ids.extend(go.into_iter().filter(|id| seen.insert(id.clone())));
             }
             (Scope::Named(Targets::ProvisionedProduct(input)), _) => {
                 jobs.push(Job::Catalog(i, input.clone(), p.item.idempotency_token()));
@@ -87,6 +93,16 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
             (Scope::Named(_), _) => {}
         }
     }
+    for ((tags, account_id), (owners, ids, _)) in mgn {
+        for chunk in ids.chunks(crate::services::mgn::IDS_PER_CALL) {
+            let input = TargetInstancesInput {
+                source_server_ids: chunk.to_vec(),
+                tags: tags.clone(),
+                account_id: account_id.clone(),
+            };
+            jobs.push(Job::Mgn(owners.clone(), input));
+        }
+    }
     // One job per 25 ids, so the deadline and concurrency bounds apply per call.
     for chunk in workspace_ids.chunks(crate::services::workspaces::IDS_PER_CALL) {
         jobs.push(Job::Workspaces(chunk.to_vec()));
@@ -95,12 +111,13 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
 }
 
 pub(super) async fn run(app: &App, jobs: Vec<Job>, deadline: Option<tokio::time::Instant>) -> Results {
-    let finished: Vec<(Option<usize>, Vec<TargetResult>)> = stream::iter(jobs)
+    // Owners: none for shared WorkSpaces results; the requests whose ids a call carried otherwise.
+    let finished: Vec<(Vec<usize>, Vec<TargetResult>)> = stream::iter(jobs)
         .map(|job| async move {
-            let (owner, ids) = match &job {
-                Job::Workspaces(ids) => (None, ids.clone()),
-                Job::Mgn(i, input) => (Some(*i), input.source_server_ids.clone()),
-                Job::Catalog(i, input, _) => (Some(*i), vec![input.product.id().to_owned()]),
+            let (owners, ids) = match &job {
+                Job::Workspaces(ids) => (Vec::new(), ids.clone()),
+                Job::Mgn(owners, input) => (owners.clone(), input.source_server_ids.clone()),
+                Job::Catalog(i, input, _) => (vec![*i], vec![input.product.id().to_owned()]),
             };
             let work = async {
                 match &job {
@@ -110,19 +127,22 @@ pub(super) async fn run(app: &App, jobs: Vec<Job>, deadline: Option<tokio::time:
                 }
             };
             let targets = guarded(deadline, work).await.unwrap_or_else(|failure| transient_all(&ids, &failure));
-            (owner, targets)
+            (owners, targets)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
 
     let mut results = Results::default();
-    for (owner, targets) in finished {
-        let into = match owner {
-            None => &mut results.shared,
-            Some(i) => results.owned.entry(i).or_default(),
-        };
-        into.extend(targets.into_iter().map(|t| (t.id.clone(), t)));
+    for (owners, targets) in finished {
+        if owners.is_empty() {
+            results.shared.extend(targets.into_iter().map(|t| (t.id.clone(), t)));
+            continue;
+        }
+        // Each owner reads only its own ids back out of a shared call's answer.
+        for owner in owners {
+            results.owned.entry(owner).or_default().extend(targets.iter().map(|t| (t.id.clone(), t.clone())));
+        }
     }
     results
 }
