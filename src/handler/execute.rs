@@ -22,6 +22,8 @@ pub(super) enum Job {
 
 /// MGN requests whose calls can be shared: same job tags, same account.
 type MgnGroup = (BTreeMap<String, String>, Option<String>);
+/// A group's requests, and its distinct ids in first-seen order.
+type MgnMembers = (Vec<usize>, Vec<String>, HashSet<String>);
 
 /// What the calls answered: WorkSpaces by id (shared), the rest by owning item.
 #[derive(Default)]
@@ -34,7 +36,7 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
     let mut jobs = Vec::new();
     let mut workspace_ids = Vec::new();
     let mut seen = HashSet::new();
-    let mut mgn: BTreeMap<MgnGroup, (Vec<usize>, Vec<String>, HashSet<String>)> = BTreeMap::new();
+    let mut mgn: BTreeMap<MgnGroup, MgnMembers> = BTreeMap::new();
     for (i, (p, resolution)) in prepared.iter().zip(resolutions).enumerate() {
         let (Ok(request), Resolution::Judged(judged)) = (&p.request, resolution) else { continue };
         if p.dry_run {
