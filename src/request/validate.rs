@@ -232,7 +232,7 @@ pub(super) fn tag_map(value: &Value, path: &str) -> Result<BTreeMap<String, Stri
     }
     let mut tags = BTreeMap::new();
     for (key, value) in tag_map {
-        let field = format!("{path}.{key}");
+        let field = join(path, key);
         let key_len = key.chars().count();
         if key_len == 0 || key_len > 256 {
             return Err(ValidationError::new(field, format!("key is {key_len} characters, must be 1 to 256")));
@@ -332,8 +332,15 @@ pub(super) fn dedup(ids: Vec<String>) -> Vec<String> {
     ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
 }
 
+/// `path.member`, or `path["member"]` when the member name is not a plain word
+/// (empty, spaces, dots), so that every error names a field a person can find.
 pub(super) fn join(path: &str, member: &str) -> String {
-    if path.is_empty() { member.to_owned() } else { format!("{path}.{member}") }
+    let plain = !member.is_empty() && member.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':'));
+    match (plain, path.is_empty()) {
+        (true, true) => member.to_owned(),
+        (true, false) => format!("{path}.{member}"),
+        (false, _) => format!("{path}[{}]", quote(member)),
+    }
 }
 
 pub(super) fn only_members(map: &Map<String, Value>, path: &str, allowed: &[&str]) -> Result<()> {

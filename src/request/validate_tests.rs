@@ -200,7 +200,7 @@ fn cases() -> Vec<(&'static str, Value, Want)> {
         (
             "mgn empty key",
             mgn(json!({"sourceServerIDs": [S1], "tags": {"": "v"}})),
-            Refused("input.tags.", "must be 1 to 256"),
+            Refused("input.tags[\"\"]", "must be 1 to 256"),
         ),
         ("mgn value 256 ok", mgn(json!({"sourceServerIDs": [S1], "tags": {"k": "v".repeat(256)}})), Ids(vec![S1])),
         (
@@ -418,4 +418,15 @@ fn a_retry_request_is_itself_valid_and_names_only_the_failed_ids() {
     let retry = retry_request(&original, &["ws-abcd1235".to_owned()]).unwrap();
     assert_eq!(retry, ws(&["ws-abcd1235"]));
     assert!(retry_request(&original, &[]).is_none());
+}
+
+#[test]
+fn a_member_name_that_is_not_a_plain_word_is_quoted_in_the_path() {
+    // Found by the fuzzer: an empty member name made an error with an empty field.
+    let e = validate(&json!({"operation": "TerminateWorkspaces", "": null}), Limits::default()).unwrap_err();
+    assert_eq!(e.field, r#"[""]"#);
+    let e = validate(&mgn(json!({"sourceServerIDs": [S1], "tags": {"": "v"}})), Limits::default()).unwrap_err();
+    assert_eq!(e.to_string(), r#"input.tags[""]: key is 0 characters, must be 1 to 256"#);
+    let e = validate(&json!({"operation": "TerminateWorkspaces", "input": {"a b": 1}}), Limits::default()).unwrap_err();
+    assert_eq!(e.field, r#"input["a b"]"#);
 }
