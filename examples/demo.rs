@@ -45,6 +45,18 @@ async fn main() {
         .mount(&stand_in)
         .await;
     Mock::given(method("POST"))
+        .and(path("/DescribeJobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+        .mount(&stand_in)
+        .await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "AWS242ServiceCatalogService.DescribeProvisionedProduct"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ProvisionedProductDetail":
+            {"Id": "pp-sandbox42", "Name": "sandbox42", "Status": "AVAILABLE"}
+        })))
+        .mount(&stand_in)
+        .await;
+    Mock::given(method("POST"))
         .and(header("x-amz-target", "AWS242ServiceCatalogService.SearchProvisionedProducts"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ProvisionedProducts": [
             {"Id": "pp-sandbox42", "Name": "sandbox42", "Status": "AVAILABLE", "Tags": []}

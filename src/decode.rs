@@ -16,18 +16,36 @@ use crate::request::{kind, quote};
 /// Where a request came from: reported, and written to the dead-letter record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Origin {
-    Sqs { message_id: Option<String>, event_source_arn: Option<String>, receive_count: Option<u64> },
-    EventBridge { id: Option<String>, detail_type: String, source: String },
-    Direct { request_id: String },
+    Sqs {
+        message_id: Option<String>,
+        event_source_arn: Option<String>,
+        receive_count: Option<u64>,
+        /// FIFO queues only: messages of one group are worked in order.
+        message_group_id: Option<String>,
+    },
+    EventBridge {
+        id: Option<String>,
+        detail_type: String,
+        source: String,
+    },
+    Direct {
+        request_id: String,
+    },
 }
 
 impl Origin {
     /// The `source` member of the dead-letter record (contract §4).
     pub fn to_json(&self) -> Value {
         match self {
-            Origin::Sqs { message_id, event_source_arn, receive_count } => json!({
-                "kind": "sqs", "messageId": message_id, "eventSourceArn": event_source_arn, "receiveCount": receive_count,
-            }),
+            Origin::Sqs { message_id, event_source_arn, receive_count, message_group_id } => {
+                let mut source = json!({
+                    "kind": "sqs", "messageId": message_id, "eventSourceArn": event_source_arn, "receiveCount": receive_count,
+                });
+                if let Some(group) = message_group_id {
+                    source["messageGroupId"] = json!(group);
+                }
+                source
+            }
             Origin::EventBridge { id, detail_type, source } => json!({
                 "kind": "eventbridge", "id": id, "detailType": detail_type, "source": source,
             }),
@@ -38,6 +56,24 @@ impl Origin {
     pub fn message_id(&self) -> Option<&str> {
         match self {
             Origin::Sqs { message_id, .. } => message_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The message group of a record from a FIFO queue (one whose ARN ends `.fifo`).
+    pub fn fifo_group(&self) -> Option<&str> {
+        match self {
+            Origin::Sqs { event_source_arn: Some(arn), message_group_id, .. } if arn.ends_with(".fifo") => {
+                Some(message_group_id.as_deref().unwrap_or(""))
+            }
+            _ => None,
+        }
+    }
+
+    /// How many times SQS has delivered this message, this time included.
+    pub fn receive_count(&self) -> Option<u64> {
+        match self {
+            Origin::Sqs { receive_count, .. } => *receive_count,
             _ => None,
         }
     }
@@ -201,7 +237,14 @@ fn sqs_record(index: usize, record: &Value) -> Item {
     let message = match serde_json::from_value::<SqsMessage>(record.clone()) {
         Ok(message) => message,
         Err(e) => {
-            let origin = Origin::Sqs { message_id, event_source_arn: None, receive_count: None };
+            // What can still be read is kept: a FIFO record must stay in its group's order.
+            let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+            let origin = Origin::Sqs {
+                message_id,
+                event_source_arn: text(record.get("eventSourceARN")),
+                receive_count: None,
+                message_group_id: text(record.get("attributes").and_then(|a| a.get("MessageGroupId"))),
+            };
             let error = ValidationError::with_code("BadInput", path, format!("is not a valid SQS record: {e}"));
             return Item::failed(origin, record.clone(), error);
         }
@@ -210,6 +253,7 @@ fn sqs_record(index: usize, record: &Value) -> Item {
         message_id: message.message_id.clone(),
         event_source_arn: message.event_source_arn.clone(),
         receive_count: message.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()),
+        message_group_id: message.attributes.get("MessageGroupId").cloned(),
     };
     let Some(body) = message.body else {
         return Item::failed(

@@ -93,7 +93,8 @@ fn an_sqs_body_is_one_request_and_the_record_names_its_origin() {
         Origin::Sqs {
             message_id: Some("m-1".into()),
             event_source_arn: Some("arn:aws:sqs:us-east-1:123456789012:teardown-requests".into()),
-            receive_count: Some(2)
+            receive_count: Some(2),
+            message_group_id: None,
         }
     );
     assert_eq!(items[0].origin.to_json()["kind"], "sqs");

@@ -9,6 +9,9 @@ use time::{Date, OffsetDateTime};
 use crate::outcome::Outcome;
 use crate::request::{Operation, Selection, ServiceFilters};
 
+/// MGN lifecycle states in which a source server's launched instance may be terminated.
+pub const MGN_TERMINABLE: &[&str] = &["NOT_READY", "READY_FOR_TEST", "READY_FOR_CUTOVER", "STOPPED"];
+
 /// The tag whose ISO-8601 date or date-time says when a target may go.
 pub const EXPIRES_TAG: &str = "teardown:expires-at";
 
@@ -24,6 +27,8 @@ pub struct Candidate {
     /// WorkSpaces: the last user connection, when there was one.
     pub last_connected: Option<OffsetDateTime>,
     pub created: Option<OffsetDateTime>,
+    /// MGN: a `PENDING` or `STARTED` `TERMINATE` job this server already takes part in.
+    pub active_job: Option<String>,
     /// Attributes some filters compare: directoryId, bundleId, userName, productId, provisioningArtifactId.
     pub attributes: BTreeMap<&'static str, String>,
 }
@@ -35,6 +40,8 @@ pub enum Verdict {
     Terminate { reason: String },
     /// Leave it, with this outcome and reason.
     Stop { outcome: Outcome, reason: String },
+    /// Already being terminated by an earlier call: reported `terminated`, not sent again.
+    Underway { job_id: String, reason: String },
     /// Not part of the selection at all.
     Unselected,
 }
@@ -55,6 +62,14 @@ pub fn judge(
             Err(stop) => return stop,
         },
     };
+    // A server already in a running TERMINATE job is on its way out whatever its
+    // tags or state say now: sending it again would start a second job.
+    if let Some(job_id) = &candidate.active_job {
+        return Verdict::Underway {
+            job_id: job_id.clone(),
+            reason: format!("already terminating: job {job_id} is PENDING or STARTED"),
+        };
+    }
     if let Some(value) = candidate.tags.get(protect_tag) {
         return stop(Outcome::Protected, format!("tag {protect_tag}={value:?}: never terminated"));
     }
@@ -68,10 +83,24 @@ pub fn judge(
             _ => {}
         },
         Operation::TerminateTargetInstances => {
-            if matches!(state, "TESTING" | "CUTTING_OVER" | "CUTOVER") {
-                return stop(Outcome::Skipped, format!("lifecycle {state}: TerminateTargetInstances refuses it"));
+            // A list of what is allowed, not of what is refused: a DISCONNECTED server's
+            // launched instance may be serving production, and a state added to the API
+            // tomorrow must not be terminated before someone has read what it means.
+            if !MGN_TERMINABLE.contains(&state) {
+                let why = match state {
+                    "TESTING" | "CUTTING_OVER" => "a launch is in progress",
+                    "CUTOVER" => "its cutover instance is the migrated production server",
+                    "DISCONNECTED" => "its launched instance may be serving production",
+                    "" => "its lifecycle state is unknown",
+                    _ => "not a state teardown terminates in",
+                };
+                let shown = if state.is_empty() { "unknown" } else { state };
+                return stop(
+                    Outcome::Skipped,
+                    format!("lifecycle {shown}: {why}; only {} are terminated", MGN_TERMINABLE.join(", ")),
+                );
             }
-            if candidate.has_launched_instance == Some(false) {
+            if candidate.has_launched_instance != Some(true) {
                 return stop(Outcome::Skipped, "no launched test or cutover instance".into());
             }
         }

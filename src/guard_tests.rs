@@ -30,7 +30,7 @@ fn selection(operation: &str, select: serde_json::Value) -> (Operation, Selectio
 fn outcome(v: &Verdict) -> Option<Outcome> {
     match v {
         Verdict::Stop { outcome, .. } => Some(*outcome),
-        Verdict::Terminate { .. } => Some(Outcome::Terminated),
+        Verdict::Terminate { .. } | Verdict::Underway { .. } => Some(Outcome::Terminated),
         Verdict::Unselected => None,
     }
 }
@@ -101,6 +101,54 @@ fn states_the_api_refuses_are_skipped_and_settling_ones_are_transient() {
     assert_eq!(outcome(&judge(mgn, &no_instance, None, PROTECT, NOW)), Some(Outcome::Skipped));
     let ready = Candidate { has_launched_instance: Some(true), ..no_instance.clone() };
     assert_eq!(outcome(&judge(mgn, &ready, None, PROTECT, NOW)), Some(Outcome::Terminated));
+}
+
+/// Contract v2 §6: MGN lifecycle is an allow-list. DISCONNECTED (its instance may be
+/// production), CUTOVER, and any state teardown does not know are skipped with the reason.
+#[test]
+fn mgn_terminates_only_in_the_allowed_lifecycle_states() {
+    let mgn = Operation::TerminateTargetInstances;
+    let server =
+        |state: &str| Candidate { has_launched_instance: Some(true), ..candidate("s-0123456789abcdefA", state, &[]) };
+    for state in ["NOT_READY", "READY_FOR_TEST", "READY_FOR_CUTOVER", "STOPPED"] {
+        assert_eq!(outcome(&judge(mgn, &server(state), None, PROTECT, NOW)), Some(Outcome::Terminated), "{state}");
+    }
+    for state in [
+        "DISCONNECTED",
+        "CUTOVER",
+        "TESTING",
+        "CUTTING_OVER",
+        "DISCOVERED",
+        "PENDING_INSTALLATION",
+        "SOMETHING_NEW",
+        "",
+    ] {
+        let verdict = judge(mgn, &server(state), None, PROTECT, NOW);
+        let Verdict::Stop { outcome, reason } = verdict else { panic!("{state}: {verdict:?}") };
+        assert_eq!(outcome, Outcome::Skipped, "{state}");
+        assert!(reason.starts_with("lifecycle "), "{state}: {reason}");
+    }
+    let disconnected = judge(mgn, &server("DISCONNECTED"), None, PROTECT, NOW);
+    assert!(matches!(&disconnected, Verdict::Stop { reason, .. } if reason.contains("production")), "{disconnected:?}");
+    // No launched instance known: nothing to terminate, whatever the state.
+    let unknown_instance = Candidate { has_launched_instance: None, ..server("READY_FOR_TEST") };
+    assert_eq!(outcome(&judge(mgn, &unknown_instance, None, PROTECT, NOW)), Some(Outcome::Skipped));
+}
+
+/// Contract v2 §6: a server already in a running TERMINATE job is `terminated`, naming
+/// that job, and never sent again — even if it is protected or its state changed since.
+#[test]
+fn an_mgn_server_in_a_running_terminate_job_is_underway_not_sent_again() {
+    let mgn = Operation::TerminateTargetInstances;
+    let c = Candidate {
+        has_launched_instance: Some(true),
+        active_job: Some("mgnjob-1".to_owned()),
+        ..candidate("s-0123456789abcdefA", "READY_FOR_CUTOVER", &[(PROTECT, "")])
+    };
+    match judge(mgn, &c, None, PROTECT, NOW) {
+        Verdict::Underway { job_id, .. } => assert_eq!(job_id, "mgnjob-1"),
+        other => panic!("{other:?}"),
+    }
 
     let sc = Operation::TerminateProvisionedProduct;
     for (state, want) in [

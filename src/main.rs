@@ -53,7 +53,8 @@ async fn main() -> Result<(), Error> {
 async fn build(settings: Settings) -> App {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts()).load().await;
     let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), settings.dlq_url.clone());
-    App::new(Services::from_conf(&config), dead_letters, settings)
+    let services = Services::from_conf(&config, settings.max_calls_in_flight);
+    App::new(services, dead_letters, settings)
 }
 
 /// Bounds on every AWS call. Retries are aws-config's standard mode (3 attempts,

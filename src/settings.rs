@@ -6,13 +6,28 @@
 pub struct Settings {
     pub dlq_url: Option<String>,
     pub dry_run: bool,
+    /// The kill switch: every request is a dry run, whatever it says.
+    pub enforce_dry_run: bool,
     pub max_targets: usize,
     pub protect_tag: String,
+    /// The request queue's `maxReceiveCount`: a message on its last delivery is
+    /// settled with a record instead of being handed back to SQS.
+    pub max_receives: Option<u64>,
+    /// Calls in flight to any one service at once, across the whole invocation.
+    pub max_calls_in_flight: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { dlq_url: None, dry_run: false, max_targets: 100, protect_tag: "teardown:protect".to_owned() }
+        Settings {
+            dlq_url: None,
+            dry_run: false,
+            enforce_dry_run: false,
+            max_targets: 100,
+            protect_tag: "teardown:protect".to_owned(),
+            max_receives: None,
+            max_calls_in_flight: 8,
+        }
     }
 }
 
@@ -43,22 +58,31 @@ impl Settings {
             }
         };
 
-        let dry_run = match lookup("DRY_RUN").as_deref().map(str::trim) {
-            None | Some("") => defaults.dry_run,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(v) => return Err(error("DRY_RUN", v, "must be true or false")),
+        let flag = |variable: &'static str, default: bool| match lookup(variable).as_deref().map(str::trim) {
+            None | Some("") => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(error(variable, v, "must be true or false")),
         };
+        let number =
+            |variable: &'static str, range: std::ops::RangeInclusive<u64>, reason: &'static str| match lookup(variable)
+                .as_deref()
+                .map(str::trim)
+            {
+                None | Some("") => Ok(None),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(Some(n)),
+                    _ => Err(error(variable, v, reason)),
+                },
+            };
 
-        let max_targets = match lookup("MAX_TARGETS").as_deref().map(str::trim) {
-            None | Some("") => defaults.max_targets,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=10_000).contains(&n) => n,
-                _ => {
-                    return Err(error("MAX_TARGETS", v, "must be a whole number from 1 to 10000"));
-                }
-            },
-        };
+        let dry_run = flag("DRY_RUN", defaults.dry_run)?;
+        let enforce_dry_run = flag("ENFORCE_DRY_RUN", defaults.enforce_dry_run)?;
+        let max_targets = number("MAX_TARGETS", 1..=10_000, "must be a whole number from 1 to 10000")?
+            .map_or(defaults.max_targets, |n| n as usize);
+        let max_receives = number("MAX_RECEIVES", 1..=1000, "must be a whole number from 1 to 1000")?;
+        let max_calls_in_flight = number("MAX_CALLS_IN_FLIGHT", 1..=64, "must be a whole number from 1 to 64")?
+            .map_or(defaults.max_calls_in_flight, |n| n as usize);
 
         let protect_tag = match lookup("PROTECT_TAG") {
             None => defaults.protect_tag,
@@ -68,7 +92,7 @@ impl Settings {
             }
         };
 
-        Ok(Settings { dlq_url, dry_run, max_targets, protect_tag })
+        Ok(Settings { dlq_url, dry_run, enforce_dry_run, max_targets, protect_tag, max_receives, max_calls_in_flight })
     }
 }
 
@@ -94,8 +118,13 @@ mod tests {
             ("DRY_RUN", "TRUE"),
             ("MAX_TARGETS", "10000"),
             ("PROTECT_TAG", "keep"),
+            ("ENFORCE_DRY_RUN", "true"),
+            ("MAX_RECEIVES", "5"),
+            ("MAX_CALLS_IN_FLIGHT", "4"),
         ])
         .unwrap();
+        assert!(s.enforce_dry_run);
+        assert_eq!((s.max_receives, s.max_calls_in_flight), (Some(5), 4));
         assert_eq!(s.dlq_url.as_deref(), Some("https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq"));
         assert!(s.dry_run);
         assert_eq!((s.max_targets, s.protect_tag.as_str()), (10000, "keep"));
@@ -112,6 +141,11 @@ mod tests {
             ("MAX_TARGETS", "-5"),
             ("MAX_TARGETS", "many"),
             ("PROTECT_TAG", ""),
+            ("ENFORCE_DRY_RUN", "on"),
+            ("MAX_RECEIVES", "0"),
+            ("MAX_RECEIVES", "1001"),
+            ("MAX_CALLS_IN_FLIGHT", "0"),
+            ("MAX_CALLS_IN_FLIGHT", "65"),
         ] {
             let e = read(&[(var, value)]).unwrap_err();
             assert_eq!(e.variable, var);

@@ -13,8 +13,14 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const TIMEOUT: Duration = Duration::from_secs(60);
 const SC_TERMINATE: &str = "AWS242ServiceCatalogService.TerminateProvisionedProduct";
 
-/// MGN's DescribeSourceServers, answering that `server` has a launched instance.
+/// MGN's DescribeSourceServers, answering that `server` has a launched instance,
+/// and DescribeJobs, answering that no job is running.
 async fn mgn_knows(fake: &MockServer, server: &str) {
+    Mock::given(method("POST"))
+        .and(path("/DescribeJobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+        .mount(fake)
+        .await;
     Mock::given(method("POST"))
         .and(path("/DescribeSourceServers"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [{
@@ -25,8 +31,16 @@ async fn mgn_knows(fake: &MockServer, server: &str) {
         .await;
 }
 
-/// Service Catalog's SearchProvisionedProducts, answering with one AVAILABLE product.
+/// Service Catalog's DescribeProvisionedProduct and SearchProvisionedProducts,
+/// answering with one AVAILABLE product.
 async fn catalog_knows(fake: &MockServer, id: &str, name: &str) {
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "AWS242ServiceCatalogService.DescribeProvisionedProduct"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ProvisionedProductDetail": {
+            "Id": id, "Name": name, "Status": "AVAILABLE"
+        }})))
+        .mount(fake)
+        .await;
     Mock::given(method("POST"))
         .and(header("x-amz-target", "AWS242ServiceCatalogService.SearchProvisionedProducts"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ProvisionedProducts": [{

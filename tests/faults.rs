@@ -82,8 +82,19 @@ async fn healthy(server: &MockServer) {
         }]})))
         .mount(server)
         .await;
+    Mock::given(method("POST"))
+        .and(path("/DescribeJobs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+        .mount(server)
+        .await;
     target("AWS242ServiceCatalogService.SearchProvisionedProducts")
         .respond_with(ok(json!({"ProvisionedProducts": [{"Id": "pp-fault001", "Name": "f", "Status": "AVAILABLE"}]})))
+        .mount(server)
+        .await;
+    target("AWS242ServiceCatalogService.DescribeProvisionedProduct")
+        .respond_with(ok(
+            json!({"ProvisionedProductDetail": {"Id": "pp-fault001", "Name": "f", "Status": "AVAILABLE"}}),
+        ))
         .mount(server)
         .await;
 }

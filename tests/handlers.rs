@@ -655,7 +655,10 @@ async fn mgn_selection_reads_every_page_and_terminates_only_what_passes_the_guar
             ("s-eeeeeeeeeeeeeeeee".into(), "protected".into()),
         ]
     );
-    assert_eq!(report["requests"][0]["targets"][1]["reason"], "lifecycle TESTING: TerminateTargetInstances refuses it");
+    assert_eq!(
+        report["requests"][0]["targets"][1]["reason"],
+        "lifecycle TESTING: a launch is in progress; only NOT_READY, READY_FOR_TEST, READY_FOR_CUTOVER, STOPPED are terminated"
+    );
 
     let report = invoke(&app, select).await.unwrap();
     assert_eq!(taken(&calls), vec![vec!["s-aaaaaaaaaaaaaaaaa".to_owned()]]);
@@ -744,13 +747,16 @@ async fn expired_sandboxes_are_found_across_pages_each_with_its_own_token() {
             ("pp-past00002".into(), "terminated".into()),
         ]
     );
-    // UNDER_CHANGE will settle: outside SQS that is a record with a replayable request.
+    // UNDER_CHANGE will settle: outside SQS that is a record with a replayable request,
+    // which keeps every filter of the selection (contract v2 §4): on replay the product
+    // is terminated only if it is still of that product and still expired.
     let sent = taken(&sent);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].1["outcome"], "transient");
     assert_eq!(
         sent[0].1["retryRequest"],
-        json!({"operation": "TerminateProvisionedProduct", "select": {"ids": ["pp-changing1"], "RetainPhysicalResources": false}})
+        json!({"operation": "TerminateProvisionedProduct", "select": {
+            "ids": ["pp-changing1"], "productId": "prod-sandbox", "expired": true, "RetainPhysicalResources": false}})
     );
 }
 
@@ -895,4 +901,504 @@ async fn source_servers_from_different_messages_share_calls_when_their_job_tags_
             assert_eq!(outcome, want, "request {r}, {id}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Contract v2: never broader, never twice, never lost. One test (at least) per rule.
+// ---------------------------------------------------------------------------
+
+/// An SQS event whose records carry the given attributes (receive count, FIFO group…)
+/// and come from `queue_arn`.
+type Attributes<'a> = &'a [(&'a str, &'a str)];
+
+fn sqs_event_from(queue_arn: &str, records: &[(&str, Value, Attributes)]) -> Value {
+    let mut event = sqs_event(&records.iter().map(|(id, body, _)| (*id, body.clone())).collect::<Vec<_>>());
+    for (record, (_, _, attributes)) in event["Records"].as_array_mut().unwrap().iter_mut().zip(records) {
+        record["eventSourceARN"] = json!(queue_arn);
+        for (name, value) in attributes.iter() {
+            record["attributes"][*name] = json!(value);
+        }
+    }
+    event
+}
+
+/// WorkSpaces all tagged env=sandbox; the user of each last connected `idle_days` ago.
+fn idle_sandbox(idle_days: &'static Mutex<i64>) -> (Rule, Rule) {
+    let tags = mock!(aws_sdk_workspaces::Client::describe_tags).then_output(|| {
+        DescribeTagsOutput::builder().tag_list(WsTag::builder().key("env").value("sandbox").build().unwrap()).build()
+    });
+    let connections =
+        mock!(aws_sdk_workspaces::Client::describe_workspaces_connection_status).then_compute_output(move |req| {
+            let days = *idle_days.lock().unwrap();
+            let statuses = req
+                .workspace_ids()
+                .iter()
+                .map(|id| {
+                    WorkspaceConnectionStatus::builder()
+                        .workspace_id(id)
+                        .last_known_user_connection_timestamp(days_ago(days))
+                        .build()
+                })
+                .collect();
+            DescribeWorkspacesConnectionStatusOutput::builder().set_workspaces_connection_status(Some(statuses)).build()
+        });
+    (tags, connections)
+}
+
+/// Rule 1: a replay is never broader than its original. The retry of a failed
+/// selection keeps its filters, so once the WorkSpace's user is back, replaying the
+/// record terminates nothing.
+#[tokio::test]
+async fn replaying_a_selections_record_after_the_user_came_back_terminates_nothing() {
+    static IDLE_DAYS: Mutex<i64> = Mutex::new(40);
+    let (tags, connections) = idle_sandbox(&IDLE_DAYS);
+    let listed = mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(|req| {
+        let ids =
+            if req.workspace_ids().is_empty() { vec!["ws-idle0001".to_owned()] } else { req.workspace_ids().to_vec() };
+        let found = ids.iter().map(|id| workspace(id, WorkspaceState::Available)).collect();
+        DescribeWorkspacesOutput::builder().set_workspaces(Some(found)).build()
+    });
+    let calls = log::<Vec<String>>();
+    let refused_once = {
+        let calls = calls.clone();
+        mock!(aws_sdk_workspaces::Client::terminate_workspaces).then_compute_output(move |req| {
+            let ids: Vec<String> =
+                req.terminate_workspace_requests().iter().map(|r| r.workspace_id().to_owned()).collect();
+            calls.lock().unwrap().push(ids.clone());
+            let failed = FailedWorkspaceChangeRequest::builder()
+                .workspace_id(&ids[0])
+                .error_code("InvalidResourceState")
+                .error_message("busy")
+                .build();
+            TerminateWorkspacesOutput::builder().failed_requests(failed).build()
+        })
+    };
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[&listed, &tags, &connections, &refused_once], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(settings());
+    let original = json!({"operation": "TerminateWorkspaces", "dryRun": false,
+        "select": {"tags": {"env": "sandbox"}, "idleDays": 30, "directoryId": "d-1234567890"}});
+
+    let report = invoke(&app, original).await.unwrap();
+    assert_eq!(report["requests"][0]["outcome"], "rejected");
+    let retry = taken(&sent)[0].1["retryRequest"].clone();
+    assert_eq!(
+        retry,
+        json!({"operation": "TerminateWorkspaces", "dryRun": false, "select": {
+            "ids": ["ws-idle0001"], "tags": {"env": "sandbox"}, "idleDays": 30, "directoryId": "d-1234567890"}})
+    );
+
+    // The user connects again; the cause of the refusal is fixed; a person replays.
+    *IDLE_DAYS.lock().unwrap() = 1;
+    calls.lock().unwrap().clear();
+    let replay = invoke(&app, retry).await.unwrap();
+    assert!(taken(&calls).is_empty(), "the replay must not terminate a WorkSpace that is no longer idle");
+    assert_eq!(replay["requests"][0]["targets"], json!([]));
+}
+
+fn sc_search_nothing() -> Rule {
+    mock!(aws_sdk_servicecatalog::Client::search_provisioned_products)
+        .then_output(|| SearchProvisionedProductsOutput::builder().build())
+}
+
+/// Rule 2: a search miss is not "gone". DescribeProvisionedProduct decides; a product
+/// the search index misses but that exists has unknown tags: transient, no call.
+#[tokio::test]
+async fn a_product_the_search_index_misses_is_transient_and_never_terminated() {
+    let calls = log();
+    let terminate = sc_terminate_recording(&calls);
+    let search = sc_search_nothing();
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&search, &terminate], sqs: &[] }.app(settings());
+    let request =
+        json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductName": "sandbox-new"}});
+
+    let response = invoke(&app, sqs_event(&[("m-1", request)])).await.unwrap();
+
+    assert_eq!(failures(&response), vec!["m-1"], "redelivered: the index may list it later");
+    assert!(taken(&calls).is_empty(), "its protection tag is unknown: no terminate call");
+}
+
+#[tokio::test]
+async fn a_product_that_describe_does_not_know_is_not_found_without_a_terminate_call() {
+    let calls = log();
+    let terminate = sc_terminate_recording(&calls);
+    let gone = mock!(aws_sdk_servicecatalog::Client::describe_provisioned_product).then_http_response(|| {
+        http(400, r#"{"__type":"ResourceNotFoundException","Message":"Provisioned product not found"}"#)
+    });
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&gone, &terminate], sqs: &[] }.app(settings());
+    let request = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-gone0001"}});
+
+    let report = invoke(&app, request).await.unwrap();
+
+    assert_eq!(target_outcomes(&report, 0), vec![("pp-gone0001".to_owned(), "not_found".to_owned())]);
+    assert!(taken(&calls).is_empty());
+}
+
+fn mgn_jobs(jobs: Vec<Job>) -> Rule {
+    mock!(aws_sdk_mgn::Client::describe_jobs)
+        .then_output(move || DescribeJobsOutput::builder().set_items(Some(jobs.clone())).build())
+}
+
+fn job(id: &str, kind: aws_sdk_mgn::types::JobType, status: aws_sdk_mgn::types::JobStatus, servers: &[&str]) -> Job {
+    Job::builder()
+        .job_id(id)
+        .r#type(kind)
+        .status(status)
+        .set_participating_servers(Some(
+            servers.iter().map(|s| ParticipatingServer::builder().source_server_id(*s).build().unwrap()).collect(),
+        ))
+        .build()
+        .unwrap()
+}
+
+fn mgn_terminate_recording(calls: &Log<Vec<String>>) -> Rule {
+    let calls = calls.clone();
+    mock!(aws_sdk_mgn::Client::terminate_target_instances).then_compute_output(move |req| {
+        calls.lock().unwrap().push(req.source_server_ids().to_vec());
+        TerminateTargetInstancesOutput::builder().job(Job::builder().job_id("mgnjob-new").build().unwrap()).build()
+    })
+}
+
+/// Rule 3: a redelivery never starts a second MGN job. A server in a PENDING or
+/// STARTED TERMINATE job is `terminated`, naming that job; finished jobs and launch
+/// jobs do not count.
+#[tokio::test]
+async fn a_server_already_in_a_running_terminate_job_is_not_sent_again() {
+    use aws_sdk_mgn::types::{JobStatus, JobType};
+    let (a, b, c) = ("s-aaaaaaaaaaaaaaaaa", "s-bbbbbbbbbbbbbbbbb", "s-ccccccccccccccccc");
+    let jobs = mgn_jobs(vec![
+        job("mgnjob-running", JobType::Terminate, JobStatus::Started, &[a]),
+        job("mgnjob-pending", JobType::Terminate, JobStatus::Pending, &[b]),
+        job("mgnjob-done", JobType::Terminate, JobStatus::Completed, &[c]),
+        job("mgnjob-launch", JobType::Launch, JobStatus::Started, &[c]),
+    ]);
+    let calls = log();
+    let terminate = mgn_terminate_recording(&calls);
+    let app = Doubles { ws: &[], mgn: &[&jobs, &terminate], sc: &[], sqs: &[] }.app(settings());
+    let request = json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": [a, b, c]}});
+
+    let report = invoke(&app, request).await.unwrap();
+
+    assert_eq!(taken(&calls), vec![vec![c.to_owned()]], "only the server in no running TERMINATE job is sent");
+    let targets = report["requests"][0]["targets"].as_array().unwrap();
+    assert_eq!(
+        (targets[0]["outcome"].as_str(), targets[0]["jobId"].as_str()),
+        (Some("terminated"), Some("mgnjob-running"))
+    );
+    assert_eq!(
+        (targets[1]["outcome"].as_str(), targets[1]["jobId"].as_str()),
+        (Some("terminated"), Some("mgnjob-pending"))
+    );
+    assert_eq!(
+        (targets[2]["outcome"].as_str(), targets[2]["jobId"].as_str()),
+        (Some("terminated"), Some("mgnjob-new"))
+    );
+}
+
+/// Rule 4: MGN lifecycle is an allow-list, so naming a DISCONNECTED or CUTOVER
+/// server (or one in a state teardown does not know) makes no call.
+#[tokio::test]
+async fn named_servers_outside_the_allowed_lifecycle_states_get_no_call() {
+    let describe = mock!(aws_sdk_mgn::Client::describe_source_servers).then_compute_output(|req| {
+        let ids = req.filters().map(|f| f.source_server_ids().to_vec()).unwrap_or_default();
+        let state = |id: &str| match id {
+            "s-ddddddddddddddddd" => LifeCycleState::Disconnected,
+            "s-ccccccccccccccccc" => LifeCycleState::Cutover,
+            _ => LifeCycleState::from("FUTURE_STATE"),
+        };
+        let found = ids.iter().map(|id| source_server(id, state(id), true, &[])).collect();
+        DescribeSourceServersOutput::builder().set_items(Some(found)).build()
+    });
+    let calls = log();
+    let terminate = mgn_terminate_recording(&calls);
+    let app = Doubles { ws: &[], mgn: &[&describe, &terminate], sc: &[], sqs: &[] }.app(settings());
+    let ids = ["s-ddddddddddddddddd", "s-ccccccccccccccccc", "s-fffffffffffffffff"];
+    let request = json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ids}});
+
+    let report = invoke(&app, request).await.unwrap();
+
+    assert!(taken(&calls).is_empty());
+    let reasons: Vec<(&str, &str)> = report["requests"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["outcome"].as_str().unwrap(), t["reason"].as_str().unwrap()))
+        .collect();
+    assert!(reasons.iter().all(|(o, _)| *o == "skipped"), "{reasons:?}");
+    assert!(reasons[0].1.starts_with("lifecycle DISCONNECTED: its launched instance may be serving production"));
+    assert!(reasons[1].1.starts_with("lifecycle CUTOVER"));
+    assert!(reasons[2].1.starts_with("lifecycle FUTURE_STATE"));
+}
+
+/// Rule 5: one target's fault stays its own. A shared TerminateTargetInstances call
+/// refused as a whole is retried apart, so m-1's good server is terminated and only
+/// m-2, whose server is bad, is rejected. No id is sent in two apart calls.
+#[tokio::test]
+async fn a_shared_mgn_call_refused_as_a_whole_is_retried_apart_per_message() {
+    let (good, bad) = ("s-aaaaaaaaaaaaaaaaa", "s-bbbbbbbbbbbbbbbbb");
+    let calls = log::<Vec<String>>();
+    let terminate = {
+        let calls = calls.clone();
+        mock!(aws_sdk_mgn::Client::terminate_target_instances)
+            .match_requests(move |req| {
+                calls.lock().unwrap().push(req.source_server_ids().to_vec());
+                req.source_server_ids().iter().any(|id| id == bad)
+            })
+            .then_http_response(|| {
+                http(409, r#"{"message":"Source server s-bbbbbbbbbbbbbbbbb is not ready","code":"ConflictException"}"#)
+            })
+    };
+    let accept = mock!(aws_sdk_mgn::Client::terminate_target_instances).then_output(|| {
+        TerminateTargetInstancesOutput::builder().job(Job::builder().job_id("mgnjob-apart").build().unwrap()).build()
+    });
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[], mgn: &[&terminate, &accept], sc: &[], sqs: &[&send] }.app(settings());
+    let request = |id: &str| json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": [id]}});
+
+    let response = invoke(&app, sqs_event(&[("m-1", request(good)), ("m-2", request(bad))])).await.unwrap();
+
+    assert!(failures(&response).is_empty());
+    let mut calls = taken(&calls);
+    calls.sort();
+    assert_eq!(calls, vec![vec![good.to_owned()], vec![good.to_owned(), bad.to_owned()], vec![bad.to_owned()]]);
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 1, "only m-2 is dead-lettered");
+    assert_eq!(sent[0].1["source"]["messageId"], "m-2");
+    assert_eq!(sent[0].1["failedTargets"][0]["id"], bad);
+    assert_eq!(sent[0].3, "rejected");
+}
+
+/// Rule 5: a WorkSpace that went between a selection's listing and its tag lookup
+/// is dropped from the selection, not a failure of the whole scheduled cleanup.
+#[tokio::test]
+async fn a_workspace_gone_before_its_tag_lookup_is_dropped_and_the_rest_are_terminated() {
+    let listed = mock!(aws_sdk_workspaces::Client::describe_workspaces).then_output(|| {
+        DescribeWorkspacesOutput::builder()
+            .workspaces(workspace("ws-stays0001", WorkspaceState::Available))
+            .workspaces(workspace("ws-gone00001", WorkspaceState::Available))
+            .build()
+    });
+    let tags_gone = mock!(aws_sdk_workspaces::Client::describe_tags)
+        .match_requests(|req| req.resource_id() == Some("ws-gone00001"))
+        .then_http_response(|| http(400, r#"{"__type":"ResourceNotFoundException","message":"not found"}"#));
+    let tags = mock!(aws_sdk_workspaces::Client::describe_tags).then_output(|| {
+        DescribeTagsOutput::builder().tag_list(WsTag::builder().key("env").value("sandbox").build().unwrap()).build()
+    });
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let app = Doubles { ws: &[&listed, &tags_gone, &tags, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+
+    let report = invoke(&app, json!({"operation": "TerminateWorkspaces", "select": {"tags": {"env": "sandbox"}}}))
+        .await
+        .unwrap();
+
+    assert_eq!(taken(&calls), vec![vec!["ws-stays0001".to_owned()]]);
+    assert_eq!(target_outcomes(&report, 0), vec![("ws-stays0001".to_owned(), "terminated".to_owned())]);
+    assert_eq!(report["requests"][0]["outcome"], "terminated");
+}
+
+/// Rule 6: the kill switch. With ENFORCE_DRY_RUN, `"dryRun": false` is a dry run.
+#[tokio::test]
+async fn enforce_dry_run_makes_every_request_a_dry_run_whatever_it_says() {
+    let (ws_calls, mgn_calls, sc_calls) = (log(), log(), log());
+    let (ws, mgn, sc) =
+        (ws_terminate_ok(&ws_calls), mgn_terminate_recording(&mgn_calls), sc_terminate_recording(&sc_calls));
+    let app = Doubles { ws: &[&ws], mgn: &[&mgn], sc: &[&sc], sqs: &[] }
+        .app(Settings { enforce_dry_run: true, ..settings() });
+    let mut ws_real = ws_request(&ws_ids(2, "k"));
+    ws_real["dryRun"] = json!(false);
+    let requests = json!({"requests": [
+        ws_real,
+        {"operation": "TerminateTargetInstances", "dryRun": false, "input": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa"]}},
+        {"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-kill0001"}}
+    ]});
+
+    let report = invoke(&app, requests).await.unwrap();
+
+    assert!(taken(&ws_calls).is_empty() && taken(&mgn_calls).is_empty() && taken(&sc_calls).is_empty());
+    for i in 0..3 {
+        assert_eq!(report["requests"][i]["outcome"], "dry_run", "{report}");
+        assert_eq!(report["requests"][i]["dryRun"], true);
+    }
+}
+
+/// Rule 7: a FIFO group is worked in order; once a message must be redelivered, the
+/// later messages of its group are not worked and go back too. Other groups go on,
+/// and no call is shared across groups.
+#[tokio::test]
+async fn a_fifo_group_stops_at_its_first_redelivered_message_and_other_groups_go_on() {
+    let calls = log::<Vec<String>>();
+    let terminate = {
+        let calls = calls.clone();
+        mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+            .match_requests(move |req| {
+                let ids: Vec<String> =
+                    req.terminate_workspace_requests().iter().map(|r| r.workspace_id().to_owned()).collect();
+                calls.lock().unwrap().push(ids.clone());
+                ids.contains(&"ws-throttl01".to_owned())
+            })
+            .then_http_response(|| http(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#))
+    };
+    let accept = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+        .then_output(|| TerminateWorkspacesOutput::builder().build());
+    let app = Doubles { ws: &[&terminate, &accept], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+    let fifo = "arn:aws:sqs:us-east-1:123456789012:teardown-requests.fifo";
+    let one = |id: &str| ws_request(&[id.to_owned()]);
+    let event = sqs_event_from(
+        fifo,
+        &[
+            ("m-1", one("ws-throttl01"), &[("MessageGroupId", "g1")]),
+            ("m-2", one("ws-later0001"), &[("MessageGroupId", "g1")]),
+            ("m-3", one("ws-other0001"), &[("MessageGroupId", "g2")]),
+            ("m-4", one("ws-other0002"), &[("MessageGroupId", "g2")]),
+        ],
+    );
+
+    let response = invoke(&app, event).await.unwrap();
+
+    assert_eq!(failures(&response), vec!["m-1", "m-2"]);
+    let calls = taken(&calls);
+    assert!(calls.iter().all(|c| c.len() == 1), "no call shared across messages of a FIFO queue: {calls:?}");
+    let sent: Vec<&str> = calls.iter().map(|c| c[0].as_str()).collect();
+    assert!(!sent.contains(&"ws-later0001"), "m-2 waits for m-1: {sent:?}");
+    let g2: Vec<&&str> = sent.iter().filter(|id| id.starts_with("ws-other")).collect();
+    assert_eq!(g2, vec![&"ws-other0001", &"ws-other0002"], "g2 goes on, in its order");
+}
+
+/// Rule 7: a FIFO dead-letter queue gets the source message's group and a
+/// deduplication id (the SHA-256 of the record without failedAt).
+#[tokio::test]
+async fn a_fifo_dead_letter_queue_gets_a_group_and_a_deduplication_id() {
+    let sent = log::<(Option<String>, Option<String>, Value)>();
+    let send = {
+        let sent = sent.clone();
+        mock!(aws_sdk_sqs::Client::send_message).then_compute_output(move |req| {
+            let body = serde_json::from_str(req.message_body().unwrap_or_default()).unwrap_or(Value::Null);
+            sent.lock().unwrap().push((
+                req.message_group_id().map(str::to_owned),
+                req.message_deduplication_id().map(str::to_owned),
+                body,
+            ));
+            SendMessageOutput::builder().message_id("dlq-1").build()
+        })
+    };
+    let fifo_dlq = "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq.fifo";
+    let app = Doubles { ws: &[], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(Settings { dlq_url: Some(fifo_dlq.to_owned()), ..settings() });
+    let event = sqs_event_from(
+        "arn:aws:sqs:us-east-1:123456789012:teardown-requests.fifo",
+        &[("m-1", json!({"operation": "Nope"}), &[("MessageGroupId", "team-a")])],
+    );
+    invoke(&app, event.clone()).await.unwrap();
+    invoke(&app, json!({"operation": "Nope"})).await.unwrap();
+
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].0.as_deref(), Some("team-a"), "the source message's group");
+    assert_eq!(sent[1].0.as_deref(), Some("teardown"), "no source group: teardown's own");
+    let dedup = sent[0].1.clone().unwrap();
+    assert_eq!(dedup.len(), 64);
+    assert!(dedup.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_ne!(sent[0].1, sent[1].1, "two different records never collide");
+    let mut without_time = sent[0].2.clone();
+    without_time.as_object_mut().unwrap().remove("failedAt");
+    use sha2::Digest;
+    let want: String = sha2::Sha256::digest(teardown::decode::canonical(&without_time).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(dedup, want);
+}
+
+/// Rule 8: the last delivery is settled with a record (outcome transient, the last
+/// error, a retry request) and not handed back; earlier deliveries are handed back
+/// without one; an unpublished record still hands the message back.
+#[tokio::test]
+async fn the_last_delivery_is_settled_with_a_record_instead_of_a_bare_body() {
+    let throttled = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+        .then_http_response(|| http(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#));
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[&throttled], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(Settings { max_receives: Some(3), ..settings() });
+    let ids = ws_ids(1, "l");
+    let arn = "arn:aws:sqs:us-east-1:123456789012:teardown-requests";
+    let delivery =
+        |count: &str| sqs_event_from(arn, &[("m-1", ws_request(&ids), &[("ApproximateReceiveCount", count)])]);
+
+    let second = invoke(&app, delivery("2")).await.unwrap();
+    assert_eq!(failures(&second), vec!["m-1"]);
+    assert!(taken(&sent).is_empty(), "not the last delivery: no record yet");
+
+    let last = invoke(&app, delivery("3")).await.unwrap();
+    assert!(failures(&last).is_empty(), "settled, not handed back");
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].3, "transient");
+    assert_eq!(sent[0].1["error"]["code"], "ThrottlingException");
+    assert_eq!(sent[0].1["retryRequest"], ws_request(&ids));
+    assert_eq!(sent[0].1["source"]["receiveCount"], 3);
+
+    // The record cannot be published: the message goes back, never lost.
+    let down = mock!(aws_sdk_sqs::Client::send_message)
+        .then_http_response(|| http(500, r#"{"__type":"InternalError","message":"down"}"#));
+    let throttled = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+        .then_http_response(|| http(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#));
+    let app = Doubles { ws: &[&throttled], mgn: &[], sc: &[], sqs: &[&down] }
+        .app(Settings { max_receives: Some(3), ..settings() });
+    assert_eq!(failures(&invoke(&app, delivery("4")).await.unwrap()), vec!["m-1"]);
+}
+
+/// Rule 8: a FIFO message not worked is returned as it is, even on its last delivery.
+#[tokio::test]
+async fn a_fifo_message_not_worked_is_returned_without_a_record_even_on_its_last_delivery() {
+    let throttled = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+        .then_http_response(|| http(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#));
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[&throttled], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(Settings { max_receives: Some(2), ..settings() });
+    let event = sqs_event_from(
+        "arn:aws:sqs:us-east-1:123456789012:teardown-requests.fifo",
+        &[
+            ("m-1", ws_request(&ws_ids(1, "f")), &[("MessageGroupId", "g"), ("ApproximateReceiveCount", "1")]),
+            ("m-2", ws_request(&ws_ids(1, "g")), &[("MessageGroupId", "g"), ("ApproximateReceiveCount", "2")]),
+        ],
+    );
+
+    let response = invoke(&app, event).await.unwrap();
+
+    assert_eq!(failures(&response), vec!["m-1", "m-2"]);
+    assert!(taken(&sent).is_empty(), "m-2 was not worked: nothing to record");
+}
+
+/// Rule 9: dead-letter publishing is bounded by the invocation's deadline: past it
+/// nothing is started, and outside SQS the invocation fails so Lambda retries it.
+#[tokio::test]
+async fn dead_letter_publishing_does_not_start_past_the_deadline() {
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
+    let mut context = Context::default();
+    let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap();
+    context.deadline = now_ms + 100; // less than what answering needs
+
+    let result = handle(&app, LambdaEvent::new(json!({"operation": "Nope"}), context)).await;
+
+    assert!(result.is_err(), "an unpublished record fails a direct invocation");
+    assert!(taken(&sent).is_empty(), "no publish is started that the deadline would cut off");
+}
+
+/// An absurd deadline header must not panic the handler.
+#[tokio::test]
+async fn an_absurd_deadline_does_not_panic() {
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let app = Doubles { ws: &[&terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+    let mut context = Context::default();
+    context.deadline = u64::MAX;
+    let report = handle(&app, LambdaEvent::new(ws_request(&ws_ids(1, "z")), context)).await.unwrap();
+    assert_eq!(report["requests"][0]["outcome"], "terminated");
 }

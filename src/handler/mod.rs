@@ -31,6 +31,10 @@ use crate::settings::Settings;
 /// How many API calls (or dead-letter publishes) one invocation has in flight at once.
 const CONCURRENCY: usize = 16;
 
+/// Kept back from the invocation's deadline when publishing dead-letter records:
+/// enough to write the answer.
+const PUBLISH_RESERVE: Duration = Duration::from_millis(250);
+
 /// Everything an invocation needs, built once per container.
 pub struct App {
     pub services: Services,
@@ -97,15 +101,19 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambd
     }
 }
 
+impl ItemResult {
+    /// Whether SQS must deliver the message again: it may still succeed, and no
+    /// record settled it; or its record could not be published, so it must not be lost.
+    pub fn redeliver(&self) -> bool {
+        (self.outcome == Outcome::Transient && self.dead_letter == DeadLetterStatus::NotNeeded)
+            || matches!(self.dead_letter, DeadLetterStatus::Failed(_))
+    }
+}
+
 /// `batchItemFailures`: exactly the messages SQS must deliver again.
 fn batch_response(results: &[ItemResult]) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let mut response = SqsBatchResponse::default();
-    for result in results {
-        let redeliver = (result.outcome == Outcome::Transient && result.dead_letter == DeadLetterStatus::NotNeeded)
-            || matches!(result.dead_letter, DeadLetterStatus::Failed(_));
-        if !redeliver {
-            continue;
-        }
+    for result in results.iter().filter(|r| r.redeliver()) {
         match result.origin.message_id() {
             Some(id) => {
                 let mut failure = BatchItemFailure::default();
@@ -129,7 +137,75 @@ struct Prepared {
 }
 
 /// Works a list of items to their ends; one result per item, in order.
+///
+/// Records from a FIFO queue are worked group by group, each group in its order:
+/// once a message must be redelivered, the later messages of its group are not
+/// worked at all and go back with it (SQS's rule for FIFO partial batch responses),
+/// and no call is shared across groups. Other batches are worked all at once.
 pub async fn process(app: &App, items: Vec<Item>, context: &Context) -> Vec<ItemResult> {
+    if !items.iter().any(|item| item.origin.fifo_group().is_some()) {
+        return work(app, items, context).await;
+    }
+    // Each FIFO group (or a record outside any, alone) with its members in batch order.
+    type Group = (Option<String>, Vec<(usize, Item)>);
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let group = item.origin.fifo_group().map(str::to_owned);
+        match groups.iter_mut().find(|(g, _)| g.is_some() && *g == group) {
+            Some((_, members)) => members.push((i, item)),
+            None => groups.push((group, vec![(i, item)])),
+        }
+    }
+    let worked: Vec<Vec<(usize, ItemResult)>> = stream::iter(groups)
+        .map(|(group, members)| async move {
+            let mut results = Vec::with_capacity(members.len());
+            let mut held = false;
+            for (i, item) in members {
+                if held {
+                    results.push((i, not_worked(app, item, group.as_deref(), &context.request_id)));
+                    continue;
+                }
+                let result = work(app, vec![item], context).await.pop();
+                if let Some(result) = result {
+                    held = result.redeliver();
+                    results.push((i, result));
+                }
+            }
+            results
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut results: Vec<(usize, ItemResult)> = worked.into_iter().flatten().collect();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// A FIFO message left for SQS untouched, because an earlier one of its group
+/// must be redelivered first. Returned as it is, even on its last delivery.
+fn not_worked(app: &App, item: Item, group: Option<&str>, request_id: &str) -> ItemResult {
+    let failure = Failure::new(
+        "HeldForOrder",
+        format!(
+            "not worked: an earlier message of FIFO group {} is redelivered first",
+            group.map(crate::request::quote).unwrap_or_default()
+        ),
+    );
+    let result = ItemResult {
+        origin: item.origin,
+        operation: None,
+        outcome: Outcome::Transient,
+        dry_run: app.settings.dry_run || app.settings.enforce_dry_run,
+        targets: Vec::new(),
+        error: Some(failure),
+        dead_letter: DeadLetterStatus::NotNeeded,
+    };
+    crate::report::log(&result, request_id);
+    result
+}
+
+/// The four steps over a list of items that may share calls.
+async fn work(app: &App, items: Vec<Item>, context: &Context) -> Vec<ItemResult> {
     let limits = Limits { max_targets: app.settings.max_targets };
     let prepared: Vec<Prepared> = items
         .into_iter()
@@ -138,10 +214,12 @@ pub async fn process(app: &App, items: Vec<Item>, context: &Context) -> Vec<Item
                 Ok(value) => validate(value, limits),
                 Err(error) => Err(error.clone()),
             };
-            let dry_run = match &request {
-                Ok(r) => r.dry_run.unwrap_or(app.settings.dry_run),
-                Err(_) => app.settings.dry_run,
-            };
+            // The kill switch outranks what the request says.
+            let dry_run = app.settings.enforce_dry_run
+                || match &request {
+                    Ok(r) => r.dry_run.unwrap_or(app.settings.dry_run),
+                    Err(_) => app.settings.dry_run,
+                };
             Prepared { item, request, dry_run }
         })
         .collect();
@@ -164,14 +242,23 @@ pub async fn process(app: &App, items: Vec<Item>, context: &Context) -> Vec<Item
         .map(|(i, (p, resolution))| settle::settle(app, p, resolution, &results, i))
         .collect();
 
+    // Publishing is bounded by the invocation's own deadline like every other call,
+    // keeping back only what answering takes: a record cut off is reported unpublished,
+    // so its message is redelivered (SQS) or the invocation fails (other sources).
+    let publish_deadline = work_deadline(context, PUBLISH_RESERVE);
     stream::iter(settled)
         .map(|(mut result, record)| async move {
             if let Some(record) = record {
-                result.dead_letter = match app.dead_letters.publish(&record).await {
-                    Ok(()) => DeadLetterStatus::Published,
-                    Err(e) => {
+                let published = guarded(publish_deadline, app.dead_letters.publish(&record)).await;
+                result.dead_letter = match published {
+                    Ok(Ok(())) => DeadLetterStatus::Published,
+                    Ok(Err(e)) => {
                         tracing::error!(error = %e, message_id = result.origin.message_id(), "dead-letter record not published; the request will be redelivered");
                         DeadLetterStatus::Failed(e.to_string())
+                    }
+                    Err(failure) => {
+                        tracing::error!(error = %failure.message, message_id = result.origin.message_id(), "dead-letter record not published before the deadline; the request will be redelivered");
+                        DeadLetterStatus::Failed(failure.message)
                     }
                 };
             }
@@ -190,7 +277,8 @@ fn work_deadline(context: &Context, reserve: Duration) -> Option<tokio::time::In
     }
     let now_ms = u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     let remaining = Duration::from_millis(context.deadline.saturating_sub(now_ms));
-    Some(tokio::time::Instant::now() + remaining.saturating_sub(reserve))
+    // An absurd deadline header must not panic: one beyond the clock's range is none.
+    tokio::time::Instant::now().checked_add(remaining.saturating_sub(reserve))
 }
 
 /// Runs one piece of service work so that neither the deadline nor a panic can

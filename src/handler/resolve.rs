@@ -43,11 +43,11 @@ async fn lookup(app: &App, request: &Request, now: OffsetDateTime) -> Result<Res
             let (found, looked_up_by) = match targets {
                 Targets::Workspaces(w) => (services.workspaces.describe(&w.workspace_ids).await?, "DescribeWorkspaces"),
                 Targets::TargetInstances(t) => (
-                    services.mgn.describe(&t.source_server_ids, t.account_id.as_deref()).await?,
+                    services.mgn.describe(&t.source_server_ids, t.account_id.as_deref(), now).await?,
                     "DescribeSourceServers",
                 ),
                 Targets::ProvisionedProduct(p) => {
-                    (services.catalog.describe(&p.product).await?.into_iter().collect(), "SearchProvisionedProducts")
+                    (services.catalog.describe(&p.product).await?.into_iter().collect(), "DescribeProvisionedProduct")
                 }
             };
             let judged = targets
@@ -69,7 +69,7 @@ async fn lookup(app: &App, request: &Request, now: OffsetDateTime) -> Result<Res
         Scope::Select(selection) => {
             let found: Vec<Candidate> = match operation {
                 Operation::TerminateWorkspaces => services.workspaces.find(selection).await?,
-                Operation::TerminateTargetInstances => services.mgn.find(selection).await?,
+                Operation::TerminateTargetInstances => services.mgn.find(selection, now).await?,
                 Operation::TerminateProvisionedProduct => services.catalog.find(selection).await?,
             };
             let judged: Vec<(String, Verdict)> = found

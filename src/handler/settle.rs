@@ -92,6 +92,9 @@ pub(super) fn settle(
                     result.reason = Some(reason);
                     result
                 }
+                Verdict::Underway { job_id, reason } => {
+                    TargetResult { job_id: Some(job_id), ..TargetResult::because(id, Outcome::Terminated, reason) }
+                }
                 Verdict::Unselected => TargetResult::because(id, Outcome::Skipped, "not selected"),
             })
             .collect(),
@@ -109,8 +112,13 @@ pub(super) fn settle(
     };
 
     // A message SQS will redeliver gets its record when it settles, not now: a record
-    // per attempt would fill the dead-letter queue with duplicates.
-    let redelivered = sqs && outcome == Outcome::Transient && p.item.origin.message_id().is_some();
+    // per attempt would fill the dead-letter queue with duplicates. On its last
+    // delivery it is settled here, so the dead-letter queue holds a record, not a bare body.
+    let last_delivery = match (app.settings.max_receives, p.item.origin.receive_count()) {
+        (Some(max), Some(count)) => count >= max,
+        _ => false,
+    };
+    let redelivered = sqs && outcome == Outcome::Transient && p.item.origin.message_id().is_some() && !last_delivery;
     let record = match (&error, outcome.is_failure() && !redelivered) {
         (Some(failure), true) => {
             let failed_targets = failed
@@ -186,6 +194,11 @@ fn record(
         error,
         failed_targets,
         retry_request,
+        truncated: false,
         operation: operation.map(str::to_owned),
+        message_group_id: match &item.origin {
+            Origin::Sqs { message_group_id, .. } => message_group_id.clone(),
+            _ => None,
+        },
     }
 }

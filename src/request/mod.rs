@@ -3,11 +3,13 @@
 //! Everything here is pure: no SDK types, no I/O. The service handlers turn
 //! these values into API calls; the decoder and validator produce them.
 
+mod retry;
 mod select;
 mod validate;
 
 use std::collections::BTreeMap;
 
+pub use retry::retry_request;
 pub use select::{Selection, ServiceFilters};
 pub use validate::{Limits, ValidationError, validate};
 pub(crate) use validate::{kind, quote};
@@ -134,93 +136,4 @@ pub struct ProvisionedProductInput {
     pub ignore_errors: Option<bool>,
     pub retain_physical_resources: Option<bool>,
     pub accept_language: Option<String>,
-}
-
-/// Rebuilds a request, in the contract's own spelling, that names only `ids`.
-/// Used for the dead-letter record's `retryRequest`: it can be sent back as it is.
-pub fn retry_request(request: &Request, ids: &[String]) -> Option<serde_json::Value> {
-    use serde_json::json;
-    if ids.is_empty() {
-        return None;
-    }
-    let mut out = serde_json::Map::new();
-    out.insert("operation".into(), json!(request.operation.as_str()));
-    match &request.scope {
-        Scope::Named(targets) => {
-            out.insert("input".into(), named_input(targets, ids)?);
-        }
-        // A selection's failed targets are known by now: select exactly them, with the
-        // same options. The guards run again on the replay.
-        Scope::Select(selection) => {
-            let mut select = serde_json::Map::new();
-            let ids_member =
-                if request.operation == Operation::TerminateTargetInstances { "sourceServerIDs" } else { "ids" };
-            select.insert(ids_member.into(), json!(ids));
-            if let ServiceFilters::ProvisionedProduct {
-                ignore_errors,
-                retain_physical_resources,
-                accept_language,
-                ..
-            } = &selection.filters
-            {
-                if let Some(v) = ignore_errors {
-                    select.insert("IgnoreErrors".into(), json!(v));
-                }
-                if let Some(v) = retain_physical_resources {
-                    select.insert("RetainPhysicalResources".into(), json!(v));
-                }
-                if let Some(v) = accept_language {
-                    select.insert("AcceptLanguage".into(), json!(v));
-                }
-            }
-            if let ServiceFilters::TargetInstances { account_id: Some(account), .. } = &selection.filters {
-                select.insert("accountID".into(), json!(account));
-            }
-            out.insert("select".into(), serde_json::Value::Object(select));
-        }
-    }
-    if let Some(dry_run) = request.dry_run {
-        out.insert("dryRun".into(), json!(dry_run));
-    }
-    Some(serde_json::Value::Object(out))
-}
-
-fn named_input(targets: &Targets, ids: &[String]) -> Option<serde_json::Value> {
-    use serde_json::json;
-    let input = match targets {
-        Targets::Workspaces(_) => json!({
-            "TerminateWorkspaceRequests": ids.iter().map(|id| json!({"WorkspaceId": id})).collect::<Vec<_>>()
-        }),
-        Targets::TargetInstances(t) => {
-            let mut input = serde_json::Map::new();
-            input.insert("sourceServerIDs".into(), json!(ids));
-            if !t.tags.is_empty() {
-                input.insert("tags".into(), json!(t.tags));
-            }
-            if let Some(account) = &t.account_id {
-                input.insert("accountID".into(), json!(account));
-            }
-            serde_json::Value::Object(input)
-        }
-        Targets::ProvisionedProduct(p) => {
-            let mut input = serde_json::Map::new();
-            match &p.product {
-                ProductRef::Id(id) => input.insert("ProvisionedProductId".into(), json!(id)),
-                ProductRef::Name(name) => input.insert("ProvisionedProductName".into(), json!(name)),
-            };
-            // The token is left out on purpose: a replay after the cause is fixed must
-            // not be deduplicated by Service Catalog against the failed attempt.
-            if let Some(v) = p.ignore_errors {
-                input.insert("IgnoreErrors".into(), json!(v));
-            }
-            if let Some(v) = p.retain_physical_resources {
-                input.insert("RetainPhysicalResources".into(), json!(v));
-            }
-            if let Some(v) = &p.accept_language {
-                input.insert("AcceptLanguage".into(), json!(v));
-            }
-            serde_json::Value::Object(input)
-        }
-    };
-    Some(input)
 }

@@ -5,19 +5,24 @@ use std::collections::BTreeMap;
 
 use aws_sdk_servicecatalog::types::{AccessLevelFilter, AccessLevelFilterKey, ProvisionedProductViewFilterBy};
 
-use super::{LookupError, classify, to_time};
+use super::{Gate, LookupError, classify, to_time};
 use crate::guard::Candidate;
-use crate::outcome::{Outcome, TargetResult};
+use crate::outcome::{Failure, Outcome, TargetResult};
 use crate::request::{ProductRef, ProvisionedProductInput, Selection, ServiceFilters};
 
 #[derive(Clone, Debug)]
 pub struct Catalog {
     client: aws_sdk_servicecatalog::Client,
+    gate: Gate,
 }
 
 impl Catalog {
     pub fn new(client: aws_sdk_servicecatalog::Client) -> Self {
-        Catalog { client }
+        Catalog { client, gate: Gate::default() }
+    }
+
+    pub fn with_gate(self, gate: Gate) -> Self {
+        Catalog { gate, ..self }
     }
 
     /// `token` is used when the request gave none: the caller derives it from the
@@ -28,7 +33,7 @@ impl Catalog {
             ProductRef::Id(id) => (Some(id.clone()), None),
             ProductRef::Name(name) => (None, Some(name.clone())),
         };
-        let sent = self
+        let call = self
             .client
             .terminate_provisioned_product()
             .set_provisioned_product_id(product_id)
@@ -37,9 +42,8 @@ impl Catalog {
             .set_ignore_errors(input.ignore_errors)
             .set_retain_physical_resources(input.retain_physical_resources)
             .set_accept_language(input.accept_language.clone())
-            .send()
-            .await;
-        match sent {
+            .send();
+        match self.gate.pass(call).await {
             Ok(output) => {
                 let record = output.record_detail();
                 TargetResult {
@@ -63,25 +67,61 @@ impl Catalog {
 impl Catalog {
     /// The named product, if it still exists, with status, creation time and tags.
     /// The returned candidate carries the id or name as the request gave it.
+    ///
+    /// `DescribeProvisionedProduct` is authoritative: it alone decides that a product
+    /// is gone. It carries no tags, so `SearchProvisionedProducts` is asked at the
+    /// same time (one round of latency); but that is an index that lags behind new
+    /// products and tokenises names, so a product it misses is not gone: its tags,
+    /// and so its protection, are unknown, and it is left for a later attempt.
     pub async fn describe(&self, product: &ProductRef) -> Result<Option<Candidate>, LookupError> {
         let query = match product {
             ProductRef::Id(id) => format!("id:{id}"),
             ProductRef::Name(name) if name.starts_with("arn:") => format!("arn:{name}"),
             ProductRef::Name(name) => format!("name:{name}"),
         };
-        let wanted = product.id();
-        let found = self.search(Some(query)).await?;
-        Ok(found
-            .into_iter()
-            .find(|c| {
-                c.id == wanted
-                    || c.attributes.get("name").map(String::as_str) == Some(wanted)
-                    || c.attributes.get("arn").map(String::as_str) == Some(wanted)
-            })
-            .map(|mut c| {
-                c.id = wanted.to_owned();
-                c
-            }))
+        let (id, name) = match product {
+            ProductRef::Id(id) => (Some(id.clone()), None),
+            ProductRef::Name(name) => (None, Some(name.clone())),
+        };
+        let described = self.client.describe_provisioned_product().set_id(id).set_name(name).send();
+        let (described, searched) = futures_util::join!(self.gate.pass(described), self.search(Some(query)));
+        let detail = match described {
+            Ok(out) => match out.provisioned_product_detail().and_then(|d| d.id().map(|id| (id.to_owned(), d.clone())))
+            {
+                Some(found) => found,
+                // An answer without the product is not the service saying it is gone.
+                None => {
+                    let failure =
+                        Failure::new("UnreadableResponse", "DescribeProvisionedProduct answered without the product");
+                    return Err((Outcome::Transient, failure));
+                }
+            },
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(classify(&error)),
+        };
+        let (found_id, detail) = detail;
+        let mut listed = searched?.into_iter().find(|c| c.id == found_id);
+        // A name is tokenised by the index and may not find it; the id Describe gave may.
+        if listed.is_none() && matches!(product, ProductRef::Name(_)) {
+            listed = self.search(Some(format!("id:{found_id}"))).await?.into_iter().find(|c| c.id == found_id);
+        }
+        let Some(mut candidate) = listed else {
+            let failure = Failure::new(
+                "TagsUnknown",
+                format!(
+                    "SearchProvisionedProducts does not list {found_id} yet (its index lags): its tags, and so its protection, are unknown"
+                ),
+            );
+            return Err((Outcome::Transient, failure));
+        };
+        // The authoritative status wins over the index's, which may be stale.
+        if let Some(status) = detail.status() {
+            candidate.state = Some(status.as_str().to_owned());
+        }
+        candidate.id = product.id().to_owned();
+        Ok(Some(candidate))
     }
 
     /// The products a selection could match; the guards check every filter again.
@@ -102,7 +142,7 @@ impl Catalog {
         }
         let mut pages = call.into_paginator().send();
         let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
+        while let Some(page) = self.gate.pass(pages.next()).await {
             for p in page.map_err(|e| classify(&e))?.provisioned_products() {
                 let Some(id) = p.id() else { continue };
                 let mut attributes = BTreeMap::new();

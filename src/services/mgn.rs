@@ -1,13 +1,15 @@
 //! Application Migration Service: `TerminateTargetInstances`, 200 source servers a
 //! call; each call starts one job.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::future::join_all;
 
-use aws_sdk_mgn::types::{DescribeSourceServersRequestFilters, LifeCycleState};
+use aws_sdk_mgn::types::{
+    DescribeJobsRequestFilters, DescribeSourceServersRequestFilters, JobStatus, JobType, LifeCycleState,
+};
 
-use super::{LookupError, classify};
+use super::{Gate, LookupError, classify};
 use crate::guard::Candidate;
 use crate::outcome::{Failure, Outcome, TargetResult};
 use crate::request::{Selection, ServiceFilters, TargetInstancesInput};
@@ -15,50 +17,84 @@ use crate::request::{Selection, ServiceFilters, TargetInstancesInput};
 /// The most source server ids `TerminateTargetInstances` takes in one call.
 pub const IDS_PER_CALL: usize = 200;
 
+/// How far back running TERMINATE jobs are looked for. A job runs for minutes; one
+/// still PENDING or STARTED after a week would be stuck, and a redelivered message
+/// is at most 14 days old (SQS retention). The window keeps `DescribeJobs` growing
+/// with recent work, not with the account's whole history.
+pub const RUNNING_JOBS_WINDOW: time::Duration = time::Duration::days(7);
+
+/// A `TerminateTargetInstances` call that failed as a whole.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallFailed {
+    pub outcome: Outcome,
+    pub failure: Failure,
+}
+
+impl CallFailed {
+    /// The same end for every id the call carried.
+    pub fn for_each(&self, ids: &[String]) -> Vec<TargetResult> {
+        ids.iter().map(|id| TargetResult::failed(id, self.outcome, self.failure.clone())).collect()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Mgn {
     client: aws_sdk_mgn::Client,
+    gate: Gate,
 }
 
 impl Mgn {
     pub fn new(client: aws_sdk_mgn::Client) -> Self {
-        Mgn { client }
+        Mgn { client, gate: Gate::default() }
+    }
+
+    pub fn with_gate(self, gate: Gate) -> Self {
+        Mgn { gate, ..self }
     }
 
     /// One result per source server, in the order given; each carries its job id.
     pub async fn terminate(&self, input: &TargetInstancesInput) -> Vec<TargetResult> {
-        let calls = input.source_server_ids.chunks(IDS_PER_CALL).map(|chunk| self.terminate_chunk(input, chunk));
+        let calls = input.source_server_ids.chunks(IDS_PER_CALL).map(|chunk| async move {
+            self.terminate_call(input, chunk).await.unwrap_or_else(|failed| failed.for_each(chunk))
+        });
         join_all(calls).await.into_iter().flatten().collect()
     }
 
-    async fn terminate_chunk(&self, input: &TargetInstancesInput, ids: &[String]) -> Vec<TargetResult> {
+    /// One `TerminateTargetInstances` call for at most 200 ids. `Err` when the call
+    /// failed as a whole: the service names no server, so the caller decides whom
+    /// to charge (a call shared by several messages is retried apart).
+    pub async fn terminate_call(
+        &self,
+        input: &TargetInstancesInput,
+        ids: &[String],
+    ) -> Result<Vec<TargetResult>, CallFailed> {
         let tags = (!input.tags.is_empty()).then(|| input.tags.clone().into_iter().collect());
-        let sent = self
+        let call = self
             .client
             .terminate_target_instances()
             .set_source_server_ids(Some(ids.to_vec()))
             .set_tags(tags)
             .set_account_id(input.account_id.clone())
-            .send()
-            .await;
-        let job = match sent {
+            .send();
+        let job = match self.gate.pass(call).await {
             Ok(output) => output.job,
             Err(error) => {
                 let (outcome, failure) = classify(&error);
                 let outcome = if failure.code == "ResourceNotFoundException" { Outcome::NotFound } else { outcome };
-                return ids.iter().map(|id| TargetResult::failed(id, outcome, failure.clone())).collect();
+                return Err(CallFailed { outcome, failure });
             }
         };
         let Some(job) = job else {
             let failure = Failure::new("NoJob", "TerminateTargetInstances answered without a job");
-            return ids.iter().map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone())).collect();
+            return Err(CallFailed { outcome: Outcome::Transient, failure });
         };
 
         // A server that does not take part in the job had no launched test or cutover
         // instance left to terminate: already gone, as after a redelivered message.
         // An empty list means the job has not listed them yet; the job covers all.
         let participating: HashSet<&str> = job.participating_servers().iter().map(|s| s.source_server_id()).collect();
-        ids.iter()
+        let results = ids
+            .iter()
             .map(|id| {
                 if participating.is_empty() || participating.contains(id.as_str()) {
                     TargetResult { job_id: Some(job.job_id().to_owned()), ..TargetResult::new(id, Outcome::Terminated) }
@@ -66,24 +102,83 @@ impl Mgn {
                     TargetResult::new(id, Outcome::NotFound)
                 }
             })
-            .collect()
+            .collect();
+        Ok(results)
     }
 }
 
 impl Mgn {
-    /// The named source servers that exist, with lifecycle, launched instance and tags.
-    pub async fn describe(&self, ids: &[String], account_id: Option<&str>) -> Result<Vec<Candidate>, LookupError> {
+    /// The named source servers that exist, with lifecycle, launched instance, tags,
+    /// and the running TERMINATE job each already takes part in.
+    pub async fn describe(
+        &self,
+        ids: &[String],
+        account_id: Option<&str>,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<Candidate>, LookupError> {
         let mut found = Vec::new();
         for chunk in ids.chunks(IDS_PER_CALL) {
             let filters =
                 DescribeSourceServersRequestFilters::builder().set_source_server_ids(Some(chunk.to_vec())).build();
             found.extend(self.describe_pages(filters, account_id).await?);
         }
+        self.with_running_jobs(found, account_id, now).await
+    }
+
+    /// Marks each candidate that takes part in a `PENDING` or `STARTED` `TERMINATE`
+    /// job, so that a redelivered message never starts a second job. Asked only
+    /// when some candidate has an instance that could be terminated.
+    async fn with_running_jobs(
+        &self,
+        mut found: Vec<Candidate>,
+        account_id: Option<&str>,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<Candidate>, LookupError> {
+        if !found.iter().any(|c| c.has_launched_instance == Some(true)) {
+            return Ok(found);
+        }
+        let running = self.running_terminations(account_id, now).await?;
+        for c in &mut found {
+            c.active_job = running.get(&c.id).cloned();
+        }
         Ok(found)
     }
 
+    /// Source server id → the running TERMINATE job it takes part in.
+    pub async fn running_terminations(
+        &self,
+        account_id: Option<&str>,
+        now: time::OffsetDateTime,
+    ) -> Result<HashMap<String, String>, LookupError> {
+        let from = (now - RUNNING_JOBS_WINDOW).replace_nanosecond(0).ok().and_then(|t| {
+            t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00")).ok()
+        });
+        let filters = DescribeJobsRequestFilters::builder().set_from_date(from).build();
+        let mut pages = self
+            .client
+            .describe_jobs()
+            .filters(filters)
+            .set_account_id(account_id.map(str::to_owned))
+            .into_paginator()
+            .send();
+        let mut running = HashMap::new();
+        while let Some(page) = self.gate.pass(pages.next()).await {
+            for job in page.map_err(|e| classify(&e))?.items() {
+                let terminating = job.r#type() == Some(&JobType::Terminate)
+                    && matches!(job.status(), Some(JobStatus::Pending | JobStatus::Started));
+                if !terminating {
+                    continue;
+                }
+                for server in job.participating_servers() {
+                    running.insert(server.source_server_id().to_owned(), job.job_id().to_owned());
+                }
+            }
+        }
+        Ok(running)
+    }
+
     /// The source servers a selection could match; the guards check every filter again.
-    pub async fn find(&self, selection: &Selection) -> Result<Vec<Candidate>, LookupError> {
+    pub async fn find(&self, selection: &Selection, now: time::OffsetDateTime) -> Result<Vec<Candidate>, LookupError> {
         let ServiceFilters::TargetInstances { lifecycle_states, account_id } = &selection.filters else {
             return Ok(Vec::new());
         };
@@ -96,7 +191,8 @@ impl Mgn {
                 lifecycle_states.iter().map(|s| LifeCycleState::from(s.as_str())).collect(),
             ));
         }
-        self.describe_pages(filters.build(), account_id.as_deref()).await
+        let found = self.describe_pages(filters.build(), account_id.as_deref()).await?;
+        self.with_running_jobs(found, account_id.as_deref(), now).await
     }
 
     async fn describe_pages(
@@ -112,7 +208,7 @@ impl Mgn {
             .into_paginator()
             .send();
         let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
+        while let Some(page) = self.gate.pass(pages.next()).await {
             for server in page.map_err(|e| classify(&e))?.items() {
                 let Some(id) = server.source_server_id() else { continue };
                 found.push(Candidate {

@@ -22,11 +22,11 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn from_conf(config: &aws_config::SdkConfig) -> Self {
+    pub fn from_conf(config: &aws_config::SdkConfig, calls_in_flight: usize) -> Self {
         Services {
-            workspaces: Workspaces::new(aws_sdk_workspaces::Client::new(config)),
-            mgn: Mgn::new(aws_sdk_mgn::Client::new(config)),
-            catalog: Catalog::new(aws_sdk_servicecatalog::Client::new(config)),
+            workspaces: Workspaces::new(aws_sdk_workspaces::Client::new(config)).with_gate(Gate::new(calls_in_flight)),
+            mgn: Mgn::new(aws_sdk_mgn::Client::new(config)).with_gate(Gate::new(calls_in_flight)),
+            catalog: Catalog::new(aws_sdk_servicecatalog::Client::new(config)).with_gate(Gate::new(calls_in_flight)),
         }
     }
 }
@@ -39,5 +39,41 @@ pub(crate) fn to_time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDate
     time::OffsetDateTime::from_unix_timestamp(t.secs()).ok()
 }
 
-/// How many describe calls (tags, for example) one lookup has in flight.
+/// How many describe calls (tags, for example) one lookup asks for at once; the
+/// service's [`Gate`] bounds what is really in flight across the invocation.
 pub(crate) const LOOKUP_CONCURRENCY: usize = 16;
+
+/// The most calls in flight to one service unless the `MAX_CALLS_IN_FLIGHT` setting says.
+pub const DEFAULT_CALLS_IN_FLIGHT: usize = 8;
+
+/// Bounds the calls in flight to one service across a whole invocation. Requests
+/// are resolved concurrently and each may fan out into many lookups: without one
+/// bound shared by all of them, 16 × 16 calls could be in flight at once, and the
+/// APIs throttle long before that.
+#[derive(Clone, Debug)]
+pub struct Gate(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Gate {
+    pub fn new(calls_in_flight: usize) -> Self {
+        Gate(std::sync::Arc::new(tokio::sync::Semaphore::new(calls_in_flight.max(1))))
+    }
+
+    /// Runs one call once a place is free.
+    pub async fn pass<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        // The semaphore is never closed, so acquiring cannot fail; were it to, the
+        // call runs unbounded rather than not at all.
+        let _permit = self.0.acquire().await.ok();
+        call.await
+    }
+
+    /// Places free now (tests read it to prove the bound).
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new(DEFAULT_CALLS_IN_FLIGHT)
+    }
+}

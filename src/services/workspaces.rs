@@ -6,7 +6,7 @@ use aws_sdk_workspaces::types::{TerminateRequest, WorkspaceState};
 use futures_util::future::join_all;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::{LOOKUP_CONCURRENCY, LookupError, classify, to_time};
+use super::{Gate, LOOKUP_CONCURRENCY, LookupError, classify, to_time};
 use crate::guard::Candidate;
 use crate::outcome::{Failure, Outcome, TargetResult};
 use crate::request::{Selection, ServiceFilters};
@@ -17,11 +17,16 @@ pub const IDS_PER_CALL: usize = 25;
 #[derive(Clone, Debug)]
 pub struct Workspaces {
     client: aws_sdk_workspaces::Client,
+    gate: Gate,
 }
 
 impl Workspaces {
     pub fn new(client: aws_sdk_workspaces::Client) -> Self {
-        Workspaces { client }
+        Workspaces { client, gate: Gate::default() }
+    }
+
+    pub fn with_gate(self, gate: Gate) -> Self {
+        Workspaces { gate, ..self }
     }
 
     /// Terminates `ids` (distinct) in calls of at most 25, run concurrently, and
@@ -41,14 +46,14 @@ impl Workspaces {
                 return ids.iter().map(|id| TargetResult::failed(id, Outcome::Rejected, failure.clone())).collect();
             }
         };
-        let output =
-            match self.client.terminate_workspaces().set_terminate_workspace_requests(Some(requests)).send().await {
-                Ok(output) => output,
-                Err(error) => {
-                    let (outcome, failure) = classify(&error);
-                    return ids.iter().map(|id| TargetResult::failed(id, outcome, failure.clone())).collect();
-                }
-            };
+        let call = self.client.terminate_workspaces().set_terminate_workspace_requests(Some(requests)).send();
+        let output = match self.gate.pass(call).await {
+            Ok(output) => output,
+            Err(error) => {
+                let (outcome, failure) = classify(&error);
+                return ids.iter().map(|id| TargetResult::failed(id, outcome, failure.clone())).collect();
+            }
+        };
 
         let failed: HashMap<&str, Failure> = output
             .failed_requests()
@@ -93,15 +98,13 @@ impl Workspaces {
     async fn still_present(&self, ids: &[String]) -> Result<HashSet<String>, (Outcome, Failure)> {
         let mut present = HashSet::new();
         for chunk in ids.chunks(IDS_PER_CALL) {
-            let output =
-                self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send().await.map_err(
-                    |e| {
-                        let (outcome, failure) = classify(&e);
-                        // A describe that is refused leaves the terminate failure unexplained:
-                        // keep it rejected unless the describe itself may succeed later.
-                        (if outcome == Outcome::Transient { Outcome::Transient } else { Outcome::Rejected }, failure)
-                    },
-                )?;
+            let call = self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send();
+            let output = self.gate.pass(call).await.map_err(|e| {
+                let (outcome, failure) = classify(&e);
+                // A describe that is refused leaves the terminate failure unexplained:
+                // keep it rejected unless the describe itself may succeed later.
+                (if outcome == Outcome::Transient { Outcome::Transient } else { Outcome::Rejected }, failure)
+            })?;
             for workspace in output.workspaces() {
                 let gone = matches!(workspace.state(), Some(WorkspaceState::Terminating | WorkspaceState::Terminated));
                 if let (Some(id), false) = (workspace.workspace_id(), gone) {
@@ -146,7 +149,7 @@ impl Workspaces {
     async fn tags_of(&self, ids: &[String]) -> HashMap<String, Result<Option<BTreeMap<String, String>>, LookupError>> {
         stream::iter(ids)
             .map(|id| async move {
-                let tags = match self.client.describe_tags().resource_id(id).send().await {
+                let tags = match self.gate.pass(self.client.describe_tags().resource_id(id).send()).await {
                     Ok(out) => Ok(Some(tag_map(out.tag_list()))),
                     Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
                     Err(e) => Err(classify(&e)),
@@ -177,7 +180,7 @@ impl Workspaces {
             }
             let mut pages = call.into_paginator().send();
             let mut found = Vec::new();
-            while let Some(page) = pages.next().await {
+            while let Some(page) = self.gate.pass(pages.next()).await {
                 found.extend(page.map_err(|e| classify(&e))?.workspaces().iter().filter_map(candidate));
             }
             found
@@ -192,43 +195,44 @@ impl Workspaces {
     async fn describe_ids(&self, ids: &[String]) -> Result<Vec<Candidate>, LookupError> {
         let mut found = Vec::new();
         for chunk in ids.chunks(IDS_PER_CALL) {
-            let out = self
-                .client
-                .describe_workspaces()
-                .set_workspace_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| classify(&e))?;
+            let call = self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send();
+            let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
             found.extend(out.workspaces().iter().filter_map(candidate));
         }
         Ok(found)
     }
 
     /// `DescribeTags` takes one WorkSpace a call: run them concurrently, bounded.
+    /// A WorkSpace that went between the listing and its tag lookup is gone: it is
+    /// dropped from the selection, not a failure of every other target in it.
     async fn with_tags(&self, candidates: Vec<Candidate>) -> Result<Vec<Candidate>, LookupError> {
-        stream::iter(candidates)
+        let tagged: Vec<Option<Candidate>> = stream::iter(candidates)
             .map(|mut c| async move {
-                let out = self.client.describe_tags().resource_id(&c.id).send().await.map_err(|e| classify(&e))?;
-                c.tags =
-                    out.tag_list().iter().map(|t| (t.key().to_owned(), t.value().unwrap_or("").to_owned())).collect();
-                Ok(c)
+                match self.gate.pass(self.client.describe_tags().resource_id(&c.id).send()).await {
+                    Ok(out) => {
+                        c.tags = tag_map(out.tag_list());
+                        Ok(Some(c))
+                    }
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                        tracing::info!(workspace_id = %c.id, "gone between the listing and its tag lookup: dropped from the selection");
+                        Ok(None)
+                    }
+                    Err(e) => Err(classify(&e)),
+                }
             })
             .buffered(LOOKUP_CONCURRENCY)
             .try_collect()
-            .await
+            .await?;
+        Ok(tagged.into_iter().flatten().collect())
     }
 
     async fn with_connections(&self, candidates: &mut [Candidate]) -> Result<(), LookupError> {
         let ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
         let mut last: HashMap<String, time::OffsetDateTime> = HashMap::new();
         for chunk in ids.chunks(IDS_PER_CALL) {
-            let out = self
-                .client
-                .describe_workspaces_connection_status()
-                .set_workspace_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| classify(&e))?;
+            let call =
+                self.client.describe_workspaces_connection_status().set_workspace_ids(Some(chunk.to_vec())).send();
+            let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
             for status in out.workspaces_connection_status() {
                 if let (Some(id), Some(at)) =
                     (status.workspace_id(), status.last_known_user_connection_timestamp().and_then(to_time))

@@ -5,12 +5,15 @@
 
 pub use std::sync::{Arc, Mutex};
 
+pub use aws_sdk_mgn::operation::describe_jobs::DescribeJobsOutput;
 pub use aws_sdk_mgn::operation::describe_source_servers::DescribeSourceServersOutput;
 pub use aws_sdk_mgn::types::{LaunchedInstance, LifeCycle, LifeCycleState, SourceServer};
+pub use aws_sdk_servicecatalog::operation::describe_provisioned_product::DescribeProvisionedProductOutput;
 pub use aws_sdk_servicecatalog::operation::search_provisioned_products::SearchProvisionedProductsOutput;
 pub use aws_sdk_servicecatalog::operation::terminate_provisioned_product::TerminateProvisionedProductOutput;
 pub use aws_sdk_servicecatalog::types::{
-    ProvisionedProductAttribute, ProvisionedProductStatus, RecordDetail, RecordStatus, Tag as ScTag,
+    ProvisionedProductAttribute, ProvisionedProductDetail, ProvisionedProductStatus, RecordDetail, RecordStatus,
+    Tag as ScTag,
 };
 pub use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 pub use aws_sdk_workspaces::operation::describe_tags::DescribeTagsOutput;
@@ -59,11 +62,17 @@ impl Doubles<'_> {
     /// The test's rules come first; after them, lookups that find every named
     /// target in a state that may be terminated, untagged.
     pub fn app(&self, settings: Settings) -> App {
-        let (ws_describe, ws_tags, mgn_describe, sc_search) =
-            (ws_describe_available(), ws_untagged(), mgn_describe_launched(), sc_search_available());
+        let (ws_describe, ws_tags, mgn_describe, mgn_jobs, sc_search, sc_describe) = (
+            ws_describe_available(),
+            ws_untagged(),
+            mgn_describe_launched(),
+            mgn_no_running_jobs(),
+            sc_search_available(),
+            sc_describe_available(),
+        );
         let ws: Vec<&Rule> = self.ws.iter().copied().chain([&ws_describe, &ws_tags]).collect();
-        let mgn: Vec<&Rule> = self.mgn.iter().copied().chain([&mgn_describe]).collect();
-        let sc: Vec<&Rule> = self.sc.iter().copied().chain([&sc_search]).collect();
+        let mgn: Vec<&Rule> = self.mgn.iter().copied().chain([&mgn_describe, &mgn_jobs]).collect();
+        let sc: Vec<&Rule> = self.sc.iter().copied().chain([&sc_search, &sc_describe]).collect();
         let services = Services {
             workspaces: Workspaces::new(mock_client!(aws_sdk_workspaces, RuleMode::MatchAny, &ws, |c| c
                 .retry_config(aws_sdk_workspaces::config::retry::RetryConfig::disabled()))),
@@ -115,6 +124,31 @@ pub fn mgn_describe_launched() -> Rule {
         let ids = req.filters().map(|f| f.source_server_ids().to_vec()).unwrap_or_default();
         let found = ids.iter().map(|id| source_server(id, LifeCycleState::ReadyForCutover, true, &[])).collect();
         DescribeSourceServersOutput::builder().set_items(Some(found)).build()
+    })
+}
+
+pub fn mgn_no_running_jobs() -> Rule {
+    mock!(aws_sdk_mgn::Client::describe_jobs).then_output(|| DescribeJobsOutput::builder().build())
+}
+
+/// DescribeProvisionedProduct finds every product it is asked for, AVAILABLE: an id
+/// `x` as itself (named `name-x`), a name `n` as `pp-n`, as `sc_search_available` does.
+pub fn sc_describe_available() -> Rule {
+    mock!(aws_sdk_servicecatalog::Client::describe_provisioned_product).then_compute_output(|req| {
+        let (id, name) = match (req.id(), req.name()) {
+            (Some(id), _) => (id.to_owned(), format!("name-{id}")),
+            (None, Some(name)) => (format!("pp-{name}"), name.to_owned()),
+            (None, None) => (String::new(), String::new()),
+        };
+        DescribeProvisionedProductOutput::builder()
+            .provisioned_product_detail(
+                ProvisionedProductDetail::builder()
+                    .id(id)
+                    .name(name)
+                    .status(ProvisionedProductStatus::Available)
+                    .build(),
+            )
+            .build()
     })
 }
 
