@@ -50,9 +50,17 @@ async fn main() {
         .mount(&stand_in)
         .await;
     Mock::given(method("POST"))
+        .and(header("x-amz-target", "AWS242ServiceCatalogService.DescribeRecord"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"RecordDetail": {"RecordId": "rec-prov1", "RecordTags": []}})),
+        )
+        .mount(&stand_in)
+        .await;
+    Mock::given(method("POST"))
         .and(header("x-amz-target", "AWS242ServiceCatalogService.DescribeProvisionedProduct"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ProvisionedProductDetail":
-            {"Id": "pp-sandbox42", "Name": "sandbox42", "Status": "AVAILABLE"}
+            {"Id": "pp-sandbox42", "Name": "sandbox42", "Status": "AVAILABLE", "LastSuccessfulProvisioningRecordId": "rec-prov1"}
         })))
         .mount(&stand_in)
         .await;

@@ -9,6 +9,7 @@ use aws_lambda_events::event::sns::SnsMessage;
 use aws_lambda_events::event::sqs::SqsMessage;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 use crate::request::ValidationError;
 use crate::request::{kind, quote};
@@ -90,12 +91,15 @@ pub struct Item {
     pub decoded: Result<Value, ValidationError>,
     /// A stable seed for idempotency tokens: the same delivery decodes to the same seed.
     pub token_seed: String,
+    /// When the request was sent (SQS `SentTimestamp`, EventBridge `time`), when known:
+    /// a product created after it is not the one a name in the request meant.
+    pub sent_at: Option<OffsetDateTime>,
 }
 
 impl Item {
     fn failed(origin: Origin, raw: Value, error: ValidationError) -> Item {
         let token_seed = format!("content:{}", canonical(&raw));
-        Item { origin, raw, decoded: Err(error), token_seed }
+        Item { origin, raw, decoded: Err(error), token_seed, sent_at: None }
     }
 
     /// A Service Catalog `TerminateToken`: 64 hex characters of SHA-256 of the seed,
@@ -153,7 +157,10 @@ pub fn decode(payload: Value, request_id: &str) -> Decoded {
                     Some(id) => format!("eventbridge:{id}"),
                     None => format!("content:{}", canonical(&event.detail)),
                 };
-                Decoded::Other(requests(event.detail, "detail", origin, &seed))
+                let sent_at = event_time(&payload);
+                let mut items = requests(event.detail, "detail", origin, &seed);
+                items.iter_mut().for_each(|item| item.sent_at = sent_at);
+                Decoded::Other(items)
             }
             Err(e) => Decoded::Other(vec![Item::failed(
                 direct(),
@@ -175,7 +182,7 @@ fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Item> {
         other => {
             let token_seed =
                 if seed.starts_with("direct:") { format!("content:{}", canonical(&other)) } else { seed.to_owned() };
-            return vec![Item { origin, raw: other.clone(), decoded: Ok(other), token_seed }];
+            return vec![Item { origin, raw: other.clone(), decoded: Ok(other), token_seed, sent_at: None }];
         }
     };
     let field = format!("{path}.requests");
@@ -189,7 +196,7 @@ fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Item> {
                 } else {
                     format!("{seed}#{i}")
                 };
-                Item { origin: origin.clone(), raw: request.clone(), decoded: Ok(request), token_seed }
+                Item { origin: origin.clone(), raw: request.clone(), decoded: Ok(request), token_seed, sent_at: None }
             })
             .collect(),
         Some(Value::Array(list)) => {
@@ -274,7 +281,18 @@ fn sqs_record(index: usize, record: &Value) -> Item {
             return Item::failed(origin, Value::String(body), error);
         }
     };
-    unwrap_body(parsed, format!("{path}.body"), origin, seed, true)
+    let sent_at = message
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|ms| ms.parse::<i128>().ok())
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok());
+    let mut item = unwrap_body(parsed, format!("{path}.body"), origin, seed, true);
+    // An event the message wraps was sent earlier than the message: the earlier counts.
+    item.sent_at = match (item.sent_at, sent_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    item
 }
 
 /// An SQS body is a request, an EventBridge event whose `detail` is one, or an SNS
@@ -302,12 +320,19 @@ fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allo
             Ok(event) => {
                 let seed = event.id.as_ref().map(|id| format!("eventbridge:{id}")).unwrap_or(seed);
                 let detail = event.detail;
-                Item { origin, raw: detail.clone(), decoded: Ok(detail), token_seed: seed }
+                let sent_at = event_time(&body);
+                Item { origin, raw: detail.clone(), decoded: Ok(detail), token_seed: seed, sent_at }
             }
             Err(e) => bad(origin, body, path, format!("is not a valid EventBridge event: {e}")),
         };
     }
-    Item { origin, raw: body.clone(), decoded: Ok(body), token_seed: seed }
+    Item { origin, raw: body.clone(), decoded: Ok(body), token_seed: seed, sent_at: None }
+}
+
+/// An EventBridge event's `time`.
+fn event_time(event: &Value) -> Option<OffsetDateTime> {
+    let time = event.get("time")?.as_str()?;
+    OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// JSON with object keys sorted at every depth, so equal content hashes equally

@@ -29,6 +29,13 @@ pub struct Candidate {
     pub created: Option<OffsetDateTime>,
     /// MGN: a `PENDING` or `STARTED` `TERMINATE` job this server already takes part in.
     pub active_job: Option<String>,
+    /// Service Catalog: tags from the search index, which may lag behind the
+    /// authoritative ones in `tags`. Consulted for protection only, where a stale tag
+    /// can only leave a target alone.
+    pub index_tags: BTreeMap<String, String>,
+    /// The id to call the service with, when the request named the target otherwise
+    /// (a Service Catalog product named by name or ARN).
+    pub call_id: Option<String>,
     /// Attributes some filters compare: directoryId, bundleId, userName, productId, provisioningArtifactId.
     pub attributes: BTreeMap<&'static str, String>,
 }
@@ -36,8 +43,9 @@ pub struct Candidate {
 /// What happens to a candidate.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
-    /// Terminate it (or, in a dry run, report that it would be), because of `reason`.
-    Terminate { reason: String },
+    /// Terminate it (or, in a dry run, report that it would be), because of `reason`;
+    /// with `call_id` when the call must name it otherwise than the request did.
+    Terminate { reason: String, call_id: Option<String> },
     /// Leave it, with this outcome and reason.
     Stop { outcome: Outcome, reason: String },
     /// Already being terminated by an earlier call: reported `terminated`, not sent again.
@@ -62,15 +70,7 @@ pub fn judge(
             Err(stop) => return stop,
         },
     };
-    // A server already in a running TERMINATE job is on its way out whatever its
-    // tags or state say now: sending it again would start a second job.
-    if let Some(job_id) = &candidate.active_job {
-        return Verdict::Underway {
-            job_id: job_id.clone(),
-            reason: format!("already terminating: job {job_id} is PENDING or STARTED"),
-        };
-    }
-    if let Some(value) = candidate.tags.get(protect_tag) {
+    if let Some(value) = candidate.tags.get(protect_tag).or_else(|| candidate.index_tags.get(protect_tag)) {
         return stop(Outcome::Protected, format!("tag {protect_tag}={value:?}: never terminated"));
     }
     let state = candidate.state.as_deref().unwrap_or("");
@@ -103,6 +103,14 @@ pub fn judge(
             if candidate.has_launched_instance != Some(true) {
                 return stop(Outcome::Skipped, "no launched test or cutover instance".into());
             }
+            // Past every other guard, a server already in a running TERMINATE job is not
+            // sent again: a second call would start a second job.
+            if let Some(job_id) = &candidate.active_job {
+                return Verdict::Underway {
+                    job_id: job_id.clone(),
+                    reason: format!("already terminating: job {job_id} is PENDING or STARTED"),
+                };
+            }
         }
         Operation::TerminateProvisionedProduct => {
             if matches!(state, "UNDER_CHANGE" | "PLAN_IN_PROGRESS") {
@@ -110,7 +118,7 @@ pub fn judge(
             }
         }
     }
-    Verdict::Terminate { reason }
+    Verdict::Terminate { reason, call_id: candidate.call_id.clone() }
 }
 
 fn stop(outcome: Outcome, reason: String) -> Verdict {

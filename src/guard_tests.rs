@@ -52,7 +52,7 @@ fn expired_selects_past_never_future_unparseable_or_absent() {
         let tags: Vec<(&str, &str)> = tag.map(|t| vec![(EXPIRES_TAG, t)]).unwrap_or_default();
         judge(op, &candidate("ws-aaaaaaaa", "AVAILABLE", &tags), Some(&sel), PROTECT, NOW)
     };
-    assert!(matches!(judge_tag(Some("2026-11-01")), Verdict::Terminate { reason } if reason.contains("expired")));
+    assert!(matches!(judge_tag(Some("2026-11-01")), Verdict::Terminate { reason, .. } if reason.contains("expired")));
     assert_eq!(judge_tag(Some("2026-11-24T10:00:00Z")).clone(), judge_tag(Some("2026-11-24T10:00:00Z")));
     assert!(matches!(judge_tag(Some("2026-11-24T10:00:00Z")), Verdict::Terminate { .. }), "due exactly now counts");
     assert_eq!(judge_tag(Some("2026-12-31")), Verdict::Unselected, "future");
@@ -136,19 +136,25 @@ fn mgn_terminates_only_in_the_allowed_lifecycle_states() {
 }
 
 /// Contract v2 §6: a server already in a running TERMINATE job is `terminated`, naming
-/// that job, and never sent again — even if it is protected or its state changed since.
+/// that job, and never sent again; the protection and state guards come first, so
+/// teardown never reports as its own a termination they would have refused.
 #[test]
 fn an_mgn_server_in_a_running_terminate_job_is_underway_not_sent_again() {
     let mgn = Operation::TerminateTargetInstances;
-    let c = Candidate {
+    let running = |state: &str, tags: &[(&str, &str)]| Candidate {
         has_launched_instance: Some(true),
         active_job: Some("mgnjob-1".to_owned()),
-        ..candidate("s-0123456789abcdefA", "READY_FOR_CUTOVER", &[(PROTECT, "")])
+        ..candidate("s-0123456789abcdefA", state, tags)
     };
-    match judge(mgn, &c, None, PROTECT, NOW) {
+    match judge(mgn, &running("READY_FOR_CUTOVER", &[]), None, PROTECT, NOW) {
         Verdict::Underway { job_id, .. } => assert_eq!(job_id, "mgnjob-1"),
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        outcome(&judge(mgn, &running("READY_FOR_CUTOVER", &[(PROTECT, "")]), None, PROTECT, NOW)),
+        Some(Outcome::Protected)
+    );
+    assert_eq!(outcome(&judge(mgn, &running("CUTOVER", &[]), None, PROTECT, NOW)), Some(Outcome::Skipped));
 
     let sc = Operation::TerminateProvisionedProduct;
     for (state, want) in [
@@ -170,7 +176,7 @@ fn workspaces_filters_are_anded() {
     let mut c = candidate("ws-aaaaaaaa", "STOPPED", &[("env", "sandbox"), ("team", "x")]);
     c.attributes = BTreeMap::from([("directoryId", "d-1234567890".to_owned()), ("userName", "alice".to_owned())]);
     match judge(op, &c, Some(&sel), PROTECT, NOW) {
-        Verdict::Terminate { reason } => {
+        Verdict::Terminate { reason, .. } => {
             assert_eq!(reason, "matched: tag env=sandbox, directoryId d-1234567890, userName alice, state STOPPED")
         }
         other => panic!("{other:?}"),
@@ -193,7 +199,7 @@ fn idle_days_needs_proof_of_idleness() {
     let with =
         |last, created| Candidate { last_connected: last, created, ..candidate("ws-aaaaaaaa", "AVAILABLE", &[]) };
     assert!(
-        matches!(judge(op, &with(at(30), None), Some(&sel), PROTECT, NOW), Verdict::Terminate { reason } if reason.contains("idle 30 days"))
+        matches!(judge(op, &with(at(30), None), Some(&sel), PROTECT, NOW), Verdict::Terminate { reason, .. } if reason.contains("idle 30 days"))
     );
     assert_eq!(judge(op, &with(at(29), None), Some(&sel), PROTECT, NOW), Verdict::Unselected);
     assert!(

@@ -31,13 +31,20 @@ async fn mgn_knows(fake: &MockServer, server: &str) {
         .await;
 }
 
-/// Service Catalog's DescribeProvisionedProduct and SearchProvisionedProducts,
-/// answering with one AVAILABLE product.
+/// Service Catalog's DescribeProvisionedProduct, DescribeRecord and
+/// SearchProvisionedProducts, answering with one AVAILABLE product.
 async fn catalog_knows(fake: &MockServer, id: &str, name: &str) {
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "AWS242ServiceCatalogService.DescribeRecord"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"RecordDetail": {
+            "RecordId": "rec-prov1", "RecordTags": [{"Key": "env", "Value": "sandbox"}]
+        }})))
+        .mount(fake)
+        .await;
     Mock::given(method("POST"))
         .and(header("x-amz-target", "AWS242ServiceCatalogService.DescribeProvisionedProduct"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ProvisionedProductDetail": {
-            "Id": id, "Name": name, "Status": "AVAILABLE"
+            "Id": id, "Name": name, "Status": "AVAILABLE", "LastSuccessfulProvisioningRecordId": "rec-prov1"
         }})))
         .mount(fake)
         .await;

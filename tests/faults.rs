@@ -91,9 +91,13 @@ async fn healthy(server: &MockServer) {
         .respond_with(ok(json!({"ProvisionedProducts": [{"Id": "pp-fault001", "Name": "f", "Status": "AVAILABLE"}]})))
         .mount(server)
         .await;
+    target("AWS242ServiceCatalogService.DescribeRecord")
+        .respond_with(ok(json!({"RecordDetail": {"RecordId": "rec-prov1", "RecordTags": []}})))
+        .mount(server)
+        .await;
     target("AWS242ServiceCatalogService.DescribeProvisionedProduct")
         .respond_with(ok(
-            json!({"ProvisionedProductDetail": {"Id": "pp-fault001", "Name": "f", "Status": "AVAILABLE"}}),
+            json!({"ProvisionedProductDetail": {"Id": "pp-fault001", "Name": "f", "Status": "AVAILABLE", "LastSuccessfulProvisioningRecordId": "rec-prov1"}}),
         ))
         .mount(server)
         .await;

@@ -305,9 +305,10 @@ async fn the_terminate_token_follows_the_sqs_message() {
     let token = seen[0].2.clone().unwrap();
     assert_eq!(seen[1].2.as_deref(), Some(token.as_str()), "a redelivery reuses the token");
     assert_ne!(seen[2].2.as_deref(), Some(token.as_str()), "another message gets another token");
+    // Named by name, the call names the product that was looked up, by its id.
     assert_eq!(
-        (seen[3].1.as_deref(), seen[3].2.as_deref()),
-        (Some("sandbox"), Some("mine-1")),
+        (seen[3].0.as_deref(), seen[3].1.as_deref(), seen[3].2.as_deref()),
+        (Some("pp-sandbox"), None, Some("mine-1")),
         "a given token is used as is"
     );
 }
@@ -690,6 +691,7 @@ async fn expired_sandboxes_are_found_across_pages_each_with_its_own_token() {
             product("pp-past00002", "sbx-past2", ProvisionedProductStatus::Error, &expires("2026-11-24T09:00:00Z")),
         ],
     ];
+    let catalog: Vec<ProvisionedProductAttribute> = pages.concat();
     let queries = log::<Option<String>>();
     let search = {
         let queries = queries.clone();
@@ -709,7 +711,9 @@ async fn expired_sandboxes_are_found_across_pages_each_with_its_own_token() {
     let terminate = sc_terminate_recording(&seen);
     let sent = log();
     let send = sqs_send_ok(&sent);
-    let app = Doubles { ws: &[], mgn: &[], sc: &[&search, &terminate], sqs: &[&send] }.app(settings());
+    let (describe, record) = sc_authoritative(catalog);
+    let app =
+        Doubles { ws: &[], mgn: &[], sc: &[&search, &describe, &record, &terminate], sqs: &[&send] }.app(settings());
 
     let report = invoke(
         &app,
@@ -1401,4 +1405,272 @@ async fn an_absurd_deadline_does_not_panic() {
     context.deadline = u64::MAX;
     let report = handle(&app, LambdaEvent::new(ws_request(&ws_ids(1, "z")), context)).await.unwrap();
     assert_eq!(report["requests"][0]["outcome"], "terminated");
+}
+
+// ---------------------------------------------------------------------------
+// What the review of the v2 change found: each a way to terminate wrongly, twice,
+// or to lose a failure.
+// ---------------------------------------------------------------------------
+
+/// One MGN server named by two messages whose job tags differ goes into one call:
+/// two calls would start two jobs.
+#[tokio::test]
+async fn one_mgn_server_named_by_messages_with_different_job_tags_is_sent_once() {
+    let calls = log();
+    let terminate = mgn_terminate_recording(&calls);
+    let app = Doubles { ws: &[], mgn: &[&terminate], sc: &[], sqs: &[] }.app(settings());
+    let x = "s-xxxxxxxxxxxxxxxxx";
+    let tagged =
+        json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": [x], "tags": {"ticket": "A"}}});
+    let plain =
+        json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": [x, "s-yyyyyyyyyyyyyyyyy"]}});
+
+    let report = invoke(&app, json!({"requests": [tagged, plain]})).await.unwrap();
+
+    let calls = taken(&calls);
+    let sent_x = calls.iter().flatten().filter(|id| *id == x).count();
+    assert_eq!(sent_x, 1, "{calls:?}");
+    assert_eq!(target_outcomes(&report, 0), vec![(x.to_owned(), "terminated".to_owned())]);
+    assert_eq!(target_outcomes(&report, 1)[0], (x.to_owned(), "terminated".to_owned()));
+}
+
+/// In a FIFO batch, one MGN server named in two groups is sent once: in the same
+/// round the call is shared for that server, and a later round finds it among the
+/// servers this invocation has already sent.
+#[tokio::test]
+async fn one_mgn_server_named_by_two_fifo_groups_is_sent_once() {
+    let calls = log();
+    let terminate = mgn_terminate_recording(&calls);
+    let app = Doubles { ws: &[], mgn: &[&terminate], sc: &[], sqs: &[] }.app(settings());
+    let x = "s-xxxxxxxxxxxxxxxxx";
+    let request = |ids: &[&str]| json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ids}});
+    let event = sqs_event_from(
+        "arn:aws:sqs:us-east-1:123456789012:teardown-requests.fifo",
+        &[
+            ("m-1", request(&[x]), &[("MessageGroupId", "g1")]),
+            ("m-2", request(&[x]), &[("MessageGroupId", "g2")]),
+            ("m-3", request(&["s-aaaaaaaaaaaaaaaaa"]), &[("MessageGroupId", "g3")]),
+            ("m-4", request(&[x]), &[("MessageGroupId", "g3")]),
+        ],
+    );
+
+    let response = invoke(&app, event).await.unwrap();
+
+    assert!(failures(&response).is_empty());
+    let calls = taken(&calls);
+    assert_eq!(calls.iter().flatten().filter(|id| *id == x).count(), 1, "{calls:?}");
+}
+
+/// A whole-call ResourceNotFoundException says one server went, not which: the
+/// others are not gone. The message is redelivered, and the next lookup decides.
+#[tokio::test]
+async fn an_mgn_call_refused_as_not_found_does_not_report_the_other_servers_gone() {
+    let missing = mock!(aws_sdk_mgn::Client::terminate_target_instances).then_http_response(|| {
+        http(404, r#"{"message":"Source server not found","code":"ResourceNotFoundException"}"#)
+    });
+    let app = Doubles { ws: &[], mgn: &[&missing], sc: &[], sqs: &[] }.app(settings());
+    let request = json!({"operation": "TerminateTargetInstances",
+        "input": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa", "s-bbbbbbbbbbbbbbbbb"]}});
+
+    let response = invoke(&app, sqs_event(&[("m-1", request)])).await.unwrap();
+
+    assert_eq!(failures(&response), vec!["m-1"], "redelivered, not reported done");
+}
+
+/// A server named by two messages sits in the first one's part; when the first
+/// one's own server makes its apart call fail, the second message still gets the
+/// shared server terminated, and only the first is charged with its bad server.
+#[tokio::test]
+async fn a_shared_server_is_not_charged_with_another_messages_bad_server() {
+    let (x, bad) = ("s-xxxxxxxxxxxxxxxxx", "s-bbbbbbbbbbbbbbbbb");
+    let calls = log::<Vec<String>>();
+    let refuse = {
+        let calls = calls.clone();
+        mock!(aws_sdk_mgn::Client::terminate_target_instances)
+            .match_requests(move |req| {
+                calls.lock().unwrap().push(req.source_server_ids().to_vec());
+                req.source_server_ids().iter().any(|id| id == bad)
+            })
+            .then_http_response(|| http(409, r#"{"message":"not ready","code":"ConflictException"}"#))
+    };
+    let accept = mock!(aws_sdk_mgn::Client::terminate_target_instances).then_output(|| {
+        TerminateTargetInstancesOutput::builder().job(Job::builder().job_id("mgnjob-x").build().unwrap()).build()
+    });
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[], mgn: &[&refuse, &accept], sc: &[], sqs: &[&send] }.app(settings());
+    let request = |ids: &[&str]| json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ids}});
+
+    let response = invoke(&app, sqs_event(&[("m-1", request(&[x, bad])), ("m-2", request(&[x]))])).await.unwrap();
+
+    assert!(failures(&response).is_empty());
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 1, "only m-1 is dead-lettered");
+    assert_eq!(sent[0].1["source"]["messageId"], "m-1");
+    assert_eq!(sent[0].1["failedTargets"].as_array().unwrap().len(), 1);
+    assert_eq!(sent[0].1["failedTargets"][0]["id"], bad);
+    let calls = taken(&calls);
+    assert_eq!(calls.iter().flatten().filter(|id| *id == x).count(), 3, "shared, m-1 apart, m-2 apart: {calls:?}");
+}
+
+/// The search index lags: a product it still shows as expired and AVAILABLE is
+/// looked up where Service Catalog is authoritative before it is terminated. Its
+/// expiry moved (record tags) or it is changing now: not terminated.
+#[tokio::test]
+async fn a_selection_judges_products_again_on_authoritative_status_and_tags() {
+    let indexed = vec![
+        product("pp-moved0001", "moved", ProvisionedProductStatus::Available, &[("teardown:expires-at", "2026-11-01")]),
+        product("pp-busy00001", "busy", ProvisionedProductStatus::Available, &[("teardown:expires-at", "2026-11-01")]),
+        product("pp-due000001", "due", ProvisionedProductStatus::Available, &[("teardown:expires-at", "2026-11-01")]),
+    ];
+    let now = vec![
+        product("pp-moved0001", "moved", ProvisionedProductStatus::Available, &[("teardown:expires-at", "2027-06-01")]),
+        product(
+            "pp-busy00001",
+            "busy",
+            ProvisionedProductStatus::UnderChange,
+            &[("teardown:expires-at", "2026-11-01")],
+        ),
+        product("pp-due000001", "due", ProvisionedProductStatus::Available, &[("teardown:expires-at", "2026-11-01")]),
+    ];
+    let search = mock!(aws_sdk_servicecatalog::Client::search_provisioned_products).then_output(move || {
+        SearchProvisionedProductsOutput::builder().set_provisioned_products(Some(indexed.clone())).build()
+    });
+    let (describe, record) = sc_authoritative(now);
+    let seen = log();
+    let terminate = sc_terminate_recording(&seen);
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&search, &describe, &record, &terminate], sqs: &[] }.app(settings());
+
+    let response = invoke(
+        &app,
+        sqs_event(&[("m-1", json!({"operation": "TerminateProvisionedProduct", "select": {"expired": true}}))]),
+    )
+    .await
+    .unwrap();
+
+    let terminated: Vec<Option<String>> = taken(&seen).into_iter().map(|(id, _, _)| id).collect();
+    assert_eq!(terminated, vec![Some("pp-due000001".to_owned())]);
+    assert_eq!(failures(&response), vec!["m-1"], "the product under change is retried");
+}
+
+/// A named product whose protection tag is on its record but not yet in the index is protected.
+#[tokio::test]
+async fn a_named_product_protected_on_its_record_but_not_in_the_index_is_protected() {
+    let catalog =
+        vec![product("pp-guarded01", "guarded", ProvisionedProductStatus::Available, &[("teardown:protect", "yes")])];
+    let (describe, record) = sc_authoritative(catalog);
+    let seen = log();
+    let terminate = sc_terminate_recording(&seen);
+    // The default search finds it, untagged: the index has not seen the tag yet.
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&describe, &record, &terminate], sqs: &[] }.app(settings());
+    let request =
+        json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-guarded01"}});
+
+    let report = invoke(&app, request).await.unwrap();
+
+    assert!(taken(&seen).is_empty());
+    assert_eq!(target_outcomes(&report, 0), vec![("pp-guarded01".to_owned(), "protected".to_owned())]);
+}
+
+/// A name that, by redelivery time, names a product provisioned after the request
+/// was sent is not the product the request meant: nothing is terminated.
+#[tokio::test]
+async fn a_name_that_now_names_a_newer_product_terminates_nothing() {
+    let created = aws_smithy_types::DateTime::from_secs(1_800_000_000); // 2027
+    let newer = mock!(aws_sdk_servicecatalog::Client::describe_provisioned_product).then_output(move || {
+        DescribeProvisionedProductOutput::builder()
+            .provisioned_product_detail(
+                ProvisionedProductDetail::builder()
+                    .id("pp-sandbox")
+                    .name("sandbox")
+                    .status(ProvisionedProductStatus::Available)
+                    .created_time(created)
+                    .last_successful_provisioning_record_id("rec-1")
+                    .build(),
+            )
+            .build()
+    });
+    let seen = log();
+    let terminate = sc_terminate_recording(&seen);
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&newer, &terminate], sqs: &[] }.app(settings());
+    let request = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductName": "sandbox"}});
+    let mut event = sqs_event(&[("m-1", request)]);
+    event["Records"][0]["attributes"]["SentTimestamp"] = json!("1763978400000"); // 2025-11-24
+
+    let response = invoke(&app, event).await.unwrap();
+
+    assert!(failures(&response).is_empty());
+    assert!(taken(&seen).is_empty(), "the newer product is not the one named");
+}
+
+/// A product named by ARN is looked up by the id the ARN ends with, and only if the
+/// product there has that ARN.
+#[tokio::test]
+async fn a_product_named_by_arn_is_looked_up_by_its_id_and_terminated_by_it() {
+    let arn = "arn:aws:servicecatalog:us-east-1:123456789012:stack/sandbox/pp-arnnamed1";
+    let describe = mock!(aws_sdk_servicecatalog::Client::describe_provisioned_product)
+        .match_requests(|req| req.id() == Some("pp-arnnamed1") && req.name().is_none())
+        .then_output(move || {
+            DescribeProvisionedProductOutput::builder()
+                .provisioned_product_detail(
+                    ProvisionedProductDetail::builder()
+                        .id("pp-arnnamed1")
+                        .arn(arn)
+                        .status(ProvisionedProductStatus::Available)
+                        .last_successful_provisioning_record_id("rec-1")
+                        .build(),
+                )
+                .build()
+        });
+    let search = mock!(aws_sdk_servicecatalog::Client::search_provisioned_products).then_output(|| {
+        SearchProvisionedProductsOutput::builder()
+            .provisioned_products(product("pp-arnnamed1", "sandbox", ProvisionedProductStatus::Available, &[]))
+            .build()
+    });
+    let seen = log();
+    let terminate = sc_terminate_recording(&seen);
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&describe, &search, &terminate], sqs: &[] }.app(settings());
+    let request = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductName": arn}});
+
+    let report = invoke(&app, request).await.unwrap();
+
+    assert_eq!(target_outcomes(&report, 0), vec![(arn.to_owned(), "terminated".to_owned())]);
+    assert_eq!(
+        taken(&seen).into_iter().map(|(id, name, _)| (id, name)).collect::<Vec<_>>(),
+        vec![(Some("pp-arnnamed1".to_owned()), None)]
+    );
+}
+
+/// A running TERMINATE job that does not list its servers yet may hold any of them:
+/// the request waits (transient), no second job is started.
+#[tokio::test]
+async fn a_running_job_that_lists_no_servers_holds_every_termination() {
+    use aws_sdk_mgn::types::{JobStatus, JobType};
+    let jobs = mgn_jobs(vec![job("mgnjob-fresh", JobType::Terminate, JobStatus::Pending, &[])]);
+    let calls = log();
+    let terminate = mgn_terminate_recording(&calls);
+    let app = Doubles { ws: &[], mgn: &[&jobs, &terminate], sc: &[], sqs: &[] }.app(settings());
+    let request =
+        json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa"]}});
+
+    let response = invoke(&app, sqs_event(&[("m-1", request)])).await.unwrap();
+
+    assert_eq!(failures(&response), vec!["m-1"]);
+    assert!(taken(&calls).is_empty());
+}
+
+/// In a dry run a server already being terminated is reported as a dry run that
+/// would send nothing, naming the job: the report stays a preview.
+#[tokio::test]
+async fn a_dry_run_reports_a_server_already_terminating_as_a_dry_run_naming_the_job() {
+    use aws_sdk_mgn::types::{JobStatus, JobType};
+    let a = "s-aaaaaaaaaaaaaaaaa";
+    let jobs = mgn_jobs(vec![job("mgnjob-running", JobType::Terminate, JobStatus::Started, &[a])]);
+    let app = Doubles { ws: &[], mgn: &[&jobs], sc: &[], sqs: &[] }.app(settings());
+    let request = json!({"operation": "TerminateTargetInstances", "dryRun": true, "input": {"sourceServerIDs": [a]}});
+
+    let report = invoke(&app, request).await.unwrap();
+
+    let target = &report["requests"][0]["targets"][0];
+    assert_eq!((target["outcome"].as_str(), target["jobId"].as_str()), (Some("dry_run"), Some("mgnjob-running")));
 }

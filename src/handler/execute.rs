@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use futures_util::future::join_all;
 use futures_util::{StreamExt, stream};
 
 use super::resolve::Resolution;
@@ -14,33 +13,35 @@ use crate::request::{
 };
 
 /// A unit of API work. WorkSpaces work is shared by every request in the batch;
-/// MGN work by every request with the same job tags and account.
+/// MGN work by every request with the same job tags and account. In a FIFO batch
+/// calls are shared only within a message group.
 pub(super) enum Job {
     Workspaces(Vec<String>),
     Mgn(MgnCall),
-    Catalog(usize, ProvisionedProductInput, String),
+    Catalog(usize, CatalogCall, String),
+}
+
+/// One `TerminateProvisionedProduct` call, and the id its request reads the result by.
+pub(super) struct CatalogCall {
+    input: ProvisionedProductInput,
+    named: String,
+}
+
+fn id_of(input: &ProvisionedProductInput) -> String {
+    input.product.id().to_owned()
 }
 
 /// One `TerminateTargetInstances` call that several requests may share.
 pub(super) struct MgnCall {
     /// The ids of the call, with the job tags and account they share.
     input: TargetInstancesInput,
-    /// The requests whose ids the call carries.
-    owners: Vec<usize>,
-    /// The call's ids split by the request that first named each: the calls made
-    /// instead when the shared call fails as a whole for a reason one of them may
-    /// have caused. Each id is in exactly one part, so no id is ever sent twice.
-    parts: Vec<Vec<String>>,
-}
-
-/// MGN requests whose calls can be shared: same job tags, same account.
-type MgnGroup = (BTreeMap<String, String>, Option<String>);
-
-/// The requests of one MGN group, each with the ids it passes on.
-#[derive(Default)]
-struct MgnMembers {
+    /// Each request whose ids the call carries, with those ids, in batch order.
     owners: Vec<(usize, Vec<String>)>,
 }
+
+/// What makes calls shareable: the FIFO message group (none outside FIFO queues),
+/// and for MGN the job tags and account.
+type CallKey = (Option<String>, BTreeMap<String, String>, Option<String>);
 
 /// What the calls answered: WorkSpaces by id (shared), the rest by owning item.
 #[derive(Default)]
@@ -51,9 +52,13 @@ pub(super) struct Results {
 
 pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job> {
     let mut jobs = Vec::new();
-    let mut workspace_ids = Vec::new();
+    let mut workspace_ids: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     let mut seen = HashSet::new();
-    let mut mgn: BTreeMap<MgnGroup, MgnMembers> = BTreeMap::new();
+    // Every MGN id goes into exactly one call, whoever else names it: two calls with
+    // one server would start two jobs.
+    let mut mgn_calls: BTreeMap<CallKey, Vec<String>> = BTreeMap::new();
+    let mut mgn_claimed: HashSet<String> = HashSet::new();
+    let mut mgn_owners: Vec<(usize, Vec<String>)> = Vec::new();
     for (i, (p, resolution)) in prepared.iter().zip(resolutions).enumerate() {
         let (Ok(request), Resolution::Judged(judged)) = (&p.request, resolution) else { continue };
         if p.dry_run {
@@ -64,13 +69,15 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
         if go.is_empty() {
             continue;
         }
+        let fifo_group = p.item.origin.fifo_group().map(str::to_owned);
         match (&request.scope, request.operation) {
             (_, Operation::TerminateWorkspaces) => {
-                workspace_ids.extend(go.into_iter().filter(|id| seen.insert(id.clone())));
+                let ids = workspace_ids.entry(fifo_group).or_default();
+                ids.extend(go.into_iter().filter(|id| seen.insert(id.clone())));
             }
             (Scope::Named(Targets::TargetInstances(_)), _)
             | (Scope::Select(_), Operation::TerminateTargetInstances) => {
-                let group = match &request.scope {
+                let (tags, account) = match &request.scope {
                     Scope::Named(Targets::TargetInstances(input)) => (input.tags.clone(), input.account_id.clone()),
                     Scope::Select(selection) => match &selection.filters {
                         ServiceFilters::TargetInstances { account_id, .. } => (BTreeMap::new(), account_id.clone()),
@@ -78,10 +85,26 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
                     },
                     Scope::Named(_) => (BTreeMap::new(), None),
                 };
-                mgn.entry(group).or_default().owners.push((i, go));
+                let ids = mgn_calls.entry((fifo_group, tags, account)).or_default();
+                ids.extend(go.iter().filter(|id| mgn_claimed.insert((*id).clone())).cloned());
+                mgn_owners.push((i, go));
             }
             (Scope::Named(Targets::ProvisionedProduct(input)), _) => {
-                jobs.push(Job::Catalog(i, input.clone(), p.item.idempotency_token()));
+                // The call names the product that was looked up and judged, by its id:
+                // by the time of the call, a name may name a product provisioned since.
+                let call_id = judged.iter().find_map(|(_, v)| match v {
+                    Verdict::Terminate { call_id, .. } => call_id.clone(),
+                    _ => None,
+                });
+                let mut call = input.clone();
+                if let Some(id) = call_id {
+                    call.product = ProductRef::Id(id);
+                }
+                jobs.push(Job::Catalog(
+                    i,
+                    CatalogCall { input: call, named: input.product.id().to_owned() },
+                    p.item.idempotency_token(),
+                ));
             }
             (Scope::Select(selection), Operation::TerminateProvisionedProduct) => {
                 let (ignore_errors, retain_physical_resources, accept_language) = match &selection.filters {
@@ -103,57 +126,41 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
                         retain_physical_resources,
                         accept_language: accept_language.clone(),
                     };
-                    jobs.push(Job::Catalog(i, input, token));
+                    let named = id_of(&input);
+                    jobs.push(Job::Catalog(i, CatalogCall { input, named }, token));
                 }
             }
             // A named request's operation always matches its targets.
             (Scope::Named(_), _) => {}
         }
     }
-    for ((tags, account_id), members) in mgn {
-        jobs.extend(mgn_calls(tags, account_id, members));
-    }
-    // One job per 25 ids, so the deadline and concurrency bounds apply per call.
-    for chunk in workspace_ids.chunks(crate::services::workspaces::IDS_PER_CALL) {
-        jobs.push(Job::Workspaces(chunk.to_vec()));
-    }
-    jobs
-}
-
-/// The group's distinct ids in first-seen order, in calls of at most 200, each
-/// knowing which request first named each of its ids.
-fn mgn_calls(tags: BTreeMap<String, String>, account_id: Option<String>, members: MgnMembers) -> Vec<Job> {
-    let mut first_owner: HashMap<String, usize> = HashMap::new();
-    let mut ids = Vec::new();
-    for (owner, owned) in &members.owners {
-        for id in owned {
-            if !first_owner.contains_key(id) {
-                first_owner.insert(id.clone(), *owner);
-                ids.push(id.clone());
-            }
-        }
-    }
-    ids.chunks(crate::services::mgn::IDS_PER_CALL)
-        .map(|chunk| {
+    for ((_, tags, account_id), ids) in mgn_calls {
+        for chunk in ids.chunks(crate::services::mgn::IDS_PER_CALL) {
             let in_chunk: HashSet<&String> = chunk.iter().collect();
-            let owners: Vec<usize> = members
-                .owners
+            // Every request that named one of the chunk's ids reads its answer, even a
+            // request whose own tags or group put the id's first claim elsewhere.
+            let owners = mgn_owners
                 .iter()
-                .filter(|(_, owned)| owned.iter().any(|id| in_chunk.contains(id)))
-                .map(|(owner, _)| *owner)
+                .map(|(owner, ids)| {
+                    (*owner, ids.iter().filter(|id| in_chunk.contains(id)).cloned().collect::<Vec<_>>())
+                })
+                .filter(|(_, ids)| !ids.is_empty())
                 .collect();
-            let mut parts: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-            for id in chunk {
-                parts.entry(first_owner[id]).or_default().push(id.clone());
-            }
             let input = TargetInstancesInput {
                 source_server_ids: chunk.to_vec(),
                 tags: tags.clone(),
                 account_id: account_id.clone(),
             };
-            Job::Mgn(MgnCall { input, owners, parts: parts.into_values().collect() })
-        })
-        .collect()
+            jobs.push(Job::Mgn(MgnCall { input, owners }));
+        }
+    }
+    // One job per 25 ids, so the deadline and concurrency bounds apply per call.
+    for ids in workspace_ids.values() {
+        for chunk in ids.chunks(crate::services::workspaces::IDS_PER_CALL) {
+            jobs.push(Job::Workspaces(chunk.to_vec()));
+        }
+    }
+    jobs
 }
 
 pub(super) async fn run(app: &App, jobs: Vec<Job>, deadline: Option<tokio::time::Instant>) -> Results {
@@ -162,14 +169,17 @@ pub(super) async fn run(app: &App, jobs: Vec<Job>, deadline: Option<tokio::time:
         .map(|job| async move {
             let (owners, ids) = match &job {
                 Job::Workspaces(ids) => (Vec::new(), ids.clone()),
-                Job::Mgn(call) => (call.owners.clone(), call.input.source_server_ids.clone()),
-                Job::Catalog(i, input, _) => (vec![*i], vec![input.product.id().to_owned()]),
+                Job::Mgn(call) => (call.owners.iter().map(|(o, _)| *o).collect(), call.input.source_server_ids.clone()),
+                Job::Catalog(i, call, _) => (vec![*i], vec![call.named.clone()]),
             };
             let work = async {
                 match &job {
                     Job::Workspaces(ids) => app.services.workspaces.terminate(ids).await,
                     Job::Mgn(call) => mgn_shared(app, call).await,
-                    Job::Catalog(_, input, token) => vec![app.services.catalog.terminate(input, token).await],
+                    Job::Catalog(_, call, token) => {
+                        let result = app.services.catalog.terminate(&call.input, token).await;
+                        vec![TargetResult { id: call.named.clone(), ..result }]
+                    }
                 }
             };
             let targets = guarded(deadline, work).await.unwrap_or_else(|failure| transient_all(&ids, &failure));
@@ -196,23 +206,37 @@ pub(super) async fn run(app: &App, jobs: Vec<Job>, deadline: Option<tokio::time:
 /// A shared MGN call. The service refuses a whole call for one bad server without
 /// naming it; when that refusal could be final, the requests that shared the call
 /// are tried apart, so one message's bad server is charged to that message alone.
-/// A transient failure is not split: the messages are redelivered either way.
+/// The apart calls run one after another, and an id an earlier one terminated is
+/// not sent again, so no server is ever in two accepted calls. A transient failure
+/// is not split: the messages are redelivered either way.
 async fn mgn_shared(app: &App, call: &MgnCall) -> Vec<TargetResult> {
     let mgn = &app.services.mgn;
-    let failed = match mgn.terminate_call(&call.input, &call.input.source_server_ids).await {
+    let all = &call.input.source_server_ids;
+    let failed = match mgn.terminate_call(&call.input, all).await {
         Ok(results) => return results,
         Err(failed) => failed,
     };
-    if failed.outcome == Outcome::Transient || call.parts.len() < 2 {
-        return failed.for_each(&call.input.source_server_ids);
+    if failed.outcome == Outcome::Transient || call.owners.len() < 2 {
+        return failed.for_each(all);
     }
     tracing::warn!(
         code = %failed.failure.code,
-        requests = call.parts.len(),
+        requests = call.owners.len(),
         "a shared TerminateTargetInstances call was refused; its requests are tried apart"
     );
-    let apart = call.parts.iter().map(|ids| async move {
-        mgn.terminate_call(&call.input, ids).await.unwrap_or_else(|failed| failed.for_each(ids))
-    });
-    join_all(apart).await.into_iter().flatten().collect()
+    let mut results: HashMap<String, TargetResult> = HashMap::new();
+    for (_, ids) in &call.owners {
+        let done = |id: &String| results.get(id).is_some_and(|r| r.outcome == Outcome::Terminated);
+        let send: Vec<String> = ids.iter().filter(|id| !done(id)).cloned().collect();
+        if send.is_empty() {
+            continue;
+        }
+        let answered = mgn.terminate_call(&call.input, &send).await.unwrap_or_else(|failed| failed.for_each(&send));
+        results.extend(answered.into_iter().map(|r| (r.id.clone(), r)));
+    }
+    all.iter()
+        .map(|id| {
+            results.remove(id).unwrap_or_else(|| TargetResult::failed(id, failed.outcome, failed.failure.clone()))
+        })
+        .collect()
 }

@@ -138,48 +138,57 @@ struct Prepared {
 
 /// Works a list of items to their ends; one result per item, in order.
 ///
-/// Records from a FIFO queue are worked group by group, each group in its order:
-/// once a message must be redelivered, the later messages of its group are not
-/// worked at all and go back with it (SQS's rule for FIFO partial batch responses),
-/// and no call is shared across groups. Other batches are worked all at once.
+/// Records from a FIFO queue are worked in rounds: the first message of every group,
+/// then the second, and so on, so each group goes in its order and groups go on side
+/// by side. Once a message must be redelivered, the later messages of its group are
+/// not worked at all and go back with it (SQS's rule for FIFO partial batch
+/// responses). Calls are shared only within a group, except that one MGN server is
+/// never sent twice: a later round finds it among the servers this invocation has
+/// already sent, as a redelivery finds it among the running jobs.
 pub async fn process(app: &App, items: Vec<Item>, context: &Context) -> Vec<ItemResult> {
+    let mut sent = SentServers::default();
     if !items.iter().any(|item| item.origin.fifo_group().is_some()) {
-        return work(app, items, context).await;
+        return work(app, items, context, &mut sent).await;
     }
-    // Each FIFO group (or a record outside any, alone) with its members in batch order.
-    type Group = (Option<String>, Vec<(usize, Item)>);
+    // Each FIFO group (a record outside any is a group of its own), members in batch order.
+    type Group = (Option<String>, std::collections::VecDeque<(usize, Item)>);
     let mut groups: Vec<Group> = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let group = item.origin.fifo_group().map(str::to_owned);
         match groups.iter_mut().find(|(g, _)| g.is_some() && *g == group) {
-            Some((_, members)) => members.push((i, item)),
-            None => groups.push((group, vec![(i, item)])),
+            Some((_, members)) => members.push_back((i, item)),
+            None => groups.push((group, std::collections::VecDeque::from([(i, item)]))),
         }
     }
-    let worked: Vec<Vec<(usize, ItemResult)>> = stream::iter(groups)
-        .map(|(group, members)| async move {
-            let mut results = Vec::with_capacity(members.len());
-            let mut held = false;
-            for (i, item) in members {
-                if held {
-                    results.push((i, not_worked(app, item, group.as_deref(), &context.request_id)));
-                    continue;
-                }
-                let result = work(app, vec![item], context).await.pop();
-                if let Some(result) = result {
-                    held = result.redeliver();
-                    results.push((i, result));
+    let mut results: Vec<(usize, ItemResult)> = Vec::new();
+    loop {
+        let round: Vec<(usize, usize, Item)> = groups
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(g, (_, members))| members.pop_front().map(|(i, item)| (g, i, item)))
+            .collect();
+        if round.is_empty() {
+            break;
+        }
+        let (places, items): (Vec<(usize, usize)>, Vec<Item>) =
+            round.into_iter().map(|(g, i, item)| ((g, i), item)).unzip();
+        let worked = work(app, items, context, &mut sent).await;
+        for ((g, i), result) in places.into_iter().zip(worked) {
+            if result.redeliver() {
+                let (group, held) = &mut groups[g];
+                for (later, item) in held.drain(..) {
+                    results.push((later, not_worked(app, item, group.as_deref(), &context.request_id)));
                 }
             }
-            results
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let mut results: Vec<(usize, ItemResult)> = worked.into_iter().flatten().collect();
+            results.push((i, result));
+        }
+    }
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
 }
+
+/// MGN source servers this invocation has had accepted, with their job.
+pub(crate) type SentServers = std::collections::HashMap<String, String>;
 
 /// A FIFO message left for SQS untouched, because an earlier one of its group
 /// must be redelivered first. Returned as it is, even on its last delivery.
@@ -205,7 +214,7 @@ fn not_worked(app: &App, item: Item, group: Option<&str>, request_id: &str) -> I
 }
 
 /// The four steps over a list of items that may share calls.
-async fn work(app: &App, items: Vec<Item>, context: &Context) -> Vec<ItemResult> {
+async fn work(app: &App, items: Vec<Item>, context: &Context, sent: &mut SentServers) -> Vec<ItemResult> {
     let limits = Limits { max_targets: app.settings.max_targets };
     let prepared: Vec<Prepared> = items
         .into_iter()
@@ -227,13 +236,18 @@ async fn work(app: &App, items: Vec<Item>, context: &Context) -> Vec<ItemResult>
     let deadline = work_deadline(context, app.deadline_reserve);
     let now = (app.clock)();
     let resolutions: Vec<resolve::Resolution> = stream::iter(&prepared)
-        .map(|p| resolve::resolve(app, p.request.as_ref().ok(), now, deadline))
+        .map(|p| resolve::resolve(app, p.request.as_ref().ok(), now, deadline, sent, p.item.sent_at))
         .buffered(CONCURRENCY)
         .collect()
         .await;
 
     let jobs = execute::plan(&prepared, &resolutions);
     let results = execute::run(app, jobs, deadline).await;
+    for result in results.owned.values().flat_map(|m| m.values()) {
+        if let (Outcome::Terminated, Some(job)) = (result.outcome, &result.job_id) {
+            sent.insert(result.id.clone(), job.clone());
+        }
+    }
 
     let settled: Vec<_> = prepared
         .into_iter()

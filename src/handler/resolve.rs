@@ -3,10 +3,12 @@
 
 use time::OffsetDateTime;
 
-use super::{App, guarded};
+use super::{App, SentServers, guarded};
 use crate::guard::{Candidate, Verdict, judge};
 use crate::outcome::{Failure, Outcome};
-use crate::request::{Operation, Request, Scope, Targets};
+use futures_util::{StreamExt, stream};
+
+use crate::request::{Operation, ProductRef, Request, Scope, Targets};
 
 /// What a request's lookup came to.
 pub(super) enum Resolution {
@@ -25,16 +27,39 @@ pub(super) async fn resolve(
     request: Option<&Request>,
     now: OffsetDateTime,
     deadline: Option<tokio::time::Instant>,
+    sent: &SentServers,
+    sent_at: Option<OffsetDateTime>,
 ) -> Resolution {
     let Some(request) = request else { return Resolution::Nothing };
-    match guarded(deadline, lookup(app, request, now)).await {
+    match guarded(deadline, lookup(app, request, now, sent_at)).await {
+        // A server this invocation already had accepted (an earlier FIFO round) is on
+        // its way out, as one in a running job is.
+        Ok(Ok(Resolution::Judged(judged))) if request.operation == Operation::TerminateTargetInstances => {
+            Resolution::Judged(
+                judged
+                    .into_iter()
+                    .map(|(id, verdict)| match (verdict, sent.get(&id)) {
+                        (Verdict::Terminate { .. }, Some(job_id)) => {
+                            let reason = format!("already terminating: job {job_id}, started by this invocation");
+                            (id, Verdict::Underway { job_id: job_id.clone(), reason })
+                        }
+                        (verdict, _) => (id, verdict),
+                    })
+                    .collect(),
+            )
+        }
         Ok(Ok(resolution)) => resolution,
         Ok(Err((outcome, failure))) => Resolution::Failed(outcome, failure),
         Err(failure) => Resolution::Failed(Outcome::Transient, failure),
     }
 }
 
-async fn lookup(app: &App, request: &Request, now: OffsetDateTime) -> Result<Resolution, crate::services::LookupError> {
+async fn lookup(
+    app: &App,
+    request: &Request,
+    now: OffsetDateTime,
+    sent_at: Option<OffsetDateTime>,
+) -> Result<Resolution, crate::services::LookupError> {
     let protect = app.settings.protect_tag.as_str();
     let services = &app.services;
     let operation = request.operation;
@@ -55,6 +80,13 @@ async fn lookup(app: &App, request: &Request, now: OffsetDateTime) -> Result<Res
                 .into_iter()
                 .map(|id| {
                     let verdict = match found.iter().find(|c| c.id == id) {
+                        // A name that now names a product created after the request was
+                        // sent (the one it meant was terminated, and a new one took its
+                        // name) is not the product the request asked for.
+                        Some(candidate) if renamed_since(targets, candidate, sent_at) => Verdict::Stop {
+                            outcome: Outcome::NotFound,
+                            reason: "the name now names a product created after the request was sent: the one it named is gone".to_owned(),
+                        },
                         Some(candidate) => judge(operation, candidate, None, protect, now),
                         None => Verdict::Stop {
                             outcome: Outcome::NotFound,
@@ -72,11 +104,11 @@ async fn lookup(app: &App, request: &Request, now: OffsetDateTime) -> Result<Res
                 Operation::TerminateTargetInstances => services.mgn.find(selection, now).await?,
                 Operation::TerminateProvisionedProduct => services.catalog.find(selection).await?,
             };
-            let judged: Vec<(String, Verdict)> = found
+            let judged: Vec<(Candidate, Verdict)> = found
                 .into_iter()
                 .map(|c| {
                     let verdict = judge(operation, &c, Some(selection), protect, now);
-                    (c.id, verdict)
+                    (c, verdict)
                 })
                 .filter(|(_, v)| *v != Verdict::Unselected)
                 .collect();
@@ -85,7 +117,53 @@ async fn lookup(app: &App, request: &Request, now: OffsetDateTime) -> Result<Res
             if judged.len() > app.settings.max_targets {
                 return Ok(Resolution::TooMany(judged.len()));
             }
-            Ok(Resolution::Judged(judged))
+            if operation == Operation::TerminateProvisionedProduct {
+                return Ok(Resolution::Judged(confirm_products(app, judged, selection, now).await));
+            }
+            Ok(Resolution::Judged(judged.into_iter().map(|(c, v)| (c.id, v)).collect()))
         }
     }
+}
+
+/// Whether a product named by name was created after the request was sent.
+fn renamed_since(targets: &Targets, candidate: &Candidate, sent_at: Option<OffsetDateTime>) -> bool {
+    let by_name = matches!(targets, Targets::ProvisionedProduct(p) if matches!(p.product, ProductRef::Name(_)));
+    by_name && matches!((candidate.created, sent_at), (Some(created), Some(sent)) if created > sent)
+}
+
+/// A Service Catalog selection is found through the search index, which lags: every
+/// product it would terminate is looked up again where the service is authoritative
+/// (status, and the tags of its last provisioning record) and judged again on that.
+/// A product gone since the listing is dropped; one that no longer matches is
+/// dropped; one whose lookup fails is left for a later attempt, alone. The calls
+/// grow with the matches, never with the catalog.
+async fn confirm_products(
+    app: &App,
+    judged: Vec<(Candidate, Verdict)>,
+    selection: &crate::request::Selection,
+    now: OffsetDateTime,
+) -> Vec<(String, Verdict)> {
+    let protect = app.settings.protect_tag.as_str();
+    let operation = Operation::TerminateProvisionedProduct;
+    let confirmed: Vec<Option<(String, Verdict)>> = stream::iter(judged)
+        .map(|(indexed, verdict)| async move {
+            if !matches!(verdict, Verdict::Terminate { .. }) {
+                return Some((indexed.id, verdict));
+            }
+            match app.services.catalog.confirm(&indexed).await {
+                Ok(Some(authoritative)) => match judge(operation, &authoritative, Some(selection), protect, now) {
+                    Verdict::Unselected => None,
+                    verdict => Some((indexed.id, verdict)),
+                },
+                Ok(None) => None,
+                Err((outcome, failure)) => {
+                    let reason = format!("looked up again before terminating: {}: {}", failure.code, failure.message);
+                    Some((indexed.id, Verdict::Stop { outcome, reason }))
+                }
+            }
+        })
+        .buffered(crate::services::LOOKUP_CONCURRENCY)
+        .collect()
+        .await;
+    confirmed.into_iter().flatten().collect()
 }

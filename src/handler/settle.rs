@@ -74,10 +74,10 @@ pub(super) fn settle(
             .into_iter()
             .map(|(id, verdict)| match verdict {
                 Verdict::Stop { outcome, reason } => TargetResult::because(id, outcome, reason),
-                Verdict::Terminate { reason } if p.dry_run => {
+                Verdict::Terminate { reason, .. } if p.dry_run => {
                     TargetResult::because(id, Outcome::DryRun, format!("would be terminated; {reason}"))
                 }
-                Verdict::Terminate { reason } => {
+                Verdict::Terminate { reason, .. } => {
                     let done = match request.operation {
                         Operation::TerminateWorkspaces => results.shared.get(&id),
                         _ => results.owned.get(&index).and_then(|m| m.get(&id)),
@@ -92,6 +92,10 @@ pub(super) fn settle(
                     result.reason = Some(reason);
                     result
                 }
+                Verdict::Underway { job_id, reason } if p.dry_run => TargetResult {
+                    job_id: Some(job_id),
+                    ..TargetResult::because(id, Outcome::DryRun, format!("{reason}: nothing would be sent"))
+                },
                 Verdict::Underway { job_id, reason } => {
                     TargetResult { job_id: Some(job_id), ..TargetResult::because(id, Outcome::Terminated, reason) }
                 }

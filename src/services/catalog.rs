@@ -10,6 +10,12 @@ use crate::guard::Candidate;
 use crate::outcome::{Failure, Outcome, TargetResult};
 use crate::request::{ProductRef, ProvisionedProductInput, Selection, ServiceFilters};
 
+/// How `DescribeProvisionedProduct` is asked.
+enum Describe {
+    Id(String),
+    Name(String),
+}
+
 #[derive(Clone, Debug)]
 pub struct Catalog {
     client: aws_sdk_servicecatalog::Client,
@@ -66,31 +72,79 @@ impl Catalog {
 
 impl Catalog {
     /// The named product, if it still exists, with status, creation time and tags.
-    /// The returned candidate carries the id or name as the request gave it.
+    /// The returned candidate carries the id or name as the request gave it, and the
+    /// product's own id to call with (a name may name another product tomorrow).
     ///
     /// `DescribeProvisionedProduct` is authoritative: it alone decides that a product
-    /// is gone. It carries no tags, so `SearchProvisionedProducts` is asked at the
-    /// same time (one round of latency); but that is an index that lags behind new
-    /// products and tokenises names, so a product it misses is not gone: its tags,
-    /// and so its protection, are unknown, and it is left for a later attempt.
+    /// is gone. `SearchProvisionedProducts`, asked at the same time, is an index that
+    /// lags behind new products and tokenises names: a product it misses is not
+    /// gone, and it is not terminated either (contract §3: `transient`). The tags
+    /// judged are the last successful provisioning record's (`DescribeRecord`), not
+    /// the index's, which may be stale; the index's tags still count for protection,
+    /// where a stale tag can only leave a product alone.
     pub async fn describe(&self, product: &ProductRef) -> Result<Option<Candidate>, LookupError> {
-        let query = match product {
-            ProductRef::Id(id) => format!("id:{id}"),
-            ProductRef::Name(name) if name.starts_with("arn:") => format!("arn:{name}"),
-            ProductRef::Name(name) => format!("name:{name}"),
+        let (query, by) = match product {
+            ProductRef::Id(id) => (format!("id:{id}"), Describe::Id(id.clone())),
+            ProductRef::Name(arn) if arn.starts_with("arn:") => {
+                // DescribeProvisionedProduct takes an id or a plain name, not an ARN; the
+                // ARN's last segment is the product's id, and the ARN is checked after.
+                let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
+                (format!("arn:{arn}"), Describe::Id(id))
+            }
+            ProductRef::Name(name) => (format!("name:{name}"), Describe::Name(name.clone())),
         };
-        let (id, name) = match product {
-            ProductRef::Id(id) => (Some(id.clone()), None),
-            ProductRef::Name(name) => (None, Some(name.clone())),
+        let (described, searched) = futures_util::join!(self.describe_product(by), self.search(Some(query)));
+        let Some(mut candidate) = described? else { return Ok(None) };
+        if let ProductRef::Name(arn) = product
+            && arn.starts_with("arn:")
+            && candidate.attributes.get("arn") != Some(arn)
+        {
+            return Ok(None);
+        }
+        let found_id = candidate.id.clone();
+        let mut listed = searched?.into_iter().find(|c| c.id == found_id);
+        // A name is tokenised by the index and may not find it; the id Describe gave may.
+        if listed.is_none() && matches!(product, ProductRef::Name(_)) {
+            listed = self.search(Some(format!("id:{found_id}"))).await?.into_iter().find(|c| c.id == found_id);
+        }
+        let Some(listed) = listed else {
+            let failure = Failure::new(
+                "TagsUnknown",
+                format!(
+                    "SearchProvisionedProducts does not list {found_id} yet (its index lags): its tags, and so its protection, are unknown"
+                ),
+            );
+            return Err((Outcome::Transient, failure));
         };
-        let described = self.client.describe_provisioned_product().set_id(id).set_name(name).send();
-        let (described, searched) = futures_util::join!(self.gate.pass(described), self.search(Some(query)));
-        let detail = match described {
-            Ok(out) => match out.provisioned_product_detail().and_then(|d| d.id().map(|id| (id.to_owned(), d.clone())))
-            {
-                Some(found) => found,
+        candidate.index_tags = listed.tags;
+        candidate.call_id = Some(found_id);
+        candidate.id = product.id().to_owned();
+        Ok(Some(candidate))
+    }
+
+    /// What Service Catalog itself says of a product the index listed: its status,
+    /// creation time and the tags of its last successful provisioning record. `None`
+    /// when it is gone. The index's tags are kept for protection only.
+    pub async fn confirm(&self, indexed: &Candidate) -> Result<Option<Candidate>, LookupError> {
+        let Some(mut candidate) = self.describe_product(Describe::Id(indexed.id.clone())).await? else {
+            return Ok(None);
+        };
+        candidate.index_tags = indexed.tags.clone();
+        candidate.call_id = Some(indexed.id.clone());
+        Ok(Some(candidate))
+    }
+
+    /// `DescribeProvisionedProduct`, then `DescribeRecord` for the tags.
+    async fn describe_product(&self, by: Describe) -> Result<Option<Candidate>, LookupError> {
+        let call = match by {
+            Describe::Id(id) => self.client.describe_provisioned_product().id(id),
+            Describe::Name(name) => self.client.describe_provisioned_product().name(name),
+        };
+        let detail = match self.gate.pass(call.send()).await {
+            Ok(out) => match out.provisioned_product_detail() {
+                Some(detail) if detail.id().is_some() => detail.clone(),
                 // An answer without the product is not the service saying it is gone.
-                None => {
+                _ => {
                     let failure =
                         Failure::new("UnreadableResponse", "DescribeProvisionedProduct answered without the product");
                     return Err((Outcome::Transient, failure));
@@ -101,27 +155,42 @@ impl Catalog {
             }
             Err(error) => return Err(classify(&error)),
         };
-        let (found_id, detail) = detail;
-        let mut listed = searched?.into_iter().find(|c| c.id == found_id);
-        // A name is tokenised by the index and may not find it; the id Describe gave may.
-        if listed.is_none() && matches!(product, ProductRef::Name(_)) {
-            listed = self.search(Some(format!("id:{found_id}"))).await?.into_iter().find(|c| c.id == found_id);
-        }
-        let Some(mut candidate) = listed else {
-            let failure = Failure::new(
-                "TagsUnknown",
-                format!(
-                    "SearchProvisionedProducts does not list {found_id} yet (its index lags): its tags, and so its protection, are unknown"
-                ),
-            );
+        let id = detail.id().unwrap_or_default().to_owned();
+        let record = detail.last_successful_provisioning_record_id().or(detail.last_provisioning_record_id());
+        let Some(record) = record else {
+            let failure = Failure::new("TagsUnknown", format!("{id} has no provisioning record to read its tags from"));
             return Err((Outcome::Transient, failure));
         };
-        // The authoritative status wins over the index's, which may be stale.
-        if let Some(status) = detail.status() {
-            candidate.state = Some(status.as_str().to_owned());
+        let described = self.gate.pass(self.client.describe_record().id(record).send()).await;
+        let tags = described
+            .map_err(|e| classify(&e))?
+            .record_detail()
+            .map(|r| {
+                r.record_tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut attributes = BTreeMap::new();
+        for (name, value) in [
+            ("name", detail.name()),
+            ("arn", detail.arn()),
+            ("productId", detail.product_id()),
+            ("provisioningArtifactId", detail.provisioning_artifact_id()),
+        ] {
+            if let Some(v) = value {
+                attributes.insert(name, v.to_owned());
+            }
         }
-        candidate.id = product.id().to_owned();
-        Ok(Some(candidate))
+        Ok(Some(Candidate {
+            id,
+            state: detail.status().map(|s| s.as_str().to_owned()),
+            tags,
+            created: detail.created_time().and_then(to_time),
+            attributes,
+            ..Candidate::default()
+        }))
     }
 
     /// The products a selection could match; the guards check every filter again.

@@ -17,11 +17,13 @@ use crate::request::{Selection, ServiceFilters, TargetInstancesInput};
 /// The most source server ids `TerminateTargetInstances` takes in one call.
 pub const IDS_PER_CALL: usize = 200;
 
-/// How far back running TERMINATE jobs are looked for. A job runs for minutes; one
-/// still PENDING or STARTED after a week would be stuck, and a redelivered message
-/// is at most 14 days old (SQS retention). The window keeps `DescribeJobs` growing
-/// with recent work, not with the account's whole history.
-pub const RUNNING_JOBS_WINDOW: time::Duration = time::Duration::days(7);
+/// How far back running TERMINATE jobs are looked for: as far as SQS keeps a message
+/// (14 days), so no redelivery or replay can outlive the window. A job runs for
+/// minutes, so the listing grows with recent work, not the account's whole history.
+pub const RUNNING_JOBS_WINDOW: time::Duration = time::Duration::days(14);
+
+/// The key under which a running job that lists no server is kept (no server id is empty).
+const UNLISTED: &str = "";
 
 /// A `TerminateTargetInstances` call that failed as a whole.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,7 +82,10 @@ impl Mgn {
             Ok(output) => output.job,
             Err(error) => {
                 let (outcome, failure) = classify(&error);
-                let outcome = if failure.code == "ResourceNotFoundException" { Outcome::NotFound } else { outcome };
+                // The call names no server: one that went since the lookup makes the
+                // whole call fail, and the others are not gone. The next delivery looks
+                // every one up again; only DescribeSourceServers decides not_found.
+                let outcome = if failure.code == "ResourceNotFoundException" { Outcome::Transient } else { outcome };
                 return Err(CallFailed { outcome, failure });
             }
         };
@@ -138,6 +143,15 @@ impl Mgn {
             return Ok(found);
         }
         let running = self.running_terminations(account_id, now).await?;
+        // A running job that lists no server yet may hold any of them: wait for it to
+        // say, rather than risk a second job.
+        if let Some(job) = running.get(UNLISTED) {
+            let failure = Failure::new(
+                "JobParticipantsUnknown",
+                format!("TERMINATE job {job} is running and does not list its source servers yet"),
+            );
+            return Err((Outcome::Transient, failure));
+        }
         for c in &mut found {
             c.active_job = running.get(&c.id).cloned();
         }
@@ -168,6 +182,9 @@ impl Mgn {
                     && matches!(job.status(), Some(JobStatus::Pending | JobStatus::Started));
                 if !terminating {
                     continue;
+                }
+                if job.participating_servers().is_empty() {
+                    running.insert(UNLISTED.to_owned(), job.job_id().to_owned());
                 }
                 for server in job.participating_servers() {
                     running.insert(server.source_server_id().to_owned(), job.job_id().to_owned());

@@ -9,11 +9,12 @@ pub use aws_sdk_mgn::operation::describe_jobs::DescribeJobsOutput;
 pub use aws_sdk_mgn::operation::describe_source_servers::DescribeSourceServersOutput;
 pub use aws_sdk_mgn::types::{LaunchedInstance, LifeCycle, LifeCycleState, SourceServer};
 pub use aws_sdk_servicecatalog::operation::describe_provisioned_product::DescribeProvisionedProductOutput;
+pub use aws_sdk_servicecatalog::operation::describe_record::DescribeRecordOutput;
 pub use aws_sdk_servicecatalog::operation::search_provisioned_products::SearchProvisionedProductsOutput;
 pub use aws_sdk_servicecatalog::operation::terminate_provisioned_product::TerminateProvisionedProductOutput;
 pub use aws_sdk_servicecatalog::types::{
     ProvisionedProductAttribute, ProvisionedProductDetail, ProvisionedProductStatus, RecordDetail, RecordStatus,
-    Tag as ScTag,
+    RecordTag, Tag as ScTag,
 };
 pub use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 pub use aws_sdk_workspaces::operation::describe_tags::DescribeTagsOutput;
@@ -62,17 +63,18 @@ impl Doubles<'_> {
     /// The test's rules come first; after them, lookups that find every named
     /// target in a state that may be terminated, untagged.
     pub fn app(&self, settings: Settings) -> App {
-        let (ws_describe, ws_tags, mgn_describe, mgn_jobs, sc_search, sc_describe) = (
+        let (ws_describe, ws_tags, mgn_describe, mgn_jobs, sc_search, sc_describe, sc_record) = (
             ws_describe_available(),
             ws_untagged(),
             mgn_describe_launched(),
             mgn_no_running_jobs(),
             sc_search_available(),
             sc_describe_available(),
+            sc_record_untagged(),
         );
         let ws: Vec<&Rule> = self.ws.iter().copied().chain([&ws_describe, &ws_tags]).collect();
         let mgn: Vec<&Rule> = self.mgn.iter().copied().chain([&mgn_describe, &mgn_jobs]).collect();
-        let sc: Vec<&Rule> = self.sc.iter().copied().chain([&sc_search, &sc_describe]).collect();
+        let sc: Vec<&Rule> = self.sc.iter().copied().chain([&sc_search, &sc_describe, &sc_record]).collect();
         let services = Services {
             workspaces: Workspaces::new(mock_client!(aws_sdk_workspaces, RuleMode::MatchAny, &ws, |c| c
                 .retry_config(aws_sdk_workspaces::config::retry::RetryConfig::disabled()))),
@@ -143,6 +145,7 @@ pub fn sc_describe_available() -> Rule {
         DescribeProvisionedProductOutput::builder()
             .provisioned_product_detail(
                 ProvisionedProductDetail::builder()
+                    .last_successful_provisioning_record_id(format!("rec-of-{id}"))
                     .id(id)
                     .name(name)
                     .status(ProvisionedProductStatus::Available)
@@ -150,6 +153,46 @@ pub fn sc_describe_available() -> Rule {
             )
             .build()
     })
+}
+
+/// DescribeRecord: a provisioning record without tags.
+pub fn sc_record_untagged() -> Rule {
+    mock!(aws_sdk_servicecatalog::Client::describe_record).then_compute_output(|req| {
+        let id = req.id().unwrap_or_default().to_owned();
+        DescribeRecordOutput::builder().record_detail(RecordDetail::builder().record_id(id).build()).build()
+    })
+}
+
+/// The authoritative lookups of a catalog whose products are `products`: Describe
+/// gives each one's status and creation time, DescribeRecord its tags.
+pub fn sc_authoritative(products: Vec<ProvisionedProductAttribute>) -> (Rule, Rule) {
+    fn find(products: &[ProvisionedProductAttribute], id: &str) -> ProvisionedProductAttribute {
+        products.iter().find(|p| p.id() == Some(id)).cloned().unwrap_or_else(|| panic!("no product {id}"))
+    }
+    let all = products.clone();
+    let describe =
+        mock!(aws_sdk_servicecatalog::Client::describe_provisioned_product).then_compute_output(move |req| {
+            let p = find(&all, req.id().unwrap_or_default());
+            DescribeProvisionedProductOutput::builder()
+                .provisioned_product_detail(
+                    ProvisionedProductDetail::builder()
+                        .id(p.id().unwrap_or_default())
+                        .name(p.name().unwrap_or_default())
+                        .set_status(p.status().cloned())
+                        .set_created_time(p.created_time().cloned())
+                        .set_product_id(p.product_id().map(str::to_owned))
+                        .last_successful_provisioning_record_id(format!("rec-of-{}", p.id().unwrap_or_default()))
+                        .build(),
+                )
+                .build()
+        });
+    let record = mock!(aws_sdk_servicecatalog::Client::describe_record).then_compute_output(move |req| {
+        let p = find(&products, req.id().unwrap_or_default().trim_start_matches("rec-of-"));
+        let tags = p.tags().iter().map(|t| RecordTag::builder().key(t.key()).value(t.value()).build()).collect();
+        let detail = RecordDetail::builder().record_id(req.id().unwrap_or_default()).set_record_tags(Some(tags));
+        DescribeRecordOutput::builder().record_detail(detail.build()).build()
+    });
+    (describe, record)
 }
 
 pub fn product(
