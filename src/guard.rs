@@ -27,7 +27,8 @@ pub struct Candidate {
     /// WorkSpaces: the last user connection, when there was one.
     pub last_connected: Option<OffsetDateTime>,
     pub created: Option<OffsetDateTime>,
-    /// MGN: a `PENDING` or `STARTED` `TERMINATE` job this server already takes part in.
+    /// A termination already under way: MGN, a `PENDING` or `STARTED` `TERMINATE` job
+    /// the server takes part in; Service Catalog, a terminate record in progress.
     pub active_job: Option<String>,
     /// Service Catalog: tags from the search index, which may lag behind the
     /// authoritative ones in `tags`. Consulted for protection only, where a stale tag
@@ -113,6 +114,12 @@ pub fn judge(
             }
         }
         Operation::TerminateProvisionedProduct => {
+            if let Some(record_id) = &candidate.active_job {
+                return Verdict::Underway {
+                    job_id: record_id.clone(),
+                    reason: format!("already terminating: record {record_id} is in progress"),
+                };
+            }
             if matches!(state, "UNDER_CHANGE" | "PLAN_IN_PROGRESS") {
                 return stop(Outcome::Transient, format!("status {state}: it will settle, then it can be terminated"));
             }

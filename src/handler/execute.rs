@@ -18,17 +18,33 @@ use crate::request::{
 pub(super) enum Job {
     Workspaces(Vec<String>),
     Mgn(MgnCall),
-    Catalog(usize, CatalogCall, String),
+    Catalog(CatalogCall),
 }
 
-/// One `TerminateProvisionedProduct` call, and the id its request reads the result by.
+/// One `TerminateProvisionedProduct` call, with every request that reads its answer
+/// and the id each reads it by (a name, an ARN or the id).
 pub(super) struct CatalogCall {
     input: ProvisionedProductInput,
-    named: String,
+    token: String,
+    readers: Vec<(usize, String)>,
 }
 
-fn id_of(input: &ProvisionedProductInput) -> String {
-    input.product.id().to_owned()
+/// The batch's Service Catalog calls, one per product: two messages naming one
+/// product would otherwise race two tokens, and the loser would be refused for a
+/// product that is in fact being terminated.
+#[derive(Default)]
+struct CatalogCalls {
+    calls: Vec<CatalogCall>,
+}
+
+impl CatalogCalls {
+    fn add(&mut self, owner: usize, named: String, input: ProvisionedProductInput, token: String) {
+        let product = input.product.clone();
+        match self.calls.iter_mut().find(|c| c.input.product == product) {
+            Some(call) => call.readers.push((owner, named)),
+            None => self.calls.push(CatalogCall { input, token, readers: vec![(owner, named)] }),
+        }
+    }
 }
 
 /// One `TerminateTargetInstances` call that several requests may share.
@@ -59,6 +75,7 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
     let mut mgn_calls: BTreeMap<CallKey, Vec<String>> = BTreeMap::new();
     let mut mgn_claimed: HashSet<String> = HashSet::new();
     let mut mgn_owners: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut catalog = CatalogCalls::default();
     for (i, (p, resolution)) in prepared.iter().zip(resolutions).enumerate() {
         let (Ok(request), Resolution::Judged(judged)) = (&p.request, resolution) else { continue };
         if p.dry_run {
@@ -100,11 +117,7 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
                 if let Some(id) = call_id {
                     call.product = ProductRef::Id(id);
                 }
-                jobs.push(Job::Catalog(
-                    i,
-                    CatalogCall { input: call, named: input.product.id().to_owned() },
-                    p.item.idempotency_token(),
-                ));
+                catalog.add(i, input.product.id().to_owned(), call, p.item.idempotency_token());
             }
             (Scope::Select(selection), Operation::TerminateProvisionedProduct) => {
                 let (ignore_errors, retain_physical_resources, accept_language) = match &selection.filters {
@@ -126,8 +139,8 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
                         retain_physical_resources,
                         accept_language: accept_language.clone(),
                     };
-                    let named = id_of(&input);
-                    jobs.push(Job::Catalog(i, CatalogCall { input, named }, token));
+                    let named = input.product.id().to_owned();
+                    catalog.add(i, named, input, token);
                 }
             }
             // A named request's operation always matches its targets.
@@ -154,6 +167,7 @@ pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job
             jobs.push(Job::Mgn(MgnCall { input, owners }));
         }
     }
+    jobs.extend(catalog.calls.into_iter().map(Job::Catalog));
     // One job per 25 ids, so the deadline and concurrency bounds apply per call.
     for ids in workspace_ids.values() {
         for chunk in ids.chunks(crate::services::workspaces::IDS_PER_CALL) {
@@ -170,15 +184,22 @@ pub(super) async fn run(app: &App, jobs: Vec<Job>, deadline: Option<tokio::time:
             let (owners, ids) = match &job {
                 Job::Workspaces(ids) => (Vec::new(), ids.clone()),
                 Job::Mgn(call) => (call.owners.iter().map(|(o, _)| *o).collect(), call.input.source_server_ids.clone()),
-                Job::Catalog(i, call, _) => (vec![*i], vec![call.named.clone()]),
+                Job::Catalog(call) => (
+                    call.readers.iter().map(|(owner, _)| *owner).collect(),
+                    call.readers.iter().map(|(_, named)| named.clone()).collect(),
+                ),
             };
             let work = async {
                 match &job {
                     Job::Workspaces(ids) => app.services.workspaces.terminate(ids).await,
                     Job::Mgn(call) => mgn_shared(app, call).await,
-                    Job::Catalog(_, call, token) => {
-                        let result = app.services.catalog.terminate(&call.input, token).await;
-                        vec![TargetResult { id: call.named.clone(), ..result }]
+                    Job::Catalog(call) => {
+                        let result = app.services.catalog.terminate(&call.input, &call.token).await;
+                        // Each reader reads the one answer by the id it named.
+                        call.readers
+                            .iter()
+                            .map(|(_, named)| TargetResult { id: named.clone(), ..result.clone() })
+                            .collect()
                     }
                 }
             };
@@ -216,7 +237,10 @@ async fn mgn_shared(app: &App, call: &MgnCall) -> Vec<TargetResult> {
         Ok(results) => return results,
         Err(failed) => failed,
     };
-    if failed.outcome == Outcome::Transient || call.owners.len() < 2 {
+    // A whole-call not-found is transient (no server is named gone) but one message's
+    // server causes it as surely as a refusal does: it is split apart too.
+    let splittable = failed.outcome != Outcome::Transient || failed.failure.code == "ResourceNotFoundException";
+    if !splittable || call.owners.len() < 2 {
         return failed.for_each(all);
     }
     tracing::warn!(
@@ -226,7 +250,11 @@ async fn mgn_shared(app: &App, call: &MgnCall) -> Vec<TargetResult> {
     );
     let mut results: HashMap<String, TargetResult> = HashMap::new();
     for (_, ids) in &call.owners {
-        let done = |id: &String| results.get(id).is_some_and(|r| r.outcome == Outcome::Terminated);
+        // Never sent again: what was accepted, and what may have been (a transient end
+        // says nothing of whether the service took the call).
+        let done = |id: &String| {
+            results.get(id).is_some_and(|r| matches!(r.outcome, Outcome::Terminated | Outcome::Transient))
+        };
         let send: Vec<String> = ids.iter().filter(|id| !done(id)).cloned().collect();
         if send.is_empty() {
             continue;

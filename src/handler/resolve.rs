@@ -31,7 +31,8 @@ pub(super) async fn resolve(
     sent_at: Option<OffsetDateTime>,
 ) -> Resolution {
     let Some(request) = request else { return Resolution::Nothing };
-    match guarded(deadline, lookup(app, request, now, sent_at)).await {
+    let known_jobs: std::collections::HashSet<String> = sent.values().cloned().collect();
+    match guarded(deadline, lookup(app, request, now, sent_at, &known_jobs)).await {
         // A server this invocation already had accepted (an earlier FIFO round) is on
         // its way out, as one in a running job is.
         Ok(Ok(Resolution::Judged(judged))) if request.operation == Operation::TerminateTargetInstances => {
@@ -59,6 +60,7 @@ async fn lookup(
     request: &Request,
     now: OffsetDateTime,
     sent_at: Option<OffsetDateTime>,
+    known_jobs: &std::collections::HashSet<String>,
 ) -> Result<Resolution, crate::services::LookupError> {
     let protect = app.settings.protect_tag.as_str();
     let services = &app.services;
@@ -68,7 +70,7 @@ async fn lookup(
             let (found, looked_up_by) = match targets {
                 Targets::Workspaces(w) => (services.workspaces.describe(&w.workspace_ids).await?, "DescribeWorkspaces"),
                 Targets::TargetInstances(t) => (
-                    services.mgn.describe(&t.source_server_ids, t.account_id.as_deref(), now).await?,
+                    services.mgn.describe(&t.source_server_ids, t.account_id.as_deref(), now, known_jobs).await?,
                     "DescribeSourceServers",
                 ),
                 Targets::ProvisionedProduct(p) => {
@@ -101,7 +103,7 @@ async fn lookup(
         Scope::Select(selection) => {
             let found: Vec<Candidate> = match operation {
                 Operation::TerminateWorkspaces => services.workspaces.find(selection).await?,
-                Operation::TerminateTargetInstances => services.mgn.find(selection, now).await?,
+                Operation::TerminateTargetInstances => services.mgn.find(selection, now, known_jobs).await?,
                 Operation::TerminateProvisionedProduct => services.catalog.find(selection).await?,
             };
             let judged: Vec<(Candidate, Verdict)> = found

@@ -92,12 +92,18 @@ pub(super) fn settle(
                     result.reason = Some(reason);
                     result
                 }
-                Verdict::Underway { job_id, reason } if p.dry_run => TargetResult {
-                    job_id: Some(job_id),
-                    ..TargetResult::because(id, Outcome::DryRun, format!("{reason}: nothing would be sent"))
-                },
                 Verdict::Underway { job_id, reason } => {
-                    TargetResult { job_id: Some(job_id), ..TargetResult::because(id, Outcome::Terminated, reason) }
+                    let (outcome, reason) = if p.dry_run {
+                        (Outcome::DryRun, format!("{reason}: nothing would be sent"))
+                    } else {
+                        (Outcome::Terminated, reason)
+                    };
+                    let result = TargetResult::because(id, outcome, reason);
+                    // The work under way is an MGN job or a Service Catalog record.
+                    match request.operation {
+                        Operation::TerminateProvisionedProduct => TargetResult { record_id: Some(job_id), ..result },
+                        _ => TargetResult { job_id: Some(job_id), ..result },
+                    }
                 }
                 Verdict::Unselected => TargetResult::because(id, Outcome::Skipped, "not selected"),
             })

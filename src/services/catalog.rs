@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_servicecatalog::types::{AccessLevelFilter, AccessLevelFilterKey, ProvisionedProductViewFilterBy};
+use aws_sdk_servicecatalog::types::{
+    AccessLevelFilter, AccessLevelFilterKey, ProvisionedProductStatus, ProvisionedProductViewFilterBy, RecordStatus,
+};
 
 use super::{Gate, LookupError, classify, to_time};
 use crate::guard::Candidate;
@@ -95,11 +97,19 @@ impl Catalog {
         };
         let (described, searched) = futures_util::join!(self.describe_product(by), self.search(Some(query)));
         let Some(mut candidate) = described? else { return Ok(None) };
+        // The id an ARN ends with found a product with another ARN (another account or
+        // region, or not a provisioned product's ARN): that is a wrong request, not a
+        // product that is gone.
         if let ProductRef::Name(arn) = product
             && arn.starts_with("arn:")
             && candidate.attributes.get("arn") != Some(arn)
         {
-            return Ok(None);
+            let found = candidate.attributes.get("arn").map(String::as_str).unwrap_or("no ARN");
+            let failure = Failure::new(
+                "ArnMismatch",
+                format!("no provisioned product here has this ARN; the id it ends with is {found}"),
+            );
+            return Err((Outcome::Rejected, failure));
         }
         let found_id = candidate.id.clone();
         let mut listed = searched?.into_iter().find(|c| c.id == found_id);
@@ -156,6 +166,20 @@ impl Catalog {
             Err(error) => return Err(classify(&error)),
         };
         let id = detail.id().unwrap_or_default().to_owned();
+        // A product that is changing because it is being terminated is on its way out:
+        // reported as such, not retried until the queue gives up on it.
+        let terminating = match (detail.status(), detail.last_record_id()) {
+            (Some(ProvisionedProductStatus::UnderChange), Some(last)) => {
+                let described = self.gate.pass(self.client.describe_record().id(last).send()).await;
+                let record = described.map_err(|e| classify(&e))?;
+                let terminate = record.record_detail().is_some_and(|r| {
+                    r.record_type() == Some("TERMINATE_PROVISIONED_PRODUCT")
+                        && matches!(r.status(), Some(RecordStatus::Created | RecordStatus::InProgress))
+                });
+                terminate.then(|| last.to_owned())
+            }
+            _ => None,
+        };
         let record = detail.last_successful_provisioning_record_id().or(detail.last_provisioning_record_id());
         let Some(record) = record else {
             let failure = Failure::new("TagsUnknown", format!("{id} has no provisioning record to read its tags from"));
@@ -189,6 +213,7 @@ impl Catalog {
             tags,
             created: detail.created_time().and_then(to_time),
             attributes,
+            active_job: terminating,
             ..Candidate::default()
         }))
     }

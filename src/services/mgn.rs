@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use aws_sdk_mgn::config::retry::RetryConfig;
 use futures_util::future::join_all;
 
 use aws_sdk_mgn::types::{
@@ -24,6 +25,8 @@ pub const RUNNING_JOBS_WINDOW: time::Duration = time::Duration::days(14);
 
 /// The key under which a running job that lists no server is kept (no server id is empty).
 const UNLISTED: &str = "";
+/// How long after its creation a job that lists no server may still be about to.
+const UNLISTED_WINDOW: time::Duration = time::Duration::minutes(15);
 
 /// A `TerminateTargetInstances` call that failed as a whole.
 #[derive(Clone, Debug, PartialEq)]
@@ -77,6 +80,11 @@ impl Mgn {
             .set_source_server_ids(Some(ids.to_vec()))
             .set_tags(tags)
             .set_account_id(input.account_id.clone())
+            // Sent once: MGN takes no client token, so an attempt retried after a timeout
+            // could start a second job. What fails is redelivered, and the next delivery
+            // finds an accepted call among the running jobs.
+            .customize()
+            .config_override(aws_sdk_mgn::config::Config::builder().retry_config(RetryConfig::disabled()))
             .send();
         let job = match self.gate.pass(call).await {
             Ok(output) => output.job,
@@ -104,7 +112,13 @@ impl Mgn {
                 if participating.is_empty() || participating.contains(id.as_str()) {
                     TargetResult { job_id: Some(job.job_id().to_owned()), ..TargetResult::new(id, Outcome::Terminated) }
                 } else {
-                    TargetResult::new(id, Outcome::NotFound)
+                    // Only DescribeSourceServers decides that a server is gone; a job that
+                    // leaves one out says nothing certain, so the next delivery looks again.
+                    let failure = Failure::new(
+                        "NotInJob",
+                        format!("job {} does not list this server; looked up again on the next delivery", job.job_id()),
+                    );
+                    TargetResult::failed(id, Outcome::Transient, failure)
                 }
             })
             .collect();
@@ -120,6 +134,7 @@ impl Mgn {
         ids: &[String],
         account_id: Option<&str>,
         now: time::OffsetDateTime,
+        known_jobs: &HashSet<String>,
     ) -> Result<Vec<Candidate>, LookupError> {
         let mut found = Vec::new();
         for chunk in ids.chunks(IDS_PER_CALL) {
@@ -127,7 +142,7 @@ impl Mgn {
                 DescribeSourceServersRequestFilters::builder().set_source_server_ids(Some(chunk.to_vec())).build();
             found.extend(self.describe_pages(filters, account_id).await?);
         }
-        self.with_running_jobs(found, account_id, now).await
+        self.with_running_jobs(found, account_id, now, known_jobs).await
     }
 
     /// Marks each candidate that takes part in a `PENDING` or `STARTED` `TERMINATE`
@@ -138,14 +153,17 @@ impl Mgn {
         mut found: Vec<Candidate>,
         account_id: Option<&str>,
         now: time::OffsetDateTime,
+        known_jobs: &HashSet<String>,
     ) -> Result<Vec<Candidate>, LookupError> {
         if !found.iter().any(|c| c.has_launched_instance == Some(true)) {
             return Ok(found);
         }
         let running = self.running_terminations(account_id, now).await?;
-        // A running job that lists no server yet may hold any of them: wait for it to
-        // say, rather than risk a second job.
-        if let Some(job) = running.get(UNLISTED) {
+        // A job just started may not list its servers yet, and may hold any of them:
+        // wait for it to say rather than risk a second job. Only a recent one counts
+        // (a job lists its servers within moments), and never one this invocation
+        // started itself, whose servers it knows.
+        if let Some(job) = running.get(UNLISTED).filter(|job| !known_jobs.contains(*job)) {
             let failure = Failure::new(
                 "JobParticipantsUnknown",
                 format!("TERMINATE job {job} is running and does not list its source servers yet"),
@@ -165,7 +183,7 @@ impl Mgn {
         now: time::OffsetDateTime,
     ) -> Result<HashMap<String, String>, LookupError> {
         let from = (now - RUNNING_JOBS_WINDOW).replace_nanosecond(0).ok().and_then(|t| {
-            t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00")).ok()
+            t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).ok()
         });
         let filters = DescribeJobsRequestFilters::builder().set_from_date(from).build();
         let mut pages = self
@@ -183,7 +201,11 @@ impl Mgn {
                 if !terminating {
                     continue;
                 }
-                if job.participating_servers().is_empty() {
+                let recent = job
+                    .creation_date_time()
+                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                    .is_none_or(|created| now - created < UNLISTED_WINDOW);
+                if job.participating_servers().is_empty() && recent {
                     running.insert(UNLISTED.to_owned(), job.job_id().to_owned());
                 }
                 for server in job.participating_servers() {
@@ -195,7 +217,12 @@ impl Mgn {
     }
 
     /// The source servers a selection could match; the guards check every filter again.
-    pub async fn find(&self, selection: &Selection, now: time::OffsetDateTime) -> Result<Vec<Candidate>, LookupError> {
+    pub async fn find(
+        &self,
+        selection: &Selection,
+        now: time::OffsetDateTime,
+        known_jobs: &HashSet<String>,
+    ) -> Result<Vec<Candidate>, LookupError> {
         let ServiceFilters::TargetInstances { lifecycle_states, account_id } = &selection.filters else {
             return Ok(Vec::new());
         };
@@ -209,7 +236,7 @@ impl Mgn {
             ));
         }
         let found = self.describe_pages(filters.build(), account_id.as_deref()).await?;
-        self.with_running_jobs(found, account_id.as_deref(), now).await
+        self.with_running_jobs(found, account_id.as_deref(), now, known_jobs).await
     }
 
     async fn describe_pages(
