@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::classify::classify;
 use crate::outcome::{Failure, Outcome};
-use crate::services::classify;
 
 /// SQS refuses messages over 256 KiB, attributes included; keep well inside it.
 pub const MAX_BODY_BYTES: usize = 250 * 1024;
@@ -173,7 +173,7 @@ impl DeadLetterQueue {
             send = send.message_group_id(group).message_deduplication_id(DeadLetterRecord::deduplication_id(&body));
         }
         send.message_body(body).send().await.map(|_| ()).map_err(|e| {
-            let (_, failure) = classify(&e);
+            let failure = classify(&e).failure;
             PublishError { code: failure.code, message: failure.message }
         })
     }

@@ -7,51 +7,37 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sns::SnsMessage;
 use aws_lambda_events::event::sqs::SqsMessage;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::request::ValidationError;
-use crate::request::{kind, quote};
+use crate::request::json::{cut_field, kind, quote, shorten};
 
-/// Where a request came from: reported, and written to the dead-letter record.
-#[derive(Clone, Debug, PartialEq)]
+/// Where a request came from: reported, and written to the dead-letter record as
+/// its `source` (contract §4).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Origin {
+    #[serde(rename_all = "camelCase")]
     Sqs {
         message_id: Option<String>,
         event_source_arn: Option<String>,
         receive_count: Option<u64>,
         /// FIFO queues only: messages of one group are worked in order.
+        #[serde(skip_serializing_if = "Option::is_none")]
         message_group_id: Option<String>,
     },
-    EventBridge {
-        id: Option<String>,
-        detail_type: String,
-        source: String,
-    },
-    Direct {
-        request_id: String,
-    },
+    #[serde(rename = "eventbridge", rename_all = "camelCase")]
+    EventBridge { id: Option<String>, detail_type: String, source: String },
+    #[serde(rename_all = "camelCase")]
+    Direct { request_id: String },
 }
 
 impl Origin {
     /// The `source` member of the dead-letter record (contract §4).
     pub fn to_json(&self) -> Value {
-        match self {
-            Origin::Sqs { message_id, event_source_arn, receive_count, message_group_id } => {
-                let mut source = json!({
-                    "kind": "sqs", "messageId": message_id, "eventSourceArn": event_source_arn, "receiveCount": receive_count,
-                });
-                if let Some(group) = message_group_id {
-                    source["messageGroupId"] = json!(group);
-                }
-                source
-            }
-            Origin::EventBridge { id, detail_type, source } => json!({
-                "kind": "eventbridge", "id": id, "detailType": detail_type, "source": source,
-            }),
-            Origin::Direct { request_id } => json!({ "kind": "direct", "requestId": request_id }),
-        }
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
     pub fn message_id(&self) -> Option<&str> {
@@ -80,15 +66,32 @@ impl Origin {
     }
 }
 
-/// One unit of work: a request as received (not yet validated), or the reason it
-/// could not even be read as one.
+/// Why a payload is not a request at all: the field of the event that is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct DecodeError {
+    pub field: String,
+    pub message: String,
+}
+
+impl DecodeError {
+    /// The code of its dead-letter record.
+    pub const CODE: &'static str = "BadInput";
+
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DecodeError { field: cut_field(field.into()), message: shorten(message.into(), 2000) }
+    }
+}
+
+/// One delivery of one request: the request as received (not yet validated), or
+/// the reason it could not even be read as one.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Item {
+pub struct Delivery {
     pub origin: Origin,
     /// The request as received, or the rawest form we have when it is not one.
     pub raw: Value,
     /// `Ok` holds the JSON to validate; `Err` says why the payload is not a request.
-    pub decoded: Result<Value, ValidationError>,
+    pub decoded: Result<Value, DecodeError>,
     /// A stable seed for idempotency tokens: the same delivery decodes to the same seed.
     pub token_seed: String,
     /// When the request was sent (SQS `SentTimestamp`, EventBridge `time`), when known:
@@ -96,10 +99,10 @@ pub struct Item {
     pub sent_at: Option<OffsetDateTime>,
 }
 
-impl Item {
-    fn failed(origin: Origin, raw: Value, error: ValidationError) -> Item {
+impl Delivery {
+    fn failed(origin: Origin, raw: Value, error: DecodeError) -> Delivery {
         let token_seed = format!("content:{}", canonical(&raw));
-        Item { origin, raw, decoded: Err(error), token_seed, sent_at: None }
+        Delivery { origin, raw, decoded: Err(error), token_seed, sent_at: None }
     }
 
     /// A Service Catalog `TerminateToken`: 64 hex characters of SHA-256 of the seed,
@@ -122,26 +125,25 @@ fn hex_sha256(seed: &str) -> String {
 #[derive(Debug, PartialEq)]
 pub enum Decoded {
     /// An SQS event: answered with a partial batch response.
-    Sqs(Vec<Item>),
+    Sqs(Vec<Delivery>),
     /// EventBridge, direct invocation or a bad payload: answered with a report.
-    Other(Vec<Item>),
+    Other(Vec<Delivery>),
 }
 
 pub fn decode(payload: Value, request_id: &str) -> Decoded {
     let direct = || Origin::Direct { request_id: request_id.to_owned() };
     let Some(map) = payload.as_object() else {
-        let error = ValidationError::with_code(
-            "BadInput",
+        let error = DecodeError::new(
             "payload",
             format!("must be a JSON object (an SQS or EventBridge event, or a request), not {}", kind(&payload)),
         );
-        return Decoded::Other(vec![Item::failed(direct(), payload, error)]);
+        return Decoded::Other(vec![Delivery::failed(direct(), payload, error)]);
     };
 
     if let Some(records) = map.get("Records") {
         return match sqs_records(records) {
             Ok(items) => Decoded::Sqs(items),
-            Err(error) => Decoded::Other(vec![Item::failed(direct(), payload, error)]),
+            Err(error) => Decoded::Other(vec![Delivery::failed(direct(), payload, error)]),
         };
     }
 
@@ -162,10 +164,10 @@ pub fn decode(payload: Value, request_id: &str) -> Decoded {
                 items.iter_mut().for_each(|item| item.sent_at = sent_at);
                 Decoded::Other(items)
             }
-            Err(e) => Decoded::Other(vec![Item::failed(
+            Err(e) => Decoded::Other(vec![Delivery::failed(
                 direct(),
                 payload,
-                ValidationError::with_code("BadInput", "payload", format!("is not a valid EventBridge event: {e}")),
+                DecodeError::new("payload", format!("is not a valid EventBridge event: {e}")),
             )]),
         };
     }
@@ -176,13 +178,13 @@ pub fn decode(payload: Value, request_id: &str) -> Decoded {
 
 /// `{"requests": [...]}` or one request. Each request in a list gets its own seed,
 /// so two different requests in one event never share a token.
-fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Item> {
+fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Delivery> {
     let list = match value {
         Value::Object(mut map) if map.len() == 1 && map.contains_key("requests") => map.remove("requests"),
         other => {
             let token_seed =
                 if seed.starts_with("direct:") { format!("content:{}", canonical(&other)) } else { seed.to_owned() };
-            return vec![Item { origin, raw: other.clone(), decoded: Ok(other), token_seed, sent_at: None }];
+            return vec![Delivery { origin, raw: other.clone(), decoded: Ok(other), token_seed, sent_at: None }];
         }
     };
     let field = format!("{path}.requests");
@@ -196,40 +198,37 @@ fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Item> {
                 } else {
                     format!("{seed}#{i}")
                 };
-                Item { origin: origin.clone(), raw: request.clone(), decoded: Ok(request), token_seed, sent_at: None }
+                Delivery {
+                    origin: origin.clone(),
+                    raw: request.clone(),
+                    decoded: Ok(request),
+                    token_seed,
+                    sent_at: None,
+                }
             })
             .collect(),
         Some(Value::Array(list)) => {
-            vec![Item::failed(
-                origin,
-                json!({"requests": list}),
-                ValidationError::with_code("BadInput", field, "is empty"),
-            )]
+            vec![Delivery::failed(origin, json!({"requests": list}), DecodeError::new(field, "is empty"))]
         }
         Some(other) => {
             let message = format!("must be a list of requests, not {}", kind(&other));
-            vec![Item::failed(
-                origin,
-                json!({"requests": other}),
-                ValidationError::with_code("BadInput", field, message),
-            )]
+            vec![Delivery::failed(origin, json!({"requests": other}), DecodeError::new(field, message))]
         }
         None => Vec::new(),
     }
 }
 
-fn sqs_records(records: &Value) -> Result<Vec<Item>, ValidationError> {
-    let list = records.as_array().ok_or_else(|| {
-        ValidationError::with_code("BadInput", "Records", format!("must be a list, not {}", kind(records)))
-    })?;
+fn sqs_records(records: &Value) -> Result<Vec<Delivery>, DecodeError> {
+    let list = records
+        .as_array()
+        .ok_or_else(|| DecodeError::new("Records", format!("must be a list, not {}", kind(records))))?;
     // Records from another service (S3, DynamoDB…) share the `Records` shape;
     // they are not requests, and treating them as SQS would hide the mistake.
     for (i, record) in list.iter().enumerate() {
         let source = record.get("eventSource").and_then(Value::as_str);
         if source != Some("aws:sqs") {
             let shown = source.map(quote).unwrap_or_else(|| "missing".to_owned());
-            return Err(ValidationError::with_code(
-                "BadInput",
+            return Err(DecodeError::new(
                 format!("Records[{i}].eventSource"),
                 format!("is {shown}, not \"aws:sqs\": only SQS events are accepted"),
             ));
@@ -238,7 +237,7 @@ fn sqs_records(records: &Value) -> Result<Vec<Item>, ValidationError> {
     Ok(list.iter().enumerate().map(|(i, record)| sqs_record(i, record)).collect())
 }
 
-fn sqs_record(index: usize, record: &Value) -> Item {
+fn sqs_record(index: usize, record: &Value) -> Delivery {
     let path = format!("Records[{index}]");
     let message_id = record.get("messageId").and_then(Value::as_str).map(str::to_owned);
     let message = match serde_json::from_value::<SqsMessage>(record.clone()) {
@@ -252,8 +251,8 @@ fn sqs_record(index: usize, record: &Value) -> Item {
                 receive_count: None,
                 message_group_id: text(record.get("attributes").and_then(|a| a.get("MessageGroupId"))),
             };
-            let error = ValidationError::with_code("BadInput", path, format!("is not a valid SQS record: {e}"));
-            return Item::failed(origin, record.clone(), error);
+            let error = DecodeError::new(path, format!("is not a valid SQS record: {e}"));
+            return Delivery::failed(origin, record.clone(), error);
         }
     };
     let origin = Origin::Sqs {
@@ -263,11 +262,7 @@ fn sqs_record(index: usize, record: &Value) -> Item {
         message_group_id: message.attributes.get("MessageGroupId").cloned(),
     };
     let Some(body) = message.body else {
-        return Item::failed(
-            origin,
-            record.clone(),
-            ValidationError::with_code("BadInput", format!("{path}.body"), "is missing"),
-        );
+        return Delivery::failed(origin, record.clone(), DecodeError::new(format!("{path}.body"), "is missing"));
     };
     let seed = match &message.message_id {
         Some(id) => format!("sqs:{id}"),
@@ -276,9 +271,8 @@ fn sqs_record(index: usize, record: &Value) -> Item {
     let parsed: Value = match serde_json::from_str(&body) {
         Ok(v) => v,
         Err(e) => {
-            let error =
-                ValidationError::with_code("BadInput", format!("{path}.body"), format!("is not valid JSON: {e}"));
-            return Item::failed(origin, Value::String(body), error);
+            let error = DecodeError::new(format!("{path}.body"), format!("is not valid JSON: {e}"));
+            return Delivery::failed(origin, Value::String(body), error);
         }
     };
     let sent_at = message
@@ -297,9 +291,9 @@ fn sqs_record(index: usize, record: &Value) -> Item {
 
 /// An SQS body is a request, an EventBridge event whose `detail` is one, or an SNS
 /// notification whose `Message` is either of those.
-fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allowed: bool) -> Item {
+fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allowed: bool) -> Delivery {
     let bad = |origin: Origin, raw: Value, field: String, message: String| {
-        Item::failed(origin, raw, ValidationError::with_code("BadInput", field, message))
+        Delivery::failed(origin, raw, DecodeError::new(field, message))
     };
     if sns_allowed && body.get("Type").and_then(Value::as_str) == Some("Notification") {
         return match serde_json::from_value::<SnsMessage>(body.clone()) {
@@ -321,12 +315,12 @@ fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allo
                 let seed = event.id.as_ref().map(|id| format!("eventbridge:{id}")).unwrap_or(seed);
                 let detail = event.detail;
                 let sent_at = event_time(&body);
-                Item { origin, raw: detail.clone(), decoded: Ok(detail), token_seed: seed, sent_at }
+                Delivery { origin, raw: detail.clone(), decoded: Ok(detail), token_seed: seed, sent_at }
             }
             Err(e) => bad(origin, body, path, format!("is not a valid EventBridge event: {e}")),
         };
     }
-    Item { origin, raw: body.clone(), decoded: Ok(body), token_seed: seed, sent_at: None }
+    Delivery { origin, raw: body.clone(), decoded: Ok(body), token_seed: seed, sent_at: None }
 }
 
 /// An EventBridge event's `time`.

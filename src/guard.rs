@@ -7,7 +7,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 
 use crate::outcome::Outcome;
-use crate::request::{Operation, Selection, ServiceFilters};
+use crate::request::{ProvisionedProductFilters, Scope, Selection, Target, TargetInstancesFilters, WorkspacesFilters};
 
 /// MGN lifecycle states in which a source server's launched instance may be terminated.
 pub const MGN_TERMINABLE: &[&str] = &["NOT_READY", "READY_FOR_TEST", "READY_FOR_CUTOVER", "STOPPED"];
@@ -55,35 +55,35 @@ pub enum Verdict {
     Unselected,
 }
 
-/// Judges one candidate: a selection's filters first (when there is one), then the guards.
-pub fn judge(
-    operation: Operation,
-    candidate: &Candidate,
-    selection: Option<&Selection>,
-    protect_tag: &str,
-    now: OffsetDateTime,
-) -> Verdict {
-    let reason = match selection {
-        None => "named in the request".to_owned(),
-        Some(selection) => match matches(operation, candidate, selection, now) {
-            Ok(Some(matched)) => matched,
-            Ok(None) => return Verdict::Unselected,
-            Err(stop) => return stop,
-        },
+/// Judges one candidate for `target`: a selection's filters first (when it is one),
+/// then the guards.
+pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: OffsetDateTime) -> Verdict {
+    let selected = match target {
+        Target::Workspaces(Scope::Named(_))
+        | Target::TargetInstances(Scope::Named(_))
+        | Target::ProvisionedProduct(Scope::Named(_)) => Ok(Some("named in the request".to_owned())),
+        Target::Workspaces(Scope::Select(s)) => matches(candidate, s, now, workspaces_match),
+        Target::TargetInstances(Scope::Select(s)) => matches(candidate, s, now, target_instances_match),
+        Target::ProvisionedProduct(Scope::Select(s)) => matches(candidate, s, now, provisioned_product_match),
+    };
+    let reason = match selected {
+        Ok(Some(matched)) => matched,
+        Ok(None) => return Verdict::Unselected,
+        Err(stop) => return stop,
     };
     if let Some(value) = candidate.tags.get(protect_tag).or_else(|| candidate.index_tags.get(protect_tag)) {
         return stop(Outcome::Protected, format!("tag {protect_tag}={value:?}: never terminated"));
     }
     let state = candidate.state.as_deref().unwrap_or("");
-    match operation {
-        Operation::TerminateWorkspaces => match state {
+    match target {
+        Target::Workspaces(_) => match state {
             "SUSPENDED" => {
                 return stop(Outcome::Skipped, "SUSPENDED: TerminateWorkspaces refuses a suspended WorkSpace".into());
             }
             "TERMINATING" | "TERMINATED" => return stop(Outcome::NotFound, format!("already {state}")),
             _ => {}
         },
-        Operation::TerminateTargetInstances => {
+        Target::TargetInstances(_) => {
             // A list of what is allowed, not of what is refused: a DISCONNECTED server's
             // launched instance may be serving production, and a state added to the API
             // tomorrow must not be terminated before someone has read what it means.
@@ -113,7 +113,7 @@ pub fn judge(
                 };
             }
         }
-        Operation::TerminateProvisionedProduct => {
+        Target::ProvisionedProduct(_) => {
             if let Some(record_id) = &candidate.active_job {
                 return Verdict::Underway {
                     job_id: record_id.clone(),
@@ -134,7 +134,13 @@ fn stop(outcome: Outcome, reason: String) -> Verdict {
 
 /// `Ok(Some(why))` when every filter matches; `Ok(None)` when one does not;
 /// `Err` when the candidate must be reported without being judged further.
-fn matches(operation: Operation, c: &Candidate, s: &Selection, now: OffsetDateTime) -> Result<Option<String>, Verdict> {
+/// `service` checks the service's own filters, adding to the reasons.
+fn matches<F>(
+    c: &Candidate,
+    s: &Selection<F>,
+    now: OffsetDateTime,
+    service: fn(&Candidate, &F, OffsetDateTime, &mut Vec<String>) -> bool,
+) -> Result<Option<String>, Verdict> {
     let mut why = Vec::new();
     if !s.ids.is_empty() {
         if !s.ids.contains(&c.id) {
@@ -148,73 +154,8 @@ fn matches(operation: Operation, c: &Candidate, s: &Selection, now: OffsetDateTi
         }
         why.push(format!("tag {key}={value}"));
     }
-    let attribute = |name: &str, wanted: &Option<String>, why: &mut Vec<String>| -> bool {
-        match wanted {
-            None => true,
-            Some(w) if c.attributes.get(name) == Some(w) => {
-                why.push(format!("{name} {w}"));
-                true
-            }
-            Some(_) => false,
-        }
-    };
-    let state_in = |states: &[String], why: &mut Vec<String>| -> bool {
-        if states.is_empty() {
-            return true;
-        }
-        let ok = c.state.as_ref().is_some_and(|st| states.contains(st));
-        if ok {
-            why.push(format!("state {}", c.state.as_deref().unwrap_or("")));
-        }
-        ok
-    };
-    match (&s.filters, operation) {
-        (ServiceFilters::Workspaces { directory_id, bundle_id, user_name, states, idle_days }, _) => {
-            if !(attribute("directoryId", directory_id, &mut why)
-                && attribute("bundleId", bundle_id, &mut why)
-                && attribute("userName", user_name, &mut why)
-                && state_in(states, &mut why))
-            {
-                return Ok(None);
-            }
-            if let Some(days) = idle_days {
-                match idle_for(c, now) {
-                    Some(idle) if idle >= i64::from(*days) => why.push(format!("idle {idle} days (≥ {days})")),
-                    Some(_) => return Ok(None),
-                    // Never connected and no creation time: nothing proves it idle, and a
-                    // permanent action needs proof.
-                    None => return Ok(None),
-                }
-            }
-        }
-        (ServiceFilters::TargetInstances { lifecycle_states, .. }, _) => {
-            if !state_in(lifecycle_states, &mut why) {
-                return Ok(None);
-            }
-            // Only servers with a launched test or cutover instance are selected.
-            if c.has_launched_instance != Some(true) {
-                return Ok(None);
-            }
-        }
-        (
-            ServiceFilters::ProvisionedProduct {
-                product_id, provisioning_artifact_id, statuses, older_than_days, ..
-            },
-            _,
-        ) => {
-            if !(attribute("productId", product_id, &mut why)
-                && attribute("provisioningArtifactId", provisioning_artifact_id, &mut why)
-                && state_in(statuses, &mut why))
-            {
-                return Ok(None);
-            }
-            if let Some(days) = older_than_days {
-                match c.created.map(|t| (now - t).whole_days()) {
-                    Some(age) if age >= i64::from(*days) => why.push(format!("created {age} days ago (≥ {days})")),
-                    _ => return Ok(None),
-                }
-            }
-        }
+    if !service(c, &s.filters, now, &mut why) {
+        return Ok(None);
     }
     if s.expired {
         match c.tags.get(EXPIRES_TAG).map(|v| (v, parse_expiry(v))) {
@@ -230,6 +171,75 @@ fn matches(operation: Operation, c: &Candidate, s: &Selection, now: OffsetDateTi
         }
     }
     Ok(Some(format!("matched: {}", why.join(", "))))
+}
+
+fn attribute(c: &Candidate, name: &str, wanted: &Option<String>, why: &mut Vec<String>) -> bool {
+    match wanted {
+        None => true,
+        Some(w) if c.attributes.get(name) == Some(w) => {
+            why.push(format!("{name} {w}"));
+            true
+        }
+        Some(_) => false,
+    }
+}
+
+fn state_in(c: &Candidate, states: &[String], why: &mut Vec<String>) -> bool {
+    if states.is_empty() {
+        return true;
+    }
+    let ok = c.state.as_ref().is_some_and(|st| states.contains(st));
+    if ok {
+        why.push(format!("state {}", c.state.as_deref().unwrap_or("")));
+    }
+    ok
+}
+
+fn workspaces_match(c: &Candidate, f: &WorkspacesFilters, now: OffsetDateTime, why: &mut Vec<String>) -> bool {
+    if !(attribute(c, "directoryId", &f.directory_id, why)
+        && attribute(c, "bundleId", &f.bundle_id, why)
+        && attribute(c, "userName", &f.user_name, why)
+        && state_in(c, &f.states, why))
+    {
+        return false;
+    }
+    match (f.idle_days, idle_for(c, now)) {
+        (None, _) => true,
+        (Some(days), Some(idle)) if idle >= i64::from(days) => {
+            why.push(format!("idle {idle} days (≥ {days})"));
+            true
+        }
+        // Busy, or never connected with no creation time: nothing proves it idle, and
+        // a permanent action needs proof.
+        (Some(_), _) => false,
+    }
+}
+
+fn target_instances_match(c: &Candidate, f: &TargetInstancesFilters, _: OffsetDateTime, why: &mut Vec<String>) -> bool {
+    // Only servers with a launched test or cutover instance are selected.
+    state_in(c, &f.lifecycle_states, why) && c.has_launched_instance == Some(true)
+}
+
+fn provisioned_product_match(
+    c: &Candidate,
+    f: &ProvisionedProductFilters,
+    now: OffsetDateTime,
+    why: &mut Vec<String>,
+) -> bool {
+    if !(attribute(c, "productId", &f.product_id, why)
+        && attribute(c, "provisioningArtifactId", &f.provisioning_artifact_id, why)
+        && state_in(c, &f.statuses, why))
+    {
+        return false;
+    }
+    match (f.older_than_days, c.created.map(|t| (now - t).whole_days())) {
+        (None, _) => true,
+        (Some(days), Some(age)) if age >= i64::from(days) => {
+            why.push(format!("created {age} days ago (≥ {days})"));
+            true
+        }
+        (Some(_), _) => false,
+    }
 }
 
 /// Whole days since the last connection, or since creation when it never connected.

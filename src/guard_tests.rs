@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use time::macros::datetime;
 
 use super::*;
-use crate::request::{Limits, Scope, validate};
+use crate::request::{Limits, Operation, Target, validate};
 
 const NOW: OffsetDateTime = datetime!(2026-11-24 10:00 UTC);
 const PROTECT: &str = "teardown:protect";
@@ -19,11 +19,28 @@ fn candidate(id: &str, state: &str, tags: &[(&str, &str)]) -> Candidate {
     }
 }
 
-fn selection(operation: &str, select: serde_json::Value) -> (Operation, Selection) {
+fn selection(operation: &str, select: serde_json::Value) -> (Operation, Target) {
     let request = validate(&serde_json::json!({"operation": operation, "select": select}), Limits::default()).unwrap();
-    match request.scope {
-        Scope::Select(s) => (request.operation, s),
-        Scope::Named(_) => panic!("not a selection"),
+    (request.operation(), request.target)
+}
+
+/// A named request of `operation` (its own ids do not matter to the guards).
+fn named(operation: Operation) -> Target {
+    let input = match operation {
+        Operation::TerminateWorkspaces => {
+            serde_json::json!({"TerminateWorkspaceRequests": [{"WorkspaceId": "ws-aaaaaaaa"}]})
+        }
+        Operation::TerminateTargetInstances => serde_json::json!({"sourceServerIDs": ["s-0123456789abcdefA"]}),
+        Operation::TerminateProvisionedProduct => serde_json::json!({"ProvisionedProductId": "pp-1"}),
+    };
+    validate(&serde_json::json!({"operation": operation.as_str(), "input": input}), Limits::default()).unwrap().target
+}
+
+/// The guard as the tests ask it: an operation, and its selection or none.
+fn judge(op: Operation, c: &Candidate, selection: Option<&Target>, protect: &str, now: OffsetDateTime) -> Verdict {
+    match selection {
+        Some(target) => super::judge(target, c, protect, now),
+        None => super::judge(&named(op), c, protect, now),
     }
 }
 

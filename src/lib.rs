@@ -1,10 +1,15 @@
 //! teardown: terminates WorkSpaces, MGN target instances and Service Catalog
 //! provisioned products on request, and accounts for every one.
 //!
-//! Reading order: [`decode`] (what arrived) → [`request`] (is it valid) →
-//! [`handler`] (the invocation) → [`services`] (the AWS calls) →
-//! [`deadletter`] (where failures go) → [`report`] (what is answered and logged).
+//! Reading order, the way one delivery travels:
+//! [`settings`] (read once at start) → [`decode`] (what arrived) → [`request`]
+//! (is it a valid request) → [`handler`] (the invocation: resolve, execute, settle)
+//! → [`guard`] (filters and guards, pure) → [`services`] (the AWS calls, one module
+//! per service) → [`classify`] (what an AWS error means) → [`outcome`] (what each
+//! request and target ends as) → [`deadletter`] (where failures go) → [`report`]
+//! (what is answered and logged).
 
+pub mod classify;
 pub mod deadletter;
 pub mod decode;
 pub mod guard;

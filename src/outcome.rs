@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::decode::Origin;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -16,17 +18,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
-        Outcome::Terminated,
-        Outcome::NotFound,
-        Outcome::DryRun,
-        Outcome::Protected,
-        Outcome::Skipped,
-        Outcome::Invalid,
-        Outcome::Rejected,
-        Outcome::Transient,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Terminated => "terminated",
@@ -125,5 +116,34 @@ impl TargetResult {
 
     pub fn failed(id: impl Into<String>, outcome: Outcome, error: Failure) -> Self {
         TargetResult { error: Some(error), ..TargetResult::new(id, outcome) }
+    }
+}
+
+/// What a dead-letter record, if one was owed, came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeadLetterStatus {
+    NotNeeded,
+    Published,
+    Failed(String),
+}
+
+/// The end of one request (or of one payload that was not a request).
+#[derive(Clone, Debug)]
+pub struct RequestResult {
+    pub origin: Origin,
+    pub operation: Option<&'static str>,
+    pub outcome: Outcome,
+    pub dry_run: bool,
+    pub targets: Vec<TargetResult>,
+    pub error: Option<Failure>,
+    pub dead_letter: DeadLetterStatus,
+}
+
+impl RequestResult {
+    /// Whether SQS must deliver the message again: it may still succeed, and no
+    /// record settled it; or its record could not be published, so it must not be lost.
+    pub fn redeliver(&self) -> bool {
+        (self.outcome == Outcome::Transient && self.dead_letter == DeadLetterStatus::NotNeeded)
+            || matches!(self.dead_letter, DeadLetterStatus::Failed(_))
     }
 }

@@ -1,40 +1,88 @@
-//! The answer to a non-SQS invocation, and the one log line per request.
+//! What an invocation answers (the SQS batch response, or the report of contract
+//! §3), and the one log line per request.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+use serde::Serialize;
 
-use crate::handler::{DeadLetterStatus, ItemResult};
-use crate::outcome::Outcome;
+use crate::decode::Origin;
+use crate::outcome::{DeadLetterStatus, Failure, Outcome, RequestResult, TargetResult};
 
-/// One entry per request with its outcome and its targets', plus totals.
-pub fn report(results: &[ItemResult]) -> Value {
-    let requests: Vec<Value> = results.iter().map(entry).collect();
-    let request_counts = tally(results.iter().map(|r| r.outcome));
-    let target_counts = tally(results.iter().flat_map(|r| r.targets.iter().map(|t| t.outcome)));
-    json!({ "requests": requests, "counts": { "requests": request_counts, "targets": target_counts } })
+/// `batchItemFailures`: exactly the messages SQS must deliver again.
+pub struct BatchResponse;
+
+impl BatchResponse {
+    /// Fails when a message that must come back has no id to name it by: only
+    /// failing the whole invocation gets it delivered again.
+    pub fn of(results: &[RequestResult]) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+        let mut response = SqsBatchResponse::default();
+        for result in results.iter().filter(|r| r.redeliver()) {
+            let Some(id) = result.origin.message_id() else {
+                return Err("a record without messageId could not be settled; the whole batch is retried".into());
+            };
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.to_owned();
+            response.batch_item_failures.push(failure);
+        }
+        Ok(response)
+    }
 }
 
-fn entry(result: &ItemResult) -> Value {
-    let mut entry = json!({
-        "source": result.origin.to_json(),
-        "operation": result.operation,
-        "outcome": result.outcome,
-        "dryRun": result.dry_run,
-        "targets": result.targets,
-    });
-    if let Some(error) = &result.error {
-        entry["error"] = json!(error);
+/// The answer to a non-SQS invocation: one entry per request, and the totals.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub requests: Vec<Entry<'a>>,
+    pub counts: Counts,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry<'a> {
+    pub source: &'a Origin,
+    pub operation: Option<&'static str>,
+    pub outcome: Outcome,
+    pub dry_run: bool,
+    pub targets: &'a [TargetResult],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a Failure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Counts {
+    pub requests: BTreeMap<&'static str, usize>,
+    pub targets: BTreeMap<&'static str, usize>,
+}
+
+impl<'a> Report<'a> {
+    pub fn of(results: &'a [RequestResult]) -> Report<'a> {
+        let requests = results.iter().map(Entry::of).collect();
+        let counts = Counts {
+            requests: tally(results.iter().map(|r| r.outcome)),
+            targets: tally(results.iter().flat_map(|r| r.targets.iter().map(|t| t.outcome))),
+        };
+        Report { requests, counts }
     }
-    let dead_letter = match &result.dead_letter {
-        DeadLetterStatus::NotNeeded => None,
-        DeadLetterStatus::Published => Some("published"),
-        DeadLetterStatus::Failed(_) => Some("failed"),
-    };
-    if let Some(status) = dead_letter {
-        entry["deadLetter"] = json!(status);
+}
+
+impl<'a> Entry<'a> {
+    fn of(result: &'a RequestResult) -> Entry<'a> {
+        Entry {
+            source: &result.origin,
+            operation: result.operation,
+            outcome: result.outcome,
+            dry_run: result.dry_run,
+            targets: &result.targets,
+            error: result.error.as_ref(),
+            dead_letter: match &result.dead_letter {
+                DeadLetterStatus::NotNeeded => None,
+                DeadLetterStatus::Published => Some("published"),
+                DeadLetterStatus::Failed(_) => Some("failed"),
+            },
+        }
     }
-    entry
 }
 
 fn tally(outcomes: impl Iterator<Item = Outcome>) -> BTreeMap<&'static str, usize> {
@@ -46,7 +94,7 @@ fn tally(outcomes: impl Iterator<Item = Outcome>) -> BTreeMap<&'static str, usiz
 }
 
 /// One line per request outcome, with the ids a person searches logs by.
-pub fn log(result: &ItemResult, request_id: &str) {
+pub fn log(result: &RequestResult, request_id: &str) {
     let counts = tally(result.targets.iter().map(|t| t.outcome));
     let count = |o: Outcome| counts.get(o.as_str()).copied().unwrap_or(0);
     let message_id = result.origin.message_id();
@@ -85,7 +133,7 @@ pub fn log(result: &ItemResult, request_id: &str) {
 
 /// The dry-run report a person reads before turning dry run off: one line per
 /// target with what would happen and why, then the totals.
-pub fn dry_run_block(result: &ItemResult) -> String {
+pub fn dry_run_block(result: &RequestResult) -> String {
     let mut out = format!("DRY RUN {}: nothing was changed\n", result.operation.unwrap_or("request"));
     for t in &result.targets {
         let verdict = match t.outcome {

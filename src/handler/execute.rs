@@ -1,225 +1,222 @@
 //! Step 3: the terminate calls, for the targets that passed every guard.
+//!
+//! Coalescing lives here and nowhere else. Ids from many requests share calls:
+//! WorkSpaces by 25 across the batch, MGN by 200 among requests with the same job
+//! tags and account, one Service Catalog call per product. In a FIFO batch calls
+//! are shared only within a message group, except that one MGN server or one
+//! product is never in two calls. Every answer is filed by service and target id,
+//! so each request reads back exactly its own targets without knowing how its
+//! calls were shared.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 
 use super::resolve::Resolution;
-use super::{App, CONCURRENCY, Prepared, guarded, transient_all};
+use super::{App, CONCURRENCY, Work, within_deadline};
 use crate::guard::Verdict;
 use crate::outcome::{Outcome, TargetResult};
-use crate::request::{
-    Operation, ProductRef, ProvisionedProductInput, Scope, ServiceFilters, TargetInstancesInput, Targets,
-};
+use crate::request::{Operation, ProductRef, ProvisionedProductInput, Scope, Target, TargetInstancesInput};
 
-/// A unit of API work. WorkSpaces work is shared by every request in the batch;
-/// MGN work by every request with the same job tags and account. In a FIFO batch
-/// calls are shared only within a message group.
-pub(super) enum Job {
+/// A unit of API work: one terminate call.
+#[derive(Debug, PartialEq)]
+pub(super) enum Call {
     Workspaces(Vec<String>),
     Mgn(MgnCall),
     Catalog(CatalogCall),
 }
 
-/// One `TerminateProvisionedProduct` call, with every request that reads its answer
-/// and the id each reads it by (a name, an ARN or the id).
+/// One `TerminateTargetInstances` call that several requests may share.
+#[derive(Debug, PartialEq)]
+pub(super) struct MgnCall {
+    /// The ids of the call, with the job tags and account they share.
+    pub input: TargetInstancesInput,
+    /// The ids each request that shares the call passes on, in batch order: the
+    /// calls made instead when the shared one is refused as a whole.
+    pub requests: Vec<Vec<String>>,
+}
+
+/// One `TerminateProvisionedProduct` call, with the id each request that reads its
+/// answer named the product by (a name, an ARN or the id).
+#[derive(Debug, PartialEq)]
 pub(super) struct CatalogCall {
-    input: ProvisionedProductInput,
-    token: String,
-    readers: Vec<(usize, String)>,
+    pub input: ProvisionedProductInput,
+    pub token: String,
+    pub named: Vec<String>,
 }
 
-/// The batch's Service Catalog calls, one per product: two messages naming one
-/// product would otherwise race two tokens, and the loser would be refused for a
-/// product that is in fact being terminated.
-#[derive(Default)]
-struct CatalogCalls {
-    calls: Vec<CatalogCall>,
+/// What makes MGN calls shareable: the FIFO message group (none outside FIFO
+/// queues), the job tags and the account.
+type MgnKey = (Option<String>, BTreeMap<String, String>, Option<String>);
+
+/// Every answer of an invocation's calls, by service and target id.
+#[derive(Debug, Default)]
+pub(super) struct CallResults {
+    by_target: HashMap<(Operation, String), TargetResult>,
 }
 
-impl CatalogCalls {
-    fn add(&mut self, owner: usize, named: String, input: ProvisionedProductInput, token: String) {
-        let product = input.product.clone();
-        match self.calls.iter_mut().find(|c| c.input.product == product) {
-            Some(call) => call.readers.push((owner, named)),
-            None => self.calls.push(CatalogCall { input, token, readers: vec![(owner, named)] }),
+impl CallResults {
+    pub fn get(&self, operation: Operation, id: &str) -> Option<&TargetResult> {
+        self.by_target.get(&(operation, id.to_owned()))
+    }
+
+    /// MGN servers whose termination was accepted, with their job.
+    pub fn accepted_servers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.by_target.iter().filter_map(|((operation, id), result)| {
+            match (operation, result.outcome, &result.job_id) {
+                (Operation::TerminateTargetInstances, Outcome::Terminated, Some(job)) => {
+                    Some((id.as_str(), job.as_str()))
+                }
+                _ => None,
+            }
+        })
+    }
+
+    fn file(&mut self, operation: Operation, results: Vec<TargetResult>) {
+        for result in results {
+            self.by_target.insert((operation, result.id.clone()), result);
         }
     }
 }
 
-/// One `TerminateTargetInstances` call that several requests may share.
-pub(super) struct MgnCall {
-    /// The ids of the call, with the job tags and account they share.
-    input: TargetInstancesInput,
-    /// Each request whose ids the call carries, with those ids, in batch order.
-    owners: Vec<(usize, Vec<String>)>,
-}
-
-/// What makes calls shareable: the FIFO message group (none outside FIFO queues),
-/// and for MGN the job tags and account.
-type CallKey = (Option<String>, BTreeMap<String, String>, Option<String>);
-
-/// What the calls answered: WorkSpaces by id (shared), the rest by owning item.
-#[derive(Default)]
-pub(super) struct Results {
-    pub shared: HashMap<String, TargetResult>,
-    pub owned: HashMap<usize, HashMap<String, TargetResult>>,
-}
-
-pub(super) fn plan(prepared: &[Prepared], resolutions: &[Resolution]) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    let mut workspace_ids: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-    let mut seen = HashSet::new();
+/// The calls a batch makes: the targets of each request that is not a dry run
+/// and whose verdict is to terminate.
+pub(super) fn plan(works: &[Work]) -> Vec<Call> {
+    let mut workspaces: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    let mut workspaces_seen = HashSet::new();
     // Every MGN id goes into exactly one call, whoever else names it: two calls with
     // one server would start two jobs.
-    let mut mgn_calls: BTreeMap<CallKey, Vec<String>> = BTreeMap::new();
-    let mut mgn_claimed: HashSet<String> = HashSet::new();
-    let mut mgn_owners: Vec<(usize, Vec<String>)> = Vec::new();
-    let mut catalog = CatalogCalls::default();
-    for (i, (p, resolution)) in prepared.iter().zip(resolutions).enumerate() {
-        let (Ok(request), Resolution::Judged(judged)) = (&p.request, resolution) else { continue };
-        if p.dry_run {
+    let mut mgn: BTreeMap<MgnKey, Vec<String>> = BTreeMap::new();
+    let mut mgn_claimed = HashSet::new();
+    let mut mgn_requests: Vec<Vec<String>> = Vec::new();
+    let mut catalog: Vec<CatalogCall> = Vec::new();
+
+    for work in works {
+        let (Ok(request), Resolution::Judged(judged), false) = (&work.request, &work.resolution, work.dry_run) else {
             continue;
-        }
-        let go: Vec<String> =
-            judged.iter().filter(|(_, v)| matches!(v, Verdict::Terminate { .. })).map(|(id, _)| id.clone()).collect();
+        };
+        let go: Vec<(&String, &Option<String>)> = judged
+            .iter()
+            .filter_map(|(id, v)| match v {
+                Verdict::Terminate { call_id, .. } => Some((id, call_id)),
+                _ => None,
+            })
+            .collect();
         if go.is_empty() {
             continue;
         }
-        let fifo_group = p.item.origin.fifo_group().map(str::to_owned);
-        match (&request.scope, request.operation) {
-            (_, Operation::TerminateWorkspaces) => {
-                let ids = workspace_ids.entry(fifo_group).or_default();
-                ids.extend(go.into_iter().filter(|id| seen.insert(id.clone())));
+        let group = work.delivery.origin.fifo_group().map(str::to_owned);
+        match &request.target {
+            Target::Workspaces(_) => {
+                let ids = workspaces.entry(group).or_default();
+                ids.extend(go.into_iter().map(|(id, _)| id.clone()).filter(|id| workspaces_seen.insert(id.clone())));
             }
-            (Scope::Named(Targets::TargetInstances(_)), _)
-            | (Scope::Select(_), Operation::TerminateTargetInstances) => {
-                let (tags, account) = match &request.scope {
-                    Scope::Named(Targets::TargetInstances(input)) => (input.tags.clone(), input.account_id.clone()),
-                    Scope::Select(selection) => match &selection.filters {
-                        ServiceFilters::TargetInstances { account_id, .. } => (BTreeMap::new(), account_id.clone()),
-                        _ => (BTreeMap::new(), None),
-                    },
-                    Scope::Named(_) => (BTreeMap::new(), None),
+            Target::TargetInstances(scope) => {
+                let (tags, account) = match scope {
+                    Scope::Named(input) => (input.tags.clone(), input.account_id.clone()),
+                    Scope::Select(selection) => (BTreeMap::new(), selection.filters.account_id.clone()),
                 };
-                let ids = mgn_calls.entry((fifo_group, tags, account)).or_default();
-                ids.extend(go.iter().filter(|id| mgn_claimed.insert((*id).clone())).cloned());
-                mgn_owners.push((i, go));
+                let ids: Vec<String> = go.into_iter().map(|(id, _)| id.clone()).collect();
+                let call = mgn.entry((group, tags, account)).or_default();
+                call.extend(ids.iter().filter(|id| mgn_claimed.insert((*id).clone())).cloned());
+                mgn_requests.push(ids);
             }
-            (Scope::Named(Targets::ProvisionedProduct(input)), _) => {
+            Target::ProvisionedProduct(Scope::Named(input)) => {
                 // The call names the product that was looked up and judged, by its id:
                 // by the time of the call, a name may name a product provisioned since.
-                let call_id = judged.iter().find_map(|(_, v)| match v {
-                    Verdict::Terminate { call_id, .. } => call_id.clone(),
-                    _ => None,
-                });
                 let mut call = input.clone();
-                if let Some(id) = call_id {
-                    call.product = ProductRef::Id(id);
+                if let Some((_, Some(id))) = go.first() {
+                    call.product = ProductRef::Id(id.clone());
                 }
-                catalog.add(i, input.product.id().to_owned(), call, p.item.idempotency_token());
+                let named = input.product.as_given().to_owned();
+                add_catalog(&mut catalog, named, call, work.delivery.idempotency_token());
             }
-            (Scope::Select(selection), Operation::TerminateProvisionedProduct) => {
-                let (ignore_errors, retain_physical_resources, accept_language) = match &selection.filters {
-                    ServiceFilters::ProvisionedProduct {
-                        ignore_errors,
-                        retain_physical_resources,
-                        accept_language,
-                        ..
-                    } => (*ignore_errors, *retain_physical_resources, accept_language.clone()),
-                    _ => (None, None, None),
-                };
-                for id in go {
-                    // One token per product: a selection terminates several under one delivery.
-                    let token = p.item.idempotency_token_for(&id);
+            Target::ProvisionedProduct(Scope::Select(selection)) => {
+                let options = &selection.filters;
+                for (id, _) in go {
                     let input = ProvisionedProductInput {
-                        product: ProductRef::Id(id),
+                        product: ProductRef::Id(id.clone()),
                         terminate_token: None,
-                        ignore_errors,
-                        retain_physical_resources,
-                        accept_language: accept_language.clone(),
+                        ignore_errors: options.ignore_errors,
+                        retain_physical_resources: options.retain_physical_resources,
+                        accept_language: options.accept_language.clone(),
                     };
-                    let named = input.product.id().to_owned();
-                    catalog.add(i, named, input, token);
+                    // One token per product: a selection terminates several under one delivery.
+                    add_catalog(&mut catalog, id.clone(), input, work.delivery.idempotency_token_for(id));
                 }
             }
-            // A named request's operation always matches its targets.
-            (Scope::Named(_), _) => {}
         }
     }
-    for ((_, tags, account_id), ids) in mgn_calls {
+
+    let mut calls: Vec<Call> = Vec::new();
+    for ((_, tags, account_id), ids) in mgn {
         for chunk in ids.chunks(crate::services::mgn::IDS_PER_CALL) {
             let in_chunk: HashSet<&String> = chunk.iter().collect();
-            // Every request that named one of the chunk's ids reads its answer, even a
-            // request whose own tags or group put the id's first claim elsewhere.
-            let owners = mgn_owners
+            // Every request that named one of the chunk's ids reads its answer and
+            // takes part in the calls apart, even one whose own tags or group put the
+            // id's first claim here.
+            let requests = mgn_requests
                 .iter()
-                .map(|(owner, ids)| {
-                    (*owner, ids.iter().filter(|id| in_chunk.contains(id)).cloned().collect::<Vec<_>>())
-                })
-                .filter(|(_, ids)| !ids.is_empty())
+                .map(|ids| ids.iter().filter(|id| in_chunk.contains(id)).cloned().collect::<Vec<_>>())
+                .filter(|ids| !ids.is_empty())
                 .collect();
             let input = TargetInstancesInput {
                 source_server_ids: chunk.to_vec(),
                 tags: tags.clone(),
                 account_id: account_id.clone(),
             };
-            jobs.push(Job::Mgn(MgnCall { input, owners }));
+            calls.push(Call::Mgn(MgnCall { input, requests }));
         }
     }
-    jobs.extend(catalog.calls.into_iter().map(Job::Catalog));
-    // One job per 25 ids, so the deadline and concurrency bounds apply per call.
-    for ids in workspace_ids.values() {
-        for chunk in ids.chunks(crate::services::workspaces::IDS_PER_CALL) {
-            jobs.push(Job::Workspaces(chunk.to_vec()));
-        }
+    calls.extend(catalog.into_iter().map(Call::Catalog));
+    // One call per 25 ids, so the deadline and concurrency bounds apply per call.
+    for ids in workspaces.values() {
+        calls.extend(
+            ids.chunks(crate::services::workspaces::IDS_PER_CALL).map(|chunk| Call::Workspaces(chunk.to_vec())),
+        );
     }
-    jobs
+    calls
 }
 
-pub(super) async fn run(app: &App, jobs: Vec<Job>, deadline: Option<tokio::time::Instant>) -> Results {
-    // Owners: none for shared WorkSpaces results; the requests whose ids a call carried otherwise.
-    let finished: Vec<(Vec<usize>, Vec<TargetResult>)> = stream::iter(jobs)
-        .map(|job| async move {
-            let (owners, ids) = match &job {
-                Job::Workspaces(ids) => (Vec::new(), ids.clone()),
-                Job::Mgn(call) => (call.owners.iter().map(|(o, _)| *o).collect(), call.input.source_server_ids.clone()),
-                Job::Catalog(call) => (
-                    call.readers.iter().map(|(owner, _)| *owner).collect(),
-                    call.readers.iter().map(|(_, named)| named.clone()).collect(),
-                ),
+/// Two requests naming one product make one call: with two tokens they would race,
+/// and the loser would be refused for a product that is in fact being terminated.
+fn add_catalog(calls: &mut Vec<CatalogCall>, named: String, input: ProvisionedProductInput, token: String) {
+    match calls.iter_mut().find(|c| c.input.product == input.product) {
+        Some(call) => call.named.push(named),
+        None => calls.push(CatalogCall { input, token, named: vec![named] }),
+    }
+}
+
+pub(super) async fn run(app: &App, calls: Vec<Call>, deadline: Option<tokio::time::Instant>) -> CallResults {
+    let finished: Vec<(Operation, Vec<TargetResult>)> = stream::iter(calls)
+        .map(|call| async move {
+            let (operation, ids) = match &call {
+                Call::Workspaces(ids) => (Operation::TerminateWorkspaces, ids.clone()),
+                Call::Mgn(call) => (Operation::TerminateTargetInstances, call.input.source_server_ids.clone()),
+                Call::Catalog(call) => (Operation::TerminateProvisionedProduct, call.named.clone()),
             };
             let work = async {
-                match &job {
-                    Job::Workspaces(ids) => app.services.workspaces.terminate(ids).await,
-                    Job::Mgn(call) => mgn_shared(app, call).await,
-                    Job::Catalog(call) => {
+                match &call {
+                    Call::Workspaces(ids) => app.services.workspaces.terminate(ids).await,
+                    Call::Mgn(call) => mgn_shared(app, call).await,
+                    Call::Catalog(call) => {
                         let result = app.services.catalog.terminate(&call.input, &call.token).await;
-                        // Each reader reads the one answer by the id it named.
-                        call.readers
-                            .iter()
-                            .map(|(_, named)| TargetResult { id: named.clone(), ..result.clone() })
-                            .collect()
+                        // Each request reads the one answer by the id it named.
+                        call.named.iter().map(|named| TargetResult { id: named.clone(), ..result.clone() }).collect()
                     }
                 }
             };
-            let targets = guarded(deadline, work).await.unwrap_or_else(|failure| transient_all(&ids, &failure));
-            (owners, targets)
+            let targets = within_deadline(deadline, work).await.unwrap_or_else(|failure| {
+                ids.iter().map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone())).collect()
+            });
+            (operation, targets)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-
-    let mut results = Results::default();
-    for (owners, targets) in finished {
-        if owners.is_empty() {
-            results.shared.extend(targets.into_iter().map(|t| (t.id.clone(), t)));
-            continue;
-        }
-        // Each owner reads only its own ids back out of a shared call's answer.
-        for owner in owners {
-            results.owned.entry(owner).or_default().extend(targets.iter().map(|t| (t.id.clone(), t.clone())));
-        }
+    let mut results = CallResults::default();
+    for (operation, targets) in finished {
+        results.file(operation, targets);
     }
     results
 }
@@ -227,7 +224,8 @@ pub(super) async fn run(app: &App, jobs: Vec<Job>, deadline: Option<tokio::time:
 /// A shared MGN call. The service refuses a whole call for one bad server without
 /// naming it; when that refusal could be final, the requests that shared the call
 /// are tried apart, so one message's bad server is charged to that message alone.
-/// The apart calls run one after another, and an id an earlier one terminated is
+/// The apart calls run one after another, and an id an earlier one terminated (or
+/// may have: a transient end says nothing of whether the service took the call) is
 /// not sent again, so no server is ever in two accepted calls. A transient failure
 /// is not split: the messages are redelivered either way.
 async fn mgn_shared(app: &App, call: &MgnCall) -> Vec<TargetResult> {
@@ -240,22 +238,20 @@ async fn mgn_shared(app: &App, call: &MgnCall) -> Vec<TargetResult> {
     // A whole-call not-found is transient (no server is named gone) but one message's
     // server causes it as surely as a refusal does: it is split apart too.
     let splittable = failed.outcome != Outcome::Transient || failed.failure.code == "ResourceNotFoundException";
-    if !splittable || call.owners.len() < 2 {
+    if !splittable || call.requests.len() < 2 {
         return failed.for_each(all);
     }
     tracing::warn!(
         code = %failed.failure.code,
-        requests = call.owners.len(),
+        requests = call.requests.len(),
         "a shared TerminateTargetInstances call was refused; its requests are tried apart"
     );
     let mut results: HashMap<String, TargetResult> = HashMap::new();
-    for (_, ids) in &call.owners {
-        // Never sent again: what was accepted, and what may have been (a transient end
-        // says nothing of whether the service took the call).
-        let done = |id: &String| {
+    for ids in &call.requests {
+        let taken = |id: &String| {
             results.get(id).is_some_and(|r| matches!(r.outcome, Outcome::Terminated | Outcome::Transient))
         };
-        let send: Vec<String> = ids.iter().filter(|id| !done(id)).cloned().collect();
+        let send: Vec<String> = ids.iter().filter(|id| !taken(id)).cloned().collect();
         if send.is_empty() {
             continue;
         }
@@ -268,3 +264,7 @@ async fn mgn_shared(app: &App, call: &MgnCall) -> Vec<TargetResult> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "execute_tests.rs"]
+mod tests;

@@ -1,11 +1,13 @@
-//! One invocation, end to end, in four steps over the whole batch:
+//! One invocation, end to end. Each delivery becomes one [`Work`] value that
+//! travels through four steps over the whole batch:
 //!
-//! 1. validate each item (pure);
-//! 2. [`resolve`]: look each request's targets up and judge them (filters, guards);
-//! 3. [`execute`]: terminate what passed, WorkSpaces ids from every message sharing
-//!    `TerminateWorkspaces` calls, all calls concurrent and bounded, so a 10-record
-//!    batch costs about one round of API latency;
-//! 4. [`settle`]: give each item its outcome, and its dead-letter record when one is owed.
+//! 1. validate (pure): the request, or why it is refused;
+//! 2. [`resolve`]: look its targets up and judge them (filters, guards);
+//! 3. [`execute`]: terminate what passed, ids from many requests sharing calls, all
+//!    calls concurrent and bounded, so a 10-record batch costs about one round of
+//!    API latency; the answers are filed by target;
+//! 4. [`settle`]: read back its own targets' answers, give it its outcome, and its
+//!    dead-letter record when one is owed; then the record is published.
 
 mod execute;
 mod resolve;
@@ -15,16 +17,16 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use futures_util::{FutureExt, StreamExt, stream};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::deadletter::DeadLetterQueue;
-use crate::decode::{Decoded, Item, Origin, decode};
-use crate::outcome::{Failure, Outcome, TargetResult};
-use crate::request::{Limits, Request, ValidationError, validate};
+use crate::decode::{DecodeError, Decoded, Delivery, decode};
+use crate::outcome::{DeadLetterStatus, Failure, Outcome, RequestResult};
+use crate::report::{BatchResponse, Report};
+use crate::request::{Limits, Operation, Request, ValidationError, validate};
 use crate::services::Services;
 use crate::settings::Settings;
 
@@ -59,36 +61,16 @@ impl App {
     }
 }
 
-/// What a dead-letter record, if one was owed, came to.
-#[derive(Clone, Debug, PartialEq)]
-pub enum DeadLetterStatus {
-    NotNeeded,
-    Published,
-    Failed(String),
-}
-
-/// The end of one request (or of one payload that was not a request).
-#[derive(Clone, Debug)]
-pub struct ItemResult {
-    pub origin: Origin,
-    pub operation: Option<&'static str>,
-    pub outcome: Outcome,
-    pub dry_run: bool,
-    pub targets: Vec<TargetResult>,
-    pub error: Option<Failure>,
-    pub dead_letter: DeadLetterStatus,
-}
-
 /// The Lambda entry point: picks the answer's shape from the event's.
 pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
     let (payload, context) = event.into_parts();
     match decode(payload, &context.request_id) {
-        Decoded::Sqs(items) => {
-            let results = process(app, items, &context).await;
-            Ok(serde_json::to_value(batch_response(&results)?)?)
+        Decoded::Sqs(deliveries) => {
+            let results = process(app, deliveries, &context).await;
+            Ok(serde_json::to_value(BatchResponse::of(&results)?)?)
         }
-        Decoded::Other(items) => {
-            let results = process(app, items, &context).await;
+        Decoded::Other(deliveries) => {
+            let results = process(app, deliveries, &context).await;
             // Without SQS to redeliver, an unpublished record must fail the invocation so
             // Lambda's own retries and on-failure destination take over.
             if let Some(DeadLetterStatus::Failed(reason)) =
@@ -96,44 +78,59 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambd
             {
                 return Err(reason.clone().into());
             }
-            Ok(crate::report::report(&results))
+            Ok(serde_json::to_value(Report::of(&results))?)
         }
     }
 }
 
-impl ItemResult {
-    /// Whether SQS must deliver the message again: it may still succeed, and no
-    /// record settled it; or its record could not be published, so it must not be lost.
-    pub fn redeliver(&self) -> bool {
-        (self.outcome == Outcome::Transient && self.dead_letter == DeadLetterStatus::NotNeeded)
-            || matches!(self.dead_letter, DeadLetterStatus::Failed(_))
-    }
+/// Why a delivery is not a request that can be worked.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Refused {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
 }
 
-/// `batchItemFailures`: exactly the messages SQS must deliver again.
-fn batch_response(results: &[ItemResult]) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let mut response = SqsBatchResponse::default();
-    for result in results.iter().filter(|r| r.redeliver()) {
-        match result.origin.message_id() {
-            Some(id) => {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id.to_owned();
-                response.batch_item_failures.push(failure);
-            }
-            // No id to name: only failing the whole invocation gets it delivered again.
-            None => {
-                return Err("a record without messageId could not be settled; the whole batch is retried".into());
-            }
+impl Refused {
+    /// The error of its dead-letter record.
+    pub fn failure(&self) -> Failure {
+        match self {
+            Refused::Decode(e) => Failure::new(DecodeError::CODE, e.to_string()),
+            Refused::Invalid(e) => Failure::new(e.code, e.to_string()),
         }
     }
-    Ok(response)
 }
 
-/// An item once validated: the request, or why it is not one.
-struct Prepared {
-    item: Item,
-    request: Result<Request, ValidationError>,
+/// One delivery on its way through the steps: what each step needs, and what the
+/// steps before it decided.
+pub(crate) struct Work {
+    delivery: Delivery,
+    /// The operation the payload named, when it named a known one (valid or not).
+    operation: Option<Operation>,
+    request: Result<Request, Refused>,
     dry_run: bool,
+    resolution: resolve::Resolution,
+}
+
+impl Work {
+    /// Step 1: the request, or why it is refused. Pure.
+    fn validated(app: &App, delivery: Delivery) -> Work {
+        let limits = Limits { max_targets: app.settings.max_targets };
+        let request = match &delivery.decoded {
+            Ok(value) => validate(value, limits).map_err(Refused::from),
+            Err(error) => Err(Refused::from(error.clone())),
+        };
+        let operation = match (&request, &delivery.decoded) {
+            (Ok(request), _) => Some(request.operation()),
+            (Err(_), Ok(value)) => value.get("operation").and_then(Value::as_str).and_then(Operation::parse),
+            (Err(_), Err(_)) => None,
+        };
+        // The kill switch outranks what the request says.
+        let dry_run = app.settings.enforce_dry_run
+            || request.as_ref().ok().and_then(|r| r.dry_run).unwrap_or(app.settings.dry_run);
+        Work { delivery, operation, request, dry_run, resolution: resolve::Resolution::Nothing }
+    }
 }
 
 /// Works a list of items to their ends; one result per item, in order.
@@ -145,24 +142,24 @@ struct Prepared {
 /// responses). Calls are shared only within a group, except that one MGN server is
 /// never sent twice: a later round finds it among the servers this invocation has
 /// already sent, as a redelivery finds it among the running jobs.
-pub async fn process(app: &App, items: Vec<Item>, context: &Context) -> Vec<ItemResult> {
+pub async fn process(app: &App, deliveries: Vec<Delivery>, context: &Context) -> Vec<RequestResult> {
     let mut sent = SentServers::default();
-    if !items.iter().any(|item| item.origin.fifo_group().is_some()) {
-        return work(app, items, context, &mut sent).await;
+    if !deliveries.iter().any(|d| d.origin.fifo_group().is_some()) {
+        return work(app, deliveries, context, &mut sent).await;
     }
     // Each FIFO group (a record outside any is a group of its own), members in batch order.
-    type Group = (Option<String>, std::collections::VecDeque<(usize, Item)>);
+    type Group = (Option<String>, std::collections::VecDeque<(usize, Delivery)>);
     let mut groups: Vec<Group> = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in deliveries.into_iter().enumerate() {
         let group = item.origin.fifo_group().map(str::to_owned);
         match groups.iter_mut().find(|(g, _)| g.is_some() && *g == group) {
             Some((_, members)) => members.push_back((i, item)),
             None => groups.push((group, std::collections::VecDeque::from([(i, item)]))),
         }
     }
-    let mut results: Vec<(usize, ItemResult)> = Vec::new();
+    let mut results: Vec<(usize, RequestResult)> = Vec::new();
     loop {
-        let round: Vec<(usize, usize, Item)> = groups
+        let round: Vec<(usize, usize, Delivery)> = groups
             .iter_mut()
             .enumerate()
             .filter_map(|(g, (_, members))| members.pop_front().map(|(i, item)| (g, i, item)))
@@ -170,7 +167,7 @@ pub async fn process(app: &App, items: Vec<Item>, context: &Context) -> Vec<Item
         if round.is_empty() {
             break;
         }
-        let (places, items): (Vec<(usize, usize)>, Vec<Item>) =
+        let (places, items): (Vec<(usize, usize)>, Vec<Delivery>) =
             round.into_iter().map(|(g, i, item)| ((g, i), item)).unzip();
         let worked = work(app, items, context, &mut sent).await;
         for ((g, i), result) in places.into_iter().zip(worked) {
@@ -192,15 +189,15 @@ pub(crate) type SentServers = std::collections::HashMap<String, String>;
 
 /// A FIFO message left for SQS untouched, because an earlier one of its group
 /// must be redelivered first. Returned as it is, even on its last delivery.
-fn not_worked(app: &App, item: Item, group: Option<&str>, request_id: &str) -> ItemResult {
+fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) -> RequestResult {
     let failure = Failure::new(
         "HeldForOrder",
         format!(
             "not worked: an earlier message of FIFO group {} is redelivered first",
-            group.map(crate::request::quote).unwrap_or_default()
+            group.map(crate::request::json::quote).unwrap_or_default()
         ),
     );
-    let result = ItemResult {
+    let result = RequestResult {
         origin: item.origin,
         operation: None,
         outcome: Outcome::Transient,
@@ -213,48 +210,30 @@ fn not_worked(app: &App, item: Item, group: Option<&str>, request_id: &str) -> I
     result
 }
 
-/// The four steps over a list of items that may share calls.
-async fn work(app: &App, items: Vec<Item>, context: &Context, sent: &mut SentServers) -> Vec<ItemResult> {
-    let limits = Limits { max_targets: app.settings.max_targets };
-    let prepared: Vec<Prepared> = items
-        .into_iter()
-        .map(|item| {
-            let request = match &item.decoded {
-                Ok(value) => validate(value, limits),
-                Err(error) => Err(error.clone()),
-            };
-            // The kill switch outranks what the request says.
-            let dry_run = app.settings.enforce_dry_run
-                || match &request {
-                    Ok(r) => r.dry_run.unwrap_or(app.settings.dry_run),
-                    Err(_) => app.settings.dry_run,
-                };
-            Prepared { item, request, dry_run }
-        })
-        .collect();
+/// The four steps over a list of deliveries that may share calls.
+async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mut SentServers) -> Vec<RequestResult> {
+    let mut works: Vec<Work> = deliveries.into_iter().map(|d| Work::validated(app, d)).collect();
 
     let deadline = work_deadline(context, app.deadline_reserve);
     let now = (app.clock)();
-    let resolutions: Vec<resolve::Resolution> = stream::iter(&prepared)
-        .map(|p| resolve::resolve(app, p.request.as_ref().ok(), now, deadline, sent, p.item.sent_at))
+    let resolutions: Vec<resolve::Resolution> = stream::iter(&works)
+        .map(|work| async {
+            let Ok(request) = &work.request else { return resolve::Resolution::Nothing };
+            let at = resolve::Lookup { now, deadline, sent, sent_at: work.delivery.sent_at };
+            resolve::resolve(app, request, &at).await
+        })
         .buffered(CONCURRENCY)
         .collect()
         .await;
-
-    let jobs = execute::plan(&prepared, &resolutions);
-    let results = execute::run(app, jobs, deadline).await;
-    for result in results.owned.values().flat_map(|m| m.values()) {
-        if let (Outcome::Terminated, Some(job)) = (result.outcome, &result.job_id) {
-            sent.insert(result.id.clone(), job.clone());
-        }
+    for (work, resolution) in works.iter_mut().zip(resolutions) {
+        work.resolution = resolution;
     }
 
-    let settled: Vec<_> = prepared
-        .into_iter()
-        .zip(resolutions)
-        .enumerate()
-        .map(|(i, (p, resolution))| settle::settle(app, p, resolution, &results, i))
-        .collect();
+    let results = execute::run(app, execute::plan(&works), deadline).await;
+    for (id, job) in results.accepted_servers() {
+        sent.insert(id.to_owned(), job.to_owned());
+    }
+    let settled: Vec<_> = works.into_iter().map(|work| settle::settle(app, work, &results)).collect();
 
     // Publishing is bounded by the invocation's own deadline like every other call,
     // keeping back only what answering takes: a record cut off is reported unpublished,
@@ -263,7 +242,7 @@ async fn work(app: &App, items: Vec<Item>, context: &Context, sent: &mut SentSer
     stream::iter(settled)
         .map(|(mut result, record)| async move {
             if let Some(record) = record {
-                let published = guarded(publish_deadline, app.dead_letters.publish(&record)).await;
+                let published = within_deadline(publish_deadline, app.dead_letters.publish(&record)).await;
                 result.dead_letter = match published {
                     Ok(Ok(())) => DeadLetterStatus::Published,
                     Ok(Err(e)) => {
@@ -295,12 +274,15 @@ fn work_deadline(context: &Context, reserve: Duration) -> Option<tokio::time::In
     tokio::time::Instant::now().checked_add(remaining.saturating_sub(reserve))
 }
 
-/// Runs one piece of service work so that neither the deadline nor a panic can
-/// lose track of it: past the deadline nothing new starts (a call begun now could
+/// Runs one piece of service work within the invocation's deadline, so that neither
+/// the deadline nor a panic can lose track of it: past the deadline nothing new starts (a call begun now could
 /// be cut off mid-flight, leaving no one to know whether it happened), work still
 /// running at the deadline is abandoned, and a panic is contained. Either way the
 /// caller gets a `transient` failure to account for.
-async fn guarded<T>(deadline: Option<tokio::time::Instant>, work: impl Future<Output = T>) -> Result<T, Failure> {
+async fn within_deadline<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl Future<Output = T>,
+) -> Result<T, Failure> {
     const NEAR: &str = "the invocation's deadline was near; left for redelivery";
     if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
         return Err(Failure::new("DeadlineNear", NEAR));
@@ -314,8 +296,4 @@ async fn guarded<T>(deadline: Option<tokio::time::Instant>, work: impl Future<Ou
         tracing::error!("a service call panicked; its targets are left for redelivery");
         Failure::new("InternalError", "teardown failed while calling the service; left for redelivery")
     })
-}
-
-fn transient_all(ids: &[String], failure: &Failure) -> Vec<TargetResult> {
-    ids.iter().map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone())).collect()
 }

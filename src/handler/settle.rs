@@ -1,134 +1,81 @@
-//! Step 4: each item's outcome, and its dead-letter record when one is owed.
+//! Step 4: each request's outcome, and its dead-letter record when one is owed.
+//! It reads the answers by target id and knows nothing of how calls were shared.
 
 use std::collections::BTreeMap;
 
-use super::execute::Results;
+use super::execute::CallResults;
 use super::resolve::Resolution;
-use super::{App, DeadLetterStatus, ItemResult, Prepared};
+use super::{App, Work};
+use crate::classify::ServiceError;
 use crate::deadletter::{DeadLetterRecord, FailedTarget};
-use crate::decode::{Item, Origin};
+use crate::decode::{Delivery, Origin};
 use crate::guard::Verdict;
-use crate::outcome::{Failure, Outcome, TargetResult};
-use crate::request::{Operation, Scope, retry_request};
+use crate::outcome::{DeadLetterStatus, Failure, Outcome, RequestResult, TargetResult};
+use crate::request::{Operation, Request, Target, retry_request};
 
-pub(super) fn settle(
-    app: &App,
-    p: Prepared,
-    resolution: Resolution,
-    results: &Results,
-    index: usize,
-) -> (ItemResult, Option<DeadLetterRecord>) {
-    let sqs = matches!(p.item.origin, Origin::Sqs { .. });
-    let request = match p.request {
-        Err(error) => {
-            let operation = p
-                .item
-                .decoded
-                .as_ref()
-                .ok()
-                .and_then(|v| v.get("operation"))
-                .and_then(serde_json::Value::as_str)
-                .and_then(Operation::parse)
-                .map(|o| o.as_str());
-            let failure = Failure::new(error.code, error.to_string());
-            let result = ItemResult {
-                origin: p.item.origin.clone(),
+pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> (RequestResult, Option<DeadLetterRecord>) {
+    let Work { delivery, operation, request, dry_run, resolution } = work;
+    let operation = operation.map(Operation::as_str);
+    let request = match request {
+        Err(refused) => {
+            let failure = refused.failure();
+            let result = RequestResult {
+                origin: delivery.origin.clone(),
                 operation,
                 outcome: Outcome::Invalid,
-                dry_run: p.dry_run,
+                dry_run,
                 targets: Vec::new(),
                 error: Some(failure.clone()),
                 dead_letter: DeadLetterStatus::NotNeeded,
             };
-            let record = record(app, &p.item, operation, Outcome::Invalid, failure, Vec::new(), None);
+            let record = record(app, &delivery, operation, Outcome::Invalid, failure, Vec::new(), None);
             return (result, Some(record));
         }
         Ok(request) => request,
     };
-    let operation = Some(request.operation.as_str());
-    let named_ids = match &request.scope {
-        Scope::Named(targets) => targets.ids(),
-        Scope::Select(_) => Vec::new(),
-    };
 
     // What the request as a whole came to, when it is decided before any target is.
-    let mut request_failure: Option<(Outcome, Failure)> = None;
+    let mut request_failure: Option<ServiceError> = None;
     let targets: Vec<TargetResult> = match resolution {
         Resolution::Nothing => Vec::new(),
-        Resolution::Failed(outcome, failure) => {
-            request_failure = Some((outcome, failure.clone()));
-            named_ids.iter().map(|id| TargetResult::failed(id, outcome, failure.clone())).collect()
+        Resolution::Failed(error) => {
+            let targets = error.for_each(&request.named_ids().unwrap_or_default());
+            request_failure = Some(error);
+            targets
         }
         Resolution::TooMany(count) => {
-            let failure = Failure::new(
-                "TooManyTargets",
-                format!(
-                    "select matched {count} targets, more than MAX_TARGETS ({}): nothing was terminated",
-                    app.settings.max_targets
-                ),
+            let message = format!(
+                "select matched {count} targets, more than MAX_TARGETS ({}): nothing was terminated",
+                app.settings.max_targets
             );
-            request_failure = Some((Outcome::Invalid, failure));
+            request_failure = Some(ServiceError::new(Outcome::Invalid, "TooManyTargets", message));
             Vec::new()
         }
-        Resolution::Judged(judged) => judged
-            .into_iter()
-            .map(|(id, verdict)| match verdict {
-                Verdict::Stop { outcome, reason } => TargetResult::because(id, outcome, reason),
-                Verdict::Terminate { reason, .. } if p.dry_run => {
-                    TargetResult::because(id, Outcome::DryRun, format!("would be terminated; {reason}"))
-                }
-                Verdict::Terminate { reason, .. } => {
-                    let done = match request.operation {
-                        Operation::TerminateWorkspaces => results.shared.get(&id),
-                        _ => results.owned.get(&index).and_then(|m| m.get(&id)),
-                    };
-                    let mut result = done.cloned().unwrap_or_else(|| {
-                        TargetResult::failed(
-                            &id,
-                            Outcome::Transient,
-                            Failure::new("InternalError", "no result was recorded"),
-                        )
-                    });
-                    result.reason = Some(reason);
-                    result
-                }
-                Verdict::Underway { job_id, reason } => {
-                    let (outcome, reason) = if p.dry_run {
-                        (Outcome::DryRun, format!("{reason}: nothing would be sent"))
-                    } else {
-                        (Outcome::Terminated, reason)
-                    };
-                    let result = TargetResult::because(id, outcome, reason);
-                    // The work under way is an MGN job or a Service Catalog record.
-                    match request.operation {
-                        Operation::TerminateProvisionedProduct => TargetResult { record_id: Some(job_id), ..result },
-                        _ => TargetResult { job_id: Some(job_id), ..result },
-                    }
-                }
-                Verdict::Unselected => TargetResult::because(id, Outcome::Skipped, "not selected"),
-            })
-            .collect(),
+        Resolution::Judged(judged) => {
+            judged.into_iter().map(|(id, verdict)| target_result(&request, dry_run, id, verdict, results)).collect()
+        }
     };
 
-    let empty_outcome = if p.dry_run { Outcome::DryRun } else { Outcome::NotFound };
+    let empty_outcome = if dry_run { Outcome::DryRun } else { Outcome::NotFound };
     let outcome = match &request_failure {
-        Some((outcome, _)) => *outcome,
+        Some(error) => error.outcome,
         None => Outcome::worst(targets.iter().map(|t| t.outcome)).unwrap_or(empty_outcome),
     };
     let failed: Vec<&TargetResult> = targets.iter().filter(|t| t.outcome.is_failure()).collect();
     let error = match &request_failure {
-        Some((_, failure)) => Some(failure.clone()),
+        Some(error) => Some(error.failure.clone()),
         None => summarize(&failed, targets.len()),
     };
 
     // A message SQS will redeliver gets its record when it settles, not now: a record
     // per attempt would fill the dead-letter queue with duplicates. On its last
     // delivery it is settled here, so the dead-letter queue holds a record, not a bare body.
-    let last_delivery = match (app.settings.max_receives, p.item.origin.receive_count()) {
+    let last_delivery = match (app.settings.max_receives, delivery.origin.receive_count()) {
         (Some(max), Some(count)) => count >= max,
         _ => false,
     };
-    let redelivered = sqs && outcome == Outcome::Transient && p.item.origin.message_id().is_some() && !last_delivery;
+    let sqs = matches!(delivery.origin, Origin::Sqs { .. });
+    let redelivered = sqs && outcome == Outcome::Transient && delivery.origin.message_id().is_some() && !last_delivery;
     let record = match (&error, outcome.is_failure() && !redelivered) {
         (Some(failure), true) => {
             let failed_targets = failed
@@ -142,26 +89,64 @@ pub(super) fn settle(
                 })
                 .collect();
             let ids: Vec<String> = failed.iter().map(|t| t.id.clone()).collect();
-            let retry = match (&request_failure, &request.scope) {
-                // The lookup failed before any target was known: the request itself is the retry.
-                (Some((Outcome::Transient | Outcome::Rejected, _)), Scope::Select(_)) => Some(p.item.raw.clone()),
-                (Some((Outcome::Invalid, _)), _) => None,
+            let retry = match (&request_failure, request.named_ids()) {
+                (Some(error), _) if error.outcome == Outcome::Invalid => None,
+                // A selection's lookup failed before any target was known: the request
+                // itself is the retry.
+                (Some(_), None) => Some(delivery.raw.clone()),
                 _ => retry_request(&request, &ids),
             };
-            Some(record(app, &p.item, operation, outcome, failure.clone(), failed_targets, retry))
+            Some(record(app, &delivery, operation, outcome, failure.clone(), failed_targets, retry))
         }
         _ => None,
     };
-    let result = ItemResult {
-        origin: p.item.origin.clone(),
+    let result = RequestResult {
+        origin: delivery.origin,
         operation,
         outcome,
-        dry_run: p.dry_run,
+        dry_run,
         targets,
         error,
         dead_letter: DeadLetterStatus::NotNeeded,
     };
     (result, record)
+}
+
+/// One target's end: its verdict, or what its call answered.
+fn target_result(
+    request: &Request,
+    dry_run: bool,
+    id: String,
+    verdict: Verdict,
+    results: &CallResults,
+) -> TargetResult {
+    match verdict {
+        Verdict::Stop { outcome, reason } => TargetResult::because(id, outcome, reason),
+        Verdict::Terminate { reason, .. } if dry_run => {
+            TargetResult::because(id, Outcome::DryRun, format!("would be terminated; {reason}"))
+        }
+        Verdict::Terminate { reason, .. } => {
+            let mut result = results.get(request.operation(), &id).cloned().unwrap_or_else(|| {
+                TargetResult::failed(&id, Outcome::Transient, Failure::new("InternalError", "no result was recorded"))
+            });
+            result.reason = Some(reason);
+            result
+        }
+        Verdict::Underway { job_id, reason } => {
+            let (outcome, reason) = if dry_run {
+                (Outcome::DryRun, format!("{reason}: nothing would be sent"))
+            } else {
+                (Outcome::Terminated, reason)
+            };
+            let result = TargetResult::because(id, outcome, reason);
+            // The work under way is an MGN job, or a Service Catalog record.
+            match request.target {
+                Target::ProvisionedProduct(_) => TargetResult { record_id: Some(job_id), ..result },
+                Target::Workspaces(_) | Target::TargetInstances(_) => TargetResult { job_id: Some(job_id), ..result },
+            }
+        }
+        Verdict::Unselected => TargetResult::because(id, Outcome::Skipped, "not selected"),
+    }
 }
 
 /// One error for the whole request: the target's own when one failed, else a count.
@@ -183,7 +168,7 @@ fn summarize(failed: &[&TargetResult], total: usize) -> Option<Failure> {
 
 fn record(
     app: &App,
-    item: &Item,
+    delivery: &Delivery,
     operation: Option<&'static str>,
     outcome: Outcome,
     error: Failure,
@@ -198,17 +183,17 @@ fn record(
     DeadLetterRecord {
         version: 1,
         failed_at,
-        source: item.origin.to_json(),
-        request: item.raw.clone(),
+        source: delivery.origin.to_json(),
+        request: delivery.raw.clone(),
         outcome,
         error,
         failed_targets,
         retry_request,
         truncated: false,
         operation: operation.map(str::to_owned),
-        message_group_id: match &item.origin {
+        message_group_id: match &delivery.origin {
             Origin::Sqs { message_group_id, .. } => message_group_id.clone(),
-            _ => None,
+            Origin::EventBridge { .. } | Origin::Direct { .. } => None,
         },
     }
 }

@@ -7,7 +7,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ProductRef, Request, Scope, Selection, ServiceFilters, Targets};
+use super::types::{
+    ProductRef, ProvisionedProductFilters, ProvisionedProductInput, Request, Scope, Selection, Target,
+    TargetInstancesFilters, TargetInstancesInput, WorkspacesFilters,
+};
 
 /// The request for exactly `ids`, or `None` when there is nothing to retry.
 pub fn retry_request(request: &Request, ids: &[String]) -> Option<Value> {
@@ -15,101 +18,115 @@ pub fn retry_request(request: &Request, ids: &[String]) -> Option<Value> {
         return None;
     }
     let mut out = Map::new();
-    out.insert("operation".into(), json!(request.operation.as_str()));
-    match &request.scope {
-        Scope::Named(targets) => out.insert("input".into(), named_input(targets, ids)),
-        Scope::Select(selection) => out.insert("select".into(), select(selection, ids)),
+    out.insert("operation".into(), json!(request.operation().as_str()));
+    let (member, body) = match &request.target {
+        Target::Workspaces(Scope::Named(_)) => ("input", workspaces_input(ids)),
+        Target::Workspaces(Scope::Select(s)) => ("select", workspaces_select(s, ids)),
+        Target::TargetInstances(Scope::Named(input)) => ("input", target_instances_input(input, ids)),
+        Target::TargetInstances(Scope::Select(s)) => ("select", target_instances_select(s, ids)),
+        Target::ProvisionedProduct(Scope::Named(input)) => ("input", provisioned_product_input(input)),
+        Target::ProvisionedProduct(Scope::Select(s)) => ("select", provisioned_product_select(s, ids)),
     };
+    out.insert(member.into(), Value::Object(body));
     if let Some(dry_run) = request.dry_run {
         out.insert("dryRun".into(), json!(dry_run));
     }
     Some(Value::Object(out))
 }
 
-fn named_input(targets: &Targets, ids: &[String]) -> Value {
-    match targets {
-        Targets::Workspaces(_) => json!({
-            "TerminateWorkspaceRequests": ids.iter().map(|id| json!({"WorkspaceId": id})).collect::<Vec<_>>()
-        }),
-        Targets::TargetInstances(t) => {
-            let mut input = Map::new();
-            input.insert("sourceServerIDs".into(), json!(ids));
-            if !t.tags.is_empty() {
-                input.insert("tags".into(), json!(t.tags));
-            }
-            put(&mut input, "accountID", &t.account_id);
-            Value::Object(input)
-        }
-        Targets::ProvisionedProduct(p) => {
-            let mut input = Map::new();
-            match &p.product {
-                ProductRef::Id(id) => input.insert("ProvisionedProductId".into(), json!(id)),
-                ProductRef::Name(name) => input.insert("ProvisionedProductName".into(), json!(name)),
-            };
-            // The token is left out on purpose: a replay after the cause is fixed must
-            // not be deduplicated by Service Catalog against the failed attempt.
-            put(&mut input, "IgnoreErrors", &p.ignore_errors);
-            put(&mut input, "RetainPhysicalResources", &p.retain_physical_resources);
-            put(&mut input, "AcceptLanguage", &p.accept_language);
-            Value::Object(input)
-        }
-    }
+fn workspaces_input(ids: &[String]) -> Map<String, Value> {
+    let requests: Vec<Value> = ids.iter().map(|id| json!({"WorkspaceId": id})).collect();
+    Map::from_iter([("TerminateWorkspaceRequests".to_owned(), json!(requests))])
 }
 
-/// Every filter of the selection, with the id list set to exactly `ids` (replacing
-/// any list the selection had: the failed ids are a subset of what it matched).
-fn select(selection: &Selection, ids: &[String]) -> Value {
+fn target_instances_input(input: &TargetInstancesInput, ids: &[String]) -> Map<String, Value> {
     let mut out = Map::new();
+    out.insert("sourceServerIDs".into(), json!(ids));
+    if !input.tags.is_empty() {
+        out.insert("tags".into(), json!(input.tags));
+    }
+    put(&mut out, "accountID", &input.account_id);
+    out
+}
+
+/// One product a request: its retry names it again, as the request did.
+fn provisioned_product_input(input: &ProvisionedProductInput) -> Map<String, Value> {
+    let mut out = Map::new();
+    match &input.product {
+        ProductRef::Id(id) => out.insert("ProvisionedProductId".into(), json!(id)),
+        ProductRef::Name(name) => out.insert("ProvisionedProductName".into(), json!(name)),
+    };
+    // The token is left out on purpose: a replay after the cause is fixed must not be
+    // deduplicated by Service Catalog against the failed attempt.
+    put(&mut out, "IgnoreErrors", &input.ignore_errors);
+    put(&mut out, "RetainPhysicalResources", &input.retain_physical_resources);
+    put(&mut out, "AcceptLanguage", &input.accept_language);
+    out
+}
+
+/// Every filter a selection has in common, with the id list set to exactly `ids`
+/// (replacing any list the selection had: the failed ids are a subset of what it matched).
+fn common<F>(selection: &Selection<F>, id_member: &str, ids: &[String]) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert(id_member.into(), json!(ids));
     if !selection.tags.is_empty() {
         out.insert("tags".into(), json!(selection.tags));
     }
     if selection.expired {
         out.insert("expired".into(), json!(true));
     }
-    let nonempty = |out: &mut Map<String, Value>, member: &str, list: &[String]| {
-        if !list.is_empty() {
-            out.insert(member.into(), json!(list));
-        }
-    };
-    match &selection.filters {
-        ServiceFilters::Workspaces { directory_id, bundle_id, user_name, states, idle_days } => {
-            out.insert("ids".into(), json!(ids));
-            put(&mut out, "directoryId", directory_id);
-            put(&mut out, "bundleId", bundle_id);
-            put(&mut out, "userName", user_name);
-            nonempty(&mut out, "states", states);
-            put(&mut out, "idleDays", idle_days);
-        }
-        ServiceFilters::TargetInstances { lifecycle_states, account_id } => {
-            out.insert("sourceServerIDs".into(), json!(ids));
-            nonempty(&mut out, "lifecycleStates", lifecycle_states);
-            put(&mut out, "accountID", account_id);
-        }
-        ServiceFilters::ProvisionedProduct {
-            product_id,
-            provisioning_artifact_id,
-            statuses,
-            older_than_days,
-            ignore_errors,
-            retain_physical_resources,
-            accept_language,
-        } => {
-            out.insert("ids".into(), json!(ids));
-            put(&mut out, "productId", product_id);
-            put(&mut out, "provisioningArtifactId", provisioning_artifact_id);
-            nonempty(&mut out, "statuses", statuses);
-            put(&mut out, "olderThanDays", older_than_days);
-            put(&mut out, "IgnoreErrors", ignore_errors);
-            put(&mut out, "RetainPhysicalResources", retain_physical_resources);
-            put(&mut out, "AcceptLanguage", accept_language);
-        }
-    }
-    Value::Object(out)
+    out
+}
+
+fn workspaces_select(selection: &Selection<WorkspacesFilters>, ids: &[String]) -> Map<String, Value> {
+    let mut out = common(selection, "ids", ids);
+    let WorkspacesFilters { directory_id, bundle_id, user_name, states, idle_days } = &selection.filters;
+    put(&mut out, "directoryId", directory_id);
+    put(&mut out, "bundleId", bundle_id);
+    put(&mut out, "userName", user_name);
+    list(&mut out, "states", states);
+    put(&mut out, "idleDays", idle_days);
+    out
+}
+
+fn target_instances_select(selection: &Selection<TargetInstancesFilters>, ids: &[String]) -> Map<String, Value> {
+    let mut out = common(selection, "sourceServerIDs", ids);
+    let TargetInstancesFilters { lifecycle_states, account_id } = &selection.filters;
+    list(&mut out, "lifecycleStates", lifecycle_states);
+    put(&mut out, "accountID", account_id);
+    out
+}
+
+fn provisioned_product_select(selection: &Selection<ProvisionedProductFilters>, ids: &[String]) -> Map<String, Value> {
+    let mut out = common(selection, "ids", ids);
+    let ProvisionedProductFilters {
+        product_id,
+        provisioning_artifact_id,
+        statuses,
+        older_than_days,
+        ignore_errors,
+        retain_physical_resources,
+        accept_language,
+    } = &selection.filters;
+    put(&mut out, "productId", product_id);
+    put(&mut out, "provisioningArtifactId", provisioning_artifact_id);
+    list(&mut out, "statuses", statuses);
+    put(&mut out, "olderThanDays", older_than_days);
+    put(&mut out, "IgnoreErrors", ignore_errors);
+    put(&mut out, "RetainPhysicalResources", retain_physical_resources);
+    put(&mut out, "AcceptLanguage", accept_language);
+    out
 }
 
 fn put<T: serde::Serialize>(out: &mut Map<String, Value>, member: &str, value: &Option<T>) {
     if let Some(value) = value {
         out.insert(member.into(), json!(value));
+    }
+}
+
+fn list(out: &mut Map<String, Value>, member: &str, values: &[String]) {
+    if !values.is_empty() {
+        out.insert(member.into(), json!(values));
     }
 }
 
@@ -158,11 +175,15 @@ mod tests {
             let request = validate(&original, Limits::default()).unwrap();
             let retry = retry_request(&request, &failed).unwrap();
             let replayed = validate(&retry, Limits::default()).unwrap_or_else(|e| panic!("{retry}: {e}"));
-            let Scope::Select(mut want) = request.scope.clone() else { panic!() };
-            want.ids = failed.clone();
-            assert_eq!(replayed.scope, Scope::Select(want), "{retry}");
+            let mut want = request.target.clone();
+            match &mut want {
+                Target::Workspaces(Scope::Select(s)) => s.ids = failed.clone(),
+                Target::TargetInstances(Scope::Select(s)) => s.ids = failed.clone(),
+                Target::ProvisionedProduct(Scope::Select(s)) => s.ids = failed.clone(),
+                other => panic!("not a selection: {other:?}"),
+            }
+            assert_eq!(replayed.target, want, "{retry}");
             assert_eq!(replayed.dry_run, request.dry_run);
-            assert_eq!(replayed.operation, request.operation);
         }
     }
 

@@ -4,49 +4,15 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::validate::{
-    PRODUCT_ID_RULE, SOURCE_SERVER_RULE, WORKSPACE_RULE, account_id, id_list, is_source_server_id, is_workspace_id,
-    object, only_members, optional_bool, string, tag_map,
+use super::error::ValidationError;
+use super::ids::{
+    LANGUAGE_RULE, PRODUCT_ID_RULE, SOURCE_SERVER_RULE, WORKSPACE_RULE, account_id, id_list, is_language,
+    is_product_id, is_source_server_id, is_workspace_id, tag_map,
 };
-use super::{Operation, ValidationError, kind, quote};
-
-type Result<T> = std::result::Result<T, ValidationError>;
-
-/// What a scheduled rule asks to be found. All filters are ANDed.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Selection {
-    /// Only these ids (WorkSpaces `ids`, MGN `sourceServerIDs`, Service Catalog `ids`).
-    pub ids: Vec<String>,
-    /// Every one of these tags must be present with this value.
-    pub tags: BTreeMap<String, String>,
-    /// Only targets whose `teardown:expires-at` tag has passed.
-    pub expired: bool,
-    pub filters: ServiceFilters,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum ServiceFilters {
-    Workspaces {
-        directory_id: Option<String>,
-        bundle_id: Option<String>,
-        user_name: Option<String>,
-        states: Vec<String>,
-        idle_days: Option<u32>,
-    },
-    TargetInstances {
-        lifecycle_states: Vec<String>,
-        account_id: Option<String>,
-    },
-    ProvisionedProduct {
-        product_id: Option<String>,
-        provisioning_artifact_id: Option<String>,
-        statuses: Vec<String>,
-        older_than_days: Option<u32>,
-        ignore_errors: Option<bool>,
-        retain_physical_resources: Option<bool>,
-        accept_language: Option<String>,
-    },
-}
+use super::json::{Result, kind, object, only_members, optional_bool, optional_pattern, quote, string};
+use super::types::{
+    Operation, ProvisionedProductFilters, Scope, Selection, Target, TargetInstancesFilters, WorkspacesFilters,
+};
 
 const WORKSPACE_STATES: &[&str] = &[
     "PENDING",
@@ -80,8 +46,10 @@ const LIFECYCLE_STATES: &[&str] = &[
     "PENDING_INSTALLATION",
 ];
 const PRODUCT_STATUSES: &[&str] = &["AVAILABLE", "UNDER_CHANGE", "TAINTED", "ERROR", "PLAN_IN_PROGRESS"];
+/// Members that shape each termination rather than choose targets.
+const OPTIONS: [&str; 3] = ["IgnoreErrors", "RetainPhysicalResources", "AcceptLanguage"];
 
-pub(super) fn selection(operation: Operation, value: &Value) -> Result<Selection> {
+pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
     let map = object(value, "select")?;
     let allowed: &[&str] = match operation {
         Operation::TerminateWorkspaces => {
@@ -102,20 +70,9 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Selection
         ],
     };
     only_members(map, "select", allowed)?;
-    let options = ["IgnoreErrors", "RetainPhysicalResources", "AcceptLanguage"];
-    if !map.keys().any(|k| !options.contains(&k.as_str())) {
+    if !map.keys().any(|k| !OPTIONS.contains(&k.as_str())) {
         return Err(ValidationError::new("select", "has no filter: an empty selection would select everything"));
     }
-
-    let ids_member = if operation == Operation::TerminateTargetInstances { "sourceServerIDs" } else { "ids" };
-    let ids = match (operation, map.get(ids_member)) {
-        (_, None) => Vec::new(),
-        (Operation::TerminateWorkspaces, Some(v)) => id_list(v, "select.ids", is_workspace_id, WORKSPACE_RULE)?,
-        (Operation::TerminateTargetInstances, Some(v)) => {
-            id_list(v, "select.sourceServerIDs", is_source_server_id, SOURCE_SERVER_RULE)?
-        }
-        (Operation::TerminateProvisionedProduct, Some(v)) => id_list(v, "select.ids", is_product_id, PRODUCT_ID_RULE)?,
-    };
     let tags = map.get("tags").map(|v| tag_map(v, "select.tags")).transpose()?.unwrap_or_default();
     let expired = match map.get("expired") {
         None | Some(Value::Bool(false)) => false,
@@ -124,60 +81,83 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Selection
             return Err(ValidationError::new("select.expired", format!("must be true or false, not {}", kind(other))));
         }
     };
+    let common = |ids: Vec<String>| (ids, tags.clone(), expired);
 
-    let filters = match operation {
-        Operation::TerminateWorkspaces => ServiceFilters::Workspaces {
-            directory_id: pattern(
-                map,
-                "directoryId",
-                |s| prefixed(s, "d-", 8, 63, |b| b.is_ascii_hexdigit()),
-                "^d-[0-9a-f]{8,63}$",
-            )?,
-            bundle_id: pattern(
-                map,
-                "bundleId",
-                |s| prefixed(s, "wsb-", 8, 63, |b| b.is_ascii_alphanumeric()),
-                "^wsb-[0-9a-z]{8,63}$",
-            )?,
-            user_name: pattern(map, "userName", |s| (1..=63).contains(&s.chars().count()), "1 to 63 characters")?,
-            states: one_of_list(map, "states", WORKSPACE_STATES)?,
-            idle_days: days(map, "idleDays")?,
-        },
-        Operation::TerminateTargetInstances => ServiceFilters::TargetInstances {
-            lifecycle_states: one_of_list(map, "lifecycleStates", LIFECYCLE_STATES)?,
-            account_id: map.get("accountID").map(|v| account_id(v, "select.accountID")).transpose()?,
-        },
-        Operation::TerminateProvisionedProduct => ServiceFilters::ProvisionedProduct {
-            product_id: pattern(map, "productId", is_product_id, PRODUCT_ID_RULE)?,
-            provisioning_artifact_id: pattern(map, "provisioningArtifactId", is_product_id, PRODUCT_ID_RULE)?,
-            statuses: one_of_list(map, "statuses", PRODUCT_STATUSES)?,
-            older_than_days: days(map, "olderThanDays")?,
-            ignore_errors: optional_bool(map, "select", "IgnoreErrors")?,
-            retain_physical_resources: optional_bool(map, "select", "RetainPhysicalResources")?,
-            accept_language: pattern(map, "AcceptLanguage", |s| matches!(s, "en" | "jp" | "zh"), "one of en, jp, zh")?,
-        },
-    };
-    Ok(Selection { ids, tags, expired, filters })
+    Ok(match operation {
+        Operation::TerminateWorkspaces => {
+            let ids = ids(map, "ids", is_workspace_id, WORKSPACE_RULE)?;
+            let filters = WorkspacesFilters {
+                directory_id: optional_pattern(
+                    map,
+                    "select",
+                    "directoryId",
+                    |s| prefixed(s, "d-", 8, 63, |b| b.is_ascii_hexdigit()),
+                    "does not match ^d-[0-9a-f]{8,63}$",
+                )?,
+                bundle_id: optional_pattern(
+                    map,
+                    "select",
+                    "bundleId",
+                    |s| prefixed(s, "wsb-", 8, 63, |b| b.is_ascii_alphanumeric()),
+                    "does not match ^wsb-[0-9a-z]{8,63}$",
+                )?,
+                user_name: optional_pattern(
+                    map,
+                    "select",
+                    "userName",
+                    |s| (1..=63).contains(&s.chars().count()),
+                    "does not match 1 to 63 characters",
+                )?,
+                states: one_of_list(map, "states", WORKSPACE_STATES)?,
+                idle_days: days(map, "idleDays")?,
+            };
+            Target::Workspaces(Scope::Select(built(common(ids), filters)))
+        }
+        Operation::TerminateTargetInstances => {
+            let ids = ids(map, "sourceServerIDs", is_source_server_id, SOURCE_SERVER_RULE)?;
+            let filters = TargetInstancesFilters {
+                lifecycle_states: one_of_list(map, "lifecycleStates", LIFECYCLE_STATES)?,
+                account_id: map.get("accountID").map(|v| account_id(v, "select.accountID")).transpose()?,
+            };
+            Target::TargetInstances(Scope::Select(built(common(ids), filters)))
+        }
+        Operation::TerminateProvisionedProduct => {
+            let ids = ids(map, "ids", is_product_id, PRODUCT_ID_RULE)?;
+            let filters = ProvisionedProductFilters {
+                product_id: optional_pattern(map, "select", "productId", is_product_id, PRODUCT_ID_RULE)?,
+                provisioning_artifact_id: optional_pattern(
+                    map,
+                    "select",
+                    "provisioningArtifactId",
+                    is_product_id,
+                    PRODUCT_ID_RULE,
+                )?,
+                statuses: one_of_list(map, "statuses", PRODUCT_STATUSES)?,
+                older_than_days: days(map, "olderThanDays")?,
+                ignore_errors: optional_bool(map, "select", "IgnoreErrors")?,
+                retain_physical_resources: optional_bool(map, "select", "RetainPhysicalResources")?,
+                accept_language: optional_pattern(map, "select", "AcceptLanguage", is_language, LANGUAGE_RULE)?,
+            };
+            Target::ProvisionedProduct(Scope::Select(built(common(ids), filters)))
+        }
+    })
 }
 
-fn is_product_id(id: &str) -> bool {
-    (1..=100).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+fn built<F>((ids, tags, expired): (Vec<String>, BTreeMap<String, String>, bool), filters: F) -> Selection<F> {
+    Selection { ids, tags, expired, filters }
+}
+
+fn ids(map: &Map<String, Value>, member: &str, valid: fn(&str) -> bool, rule: &str) -> Result<Vec<String>> {
+    match map.get(member) {
+        None => Ok(Vec::new()),
+        Some(v) => id_list(v, &format!("select.{member}"), valid, rule),
+    }
 }
 
 fn prefixed(s: &str, prefix: &str, min: usize, max: usize, ok: fn(&u8) -> bool) -> bool {
     s.strip_prefix(prefix).is_some_and(|rest| {
         (min..=max).contains(&rest.len()) && rest.bytes().all(|b| ok(&b) && !b.is_ascii_uppercase())
     })
-}
-
-fn pattern(map: &Map<String, Value>, member: &str, valid: impl Fn(&str) -> bool, rule: &str) -> Result<Option<String>> {
-    let field = format!("select.{member}");
-    let Some(value) = map.get(member) else { return Ok(None) };
-    let s = string(value, &field)?;
-    if !valid(s) {
-        return Err(ValidationError::new(field, format!("{} does not match {rule}", quote(s))));
-    }
-    Ok(Some(s.to_owned()))
 }
 
 fn one_of_list(map: &Map<String, Value>, member: &str, allowed: &[&str]) -> Result<Vec<String>> {

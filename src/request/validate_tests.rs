@@ -341,7 +341,7 @@ fn every_case_is_accepted_or_refused_as_the_contract_says() {
     for (name, value, want) in cases {
         let got = validate(&value, Limits::default());
         match (want, got) {
-            (Ids(ids), Ok(request)) => assert_eq!(request.named().unwrap().ids(), ids, "{name}"),
+            (Ids(ids), Ok(request)) => assert_eq!(request.named_ids().unwrap(), ids, "{name}"),
             (Refused(field, text), Err(e)) => {
                 assert!(e.field.starts_with(field), "{name}: field {:?}, wanted {field:?}", e.field);
                 assert!(e.to_string().contains(text), "{name}: {e:?} should contain {text:?}");
@@ -368,7 +368,7 @@ fn the_error_names_the_path_and_the_rule() {
 fn max_targets_counts_distinct_ids_on_both_sides_of_the_bound() {
     let ids: Vec<String> = (0..101).map(|i| format!("ws-{i:08}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    assert_eq!(validate(&ws(&refs[..100]), Limits::default()).unwrap().named().unwrap().ids().len(), 100);
+    assert_eq!(validate(&ws(&refs[..100]), Limits::default()).unwrap().named_ids().unwrap().len(), 100);
     let e = validate(&ws(&refs), Limits::default()).unwrap_err();
     assert_eq!(e.code, "TooManyTargets");
     assert_eq!(e.to_string(), "input: names 101 targets, more than MAX_TARGETS (100)");
@@ -386,12 +386,12 @@ fn validated_inputs_keep_every_member() {
         Limits::default(),
     )
     .unwrap();
-    let Targets::TargetInstances(t) = r.named().unwrap().clone() else { panic!("wrong operation") };
+    let Target::TargetInstances(Scope::Named(t)) = r.target else { panic!("wrong operation") };
     assert_eq!(t.tags.get("wave").map(String::as_str), Some("3"));
     assert_eq!(t.account_id.as_deref(), Some("123456789012"));
 
     let r = validate(&sc(json!({"ProvisionedProductName": "sbx", "TerminateToken": "tok", "IgnoreErrors": true, "RetainPhysicalResources": false, "AcceptLanguage": "jp"})), Limits::default()).unwrap();
-    let Targets::ProvisionedProduct(p) = r.named().unwrap().clone() else { panic!("wrong operation") };
+    let Target::ProvisionedProduct(Scope::Named(p)) = r.target else { panic!("wrong operation") };
     assert_eq!(p.product, ProductRef::Name("sbx".into()));
     assert_eq!(p.terminate_token.as_deref(), Some("tok"));
     assert_eq!((p.ignore_errors, p.retain_physical_resources), (Some(true), Some(false)));
@@ -412,7 +412,7 @@ fn a_retry_request_is_itself_valid_and_names_only_the_failed_ids() {
         retry,
         json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": [S1], "tags": {"wave": "3"}, "accountID": "123456789012"}})
     );
-    assert_eq!(validate(&retry, Limits::default()).unwrap().named().unwrap().ids(), vec![S1.to_owned()]);
+    assert_eq!(validate(&retry, Limits::default()).unwrap().named_ids().unwrap(), vec![S1.to_owned()]);
 
     let original = validate(&ws(&["ws-abcd1234", "ws-abcd1235"]), Limits::default()).unwrap();
     let retry = retry_request(&original, &["ws-abcd1235".to_owned()]).unwrap();

@@ -7,10 +7,11 @@ use aws_sdk_servicecatalog::types::{
     AccessLevelFilter, AccessLevelFilterKey, ProvisionedProductStatus, ProvisionedProductViewFilterBy, RecordStatus,
 };
 
-use super::{Gate, LookupError, classify, to_time};
+use super::{Gate, LookupError, to_time};
+use crate::classify::{ServiceError, classify};
 use crate::guard::Candidate;
-use crate::outcome::{Failure, Outcome, TargetResult};
-use crate::request::{ProductRef, ProvisionedProductInput, Selection, ServiceFilters};
+use crate::outcome::{Outcome, TargetResult};
+use crate::request::{ProductRef, ProvisionedProductFilters, ProvisionedProductInput, Selection};
 
 /// How `DescribeProvisionedProduct` is asked.
 enum Describe {
@@ -36,7 +37,7 @@ impl Catalog {
     /// `token` is used when the request gave none: the caller derives it from the
     /// delivery, so a redelivered message cannot start a second termination.
     pub async fn terminate(&self, input: &ProvisionedProductInput, token: &str) -> TargetResult {
-        let id = input.product.id();
+        let id = input.product.as_given();
         let (product_id, product_name) = match &input.product {
             ProductRef::Id(id) => (Some(id.clone()), None),
             ProductRef::Name(name) => (None, Some(name.clone())),
@@ -65,7 +66,7 @@ impl Catalog {
                 TargetResult::new(id, Outcome::NotFound)
             }
             Err(error) => {
-                let (outcome, failure) = classify(&error);
+                let ServiceError { outcome, failure } = classify(&error);
                 TargetResult::failed(id, outcome, failure)
             }
         }
@@ -105,11 +106,11 @@ impl Catalog {
             && candidate.attributes.get("arn") != Some(arn)
         {
             let found = candidate.attributes.get("arn").map(String::as_str).unwrap_or("no ARN");
-            let failure = Failure::new(
+            return Err(ServiceError::new(
+                Outcome::Rejected,
                 "ArnMismatch",
                 format!("no provisioned product here has this ARN; the id it ends with is {found}"),
-            );
-            return Err((Outcome::Rejected, failure));
+            ));
         }
         let found_id = candidate.id.clone();
         let mut listed = searched?.into_iter().find(|c| c.id == found_id);
@@ -118,17 +119,16 @@ impl Catalog {
             listed = self.search(Some(format!("id:{found_id}"))).await?.into_iter().find(|c| c.id == found_id);
         }
         let Some(listed) = listed else {
-            let failure = Failure::new(
+            return Err(ServiceError::transient(
                 "TagsUnknown",
                 format!(
                     "SearchProvisionedProducts does not list {found_id} yet (its index lags): its tags, and so its protection, are unknown"
                 ),
-            );
-            return Err((Outcome::Transient, failure));
+            ));
         };
         candidate.index_tags = listed.tags;
         candidate.call_id = Some(found_id);
-        candidate.id = product.id().to_owned();
+        candidate.id = product.as_given().to_owned();
         Ok(Some(candidate))
     }
 
@@ -155,9 +155,10 @@ impl Catalog {
                 Some(detail) if detail.id().is_some() => detail.clone(),
                 // An answer without the product is not the service saying it is gone.
                 _ => {
-                    let failure =
-                        Failure::new("UnreadableResponse", "DescribeProvisionedProduct answered without the product");
-                    return Err((Outcome::Transient, failure));
+                    return Err(ServiceError::transient(
+                        "UnreadableResponse",
+                        "DescribeProvisionedProduct answered without the product",
+                    ));
                 }
             },
             Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
@@ -182,8 +183,10 @@ impl Catalog {
         };
         let record = detail.last_successful_provisioning_record_id().or(detail.last_provisioning_record_id());
         let Some(record) = record else {
-            let failure = Failure::new("TagsUnknown", format!("{id} has no provisioning record to read its tags from"));
-            return Err((Outcome::Transient, failure));
+            return Err(ServiceError::transient(
+                "TagsUnknown",
+                format!("{id} has no provisioning record to read its tags from"),
+            ));
         };
         let described = self.gate.pass(self.client.describe_record().id(record).send()).await;
         let tags = described
@@ -219,10 +222,8 @@ impl Catalog {
     }
 
     /// The products a selection could match; the guards check every filter again.
-    pub async fn find(&self, selection: &Selection) -> Result<Vec<Candidate>, LookupError> {
-        let ServiceFilters::ProvisionedProduct { product_id, .. } = &selection.filters else {
-            return Ok(Vec::new());
-        };
+    pub async fn find(&self, selection: &Selection<ProvisionedProductFilters>) -> Result<Vec<Candidate>, LookupError> {
+        let product_id = &selection.filters.product_id;
         self.search(product_id.as_ref().map(|p| format!("productId:{p}"))).await
     }
 

@@ -10,10 +10,11 @@ use aws_sdk_mgn::types::{
     DescribeJobsRequestFilters, DescribeSourceServersRequestFilters, JobStatus, JobType, LifeCycleState,
 };
 
-use super::{Gate, LookupError, classify};
+use super::{Gate, LookupError};
+use crate::classify::{ServiceError, classify};
 use crate::guard::Candidate;
 use crate::outcome::{Failure, Outcome, TargetResult};
-use crate::request::{Selection, ServiceFilters, TargetInstancesInput};
+use crate::request::{Selection, TargetInstancesFilters, TargetInstancesInput};
 
 /// The most source server ids `TerminateTargetInstances` takes in one call.
 pub const IDS_PER_CALL: usize = 200;
@@ -27,20 +28,6 @@ pub const RUNNING_JOBS_WINDOW: time::Duration = time::Duration::days(14);
 const UNLISTED: &str = "";
 /// How long after its creation a job that lists no server may still be about to.
 const UNLISTED_WINDOW: time::Duration = time::Duration::minutes(15);
-
-/// A `TerminateTargetInstances` call that failed as a whole.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CallFailed {
-    pub outcome: Outcome,
-    pub failure: Failure,
-}
-
-impl CallFailed {
-    /// The same end for every id the call carried.
-    pub fn for_each(&self, ids: &[String]) -> Vec<TargetResult> {
-        ids.iter().map(|id| TargetResult::failed(id, self.outcome, self.failure.clone())).collect()
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Mgn {
@@ -72,7 +59,7 @@ impl Mgn {
         &self,
         input: &TargetInstancesInput,
         ids: &[String],
-    ) -> Result<Vec<TargetResult>, CallFailed> {
+    ) -> Result<Vec<TargetResult>, ServiceError> {
         let tags = (!input.tags.is_empty()).then(|| input.tags.clone().into_iter().collect());
         let call = self
             .client
@@ -89,17 +76,16 @@ impl Mgn {
         let job = match self.gate.pass(call).await {
             Ok(output) => output.job,
             Err(error) => {
-                let (outcome, failure) = classify(&error);
+                let ServiceError { outcome, failure } = classify(&error);
                 // The call names no server: one that went since the lookup makes the
                 // whole call fail, and the others are not gone. The next delivery looks
                 // every one up again; only DescribeSourceServers decides not_found.
                 let outcome = if failure.code == "ResourceNotFoundException" { Outcome::Transient } else { outcome };
-                return Err(CallFailed { outcome, failure });
+                return Err(ServiceError { outcome, failure });
             }
         };
         let Some(job) = job else {
-            let failure = Failure::new("NoJob", "TerminateTargetInstances answered without a job");
-            return Err(CallFailed { outcome: Outcome::Transient, failure });
+            return Err(ServiceError::transient("NoJob", "TerminateTargetInstances answered without a job"));
         };
 
         // A server that does not take part in the job had no launched test or cutover
@@ -164,11 +150,10 @@ impl Mgn {
         // (a job lists its servers within moments), and never one this invocation
         // started itself, whose servers it knows.
         if let Some(job) = running.get(UNLISTED).filter(|job| !known_jobs.contains(*job)) {
-            let failure = Failure::new(
+            return Err(ServiceError::transient(
                 "JobParticipantsUnknown",
                 format!("TERMINATE job {job} is running and does not list its source servers yet"),
-            );
-            return Err((Outcome::Transient, failure));
+            ));
         }
         for c in &mut found {
             c.active_job = running.get(&c.id).cloned();
@@ -219,13 +204,11 @@ impl Mgn {
     /// The source servers a selection could match; the guards check every filter again.
     pub async fn find(
         &self,
-        selection: &Selection,
+        selection: &Selection<TargetInstancesFilters>,
         now: time::OffsetDateTime,
         known_jobs: &HashSet<String>,
     ) -> Result<Vec<Candidate>, LookupError> {
-        let ServiceFilters::TargetInstances { lifecycle_states, account_id } = &selection.filters else {
-            return Ok(Vec::new());
-        };
+        let TargetInstancesFilters { lifecycle_states, account_id } = &selection.filters;
         let mut filters = DescribeSourceServersRequestFilters::builder();
         if !selection.ids.is_empty() {
             filters = filters.set_source_server_ids(Some(selection.ids.clone()));

@@ -3,11 +3,8 @@
 //! Nothing here knows where a request came from or where failures go.
 
 pub mod catalog;
-mod classify;
 pub mod mgn;
 pub mod workspaces;
-
-pub use classify::classify;
 
 pub use catalog::Catalog;
 pub use mgn::Mgn;
@@ -31,9 +28,9 @@ impl Services {
     }
 }
 
-/// A lookup that failed: its classification, so the targets it was for can be
-/// retried or reported like a failed terminate call.
-pub type LookupError = (crate::outcome::Outcome, crate::outcome::Failure);
+/// A lookup that failed, classified, so the targets it was for can be retried or
+/// reported like a failed terminate call.
+pub use crate::classify::ServiceError as LookupError;
 
 pub(crate) fn to_time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::from_unix_timestamp(t.secs()).ok()

@@ -6,10 +6,11 @@ use aws_sdk_workspaces::types::{TerminateRequest, WorkspaceState};
 use futures_util::future::join_all;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::{Gate, LOOKUP_CONCURRENCY, LookupError, classify, to_time};
+use super::{Gate, LOOKUP_CONCURRENCY, LookupError, to_time};
+use crate::classify::{ServiceError, classify};
 use crate::guard::Candidate;
 use crate::outcome::{Failure, Outcome, TargetResult};
-use crate::request::{Selection, ServiceFilters};
+use crate::request::{Selection, WorkspacesFilters};
 
 /// The most ids `TerminateWorkspaces` and `DescribeWorkspaces` take in one call.
 pub const IDS_PER_CALL: usize = 25;
@@ -49,10 +50,7 @@ impl Workspaces {
         let call = self.client.terminate_workspaces().set_terminate_workspace_requests(Some(requests)).send();
         let output = match self.gate.pass(call).await {
             Ok(output) => output,
-            Err(error) => {
-                let (outcome, failure) = classify(&error);
-                return ids.iter().map(|id| TargetResult::failed(id, outcome, failure.clone())).collect();
-            }
+            Err(error) => return classify(&error).for_each(ids),
         };
 
         let failed: HashMap<&str, Failure> = output
@@ -82,7 +80,7 @@ impl Workspaces {
                 Some(failure) => match &still_there {
                     Ok(present) if !present.contains(id.as_str()) => TargetResult::new(id, Outcome::NotFound),
                     Ok(_) => TargetResult::failed(id, Outcome::Rejected, failure.clone()),
-                    Err((outcome, describe_failure)) => {
+                    Err(ServiceError { outcome, failure: describe_failure }) => {
                         let message = format!(
                             "{}; and DescribeWorkspaces, asked whether it still exists, failed: {}",
                             failure.message, describe_failure.message
@@ -95,16 +93,13 @@ impl Workspaces {
     }
 
     /// The ids among `ids` that still exist and are not on their way out.
-    async fn still_present(&self, ids: &[String]) -> Result<HashSet<String>, (Outcome, Failure)> {
+    async fn still_present(&self, ids: &[String]) -> Result<HashSet<String>, ServiceError> {
         let mut present = HashSet::new();
         for chunk in ids.chunks(IDS_PER_CALL) {
             let call = self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send();
-            let output = self.gate.pass(call).await.map_err(|e| {
-                let (outcome, failure) = classify(&e);
-                // A describe that is refused leaves the terminate failure unexplained:
-                // keep it rejected unless the describe itself may succeed later.
-                (if outcome == Outcome::Transient { Outcome::Transient } else { Outcome::Rejected }, failure)
-            })?;
+            // A describe that is refused leaves the terminate failure unexplained: it
+            // stays rejected unless the describe itself may succeed later.
+            let output = self.gate.pass(call).await.map_err(|e| classify(&e))?;
             for workspace in output.workspaces() {
                 let gone = matches!(workspace.state(), Some(WorkspaceState::Terminating | WorkspaceState::Terminated));
                 if let (Some(id), false) = (workspace.workspace_id(), gone) {
@@ -137,8 +132,7 @@ impl Workspaces {
                 Some(Ok(Some(tags))) => tags,
                 Some(Err(error)) => return Err(error),
                 Some(Ok(None)) | None => {
-                    let failure = Failure::new("TagsUnknown", format!("DescribeTags does not know {}", c.id));
-                    return Err((Outcome::Transient, failure));
+                    return Err(ServiceError::transient("TagsUnknown", format!("DescribeTags does not know {}", c.id)));
                 }
             };
         }
@@ -163,11 +157,8 @@ impl Workspaces {
 
     /// The WorkSpaces a selection could match. The server narrows by directory,
     /// user or bundle where the API allows; every filter is checked again by the guards.
-    pub async fn find(&self, selection: &Selection) -> Result<Vec<Candidate>, LookupError> {
-        let ServiceFilters::Workspaces { directory_id, bundle_id, user_name, idle_days, .. } = &selection.filters
-        else {
-            return Ok(Vec::new());
-        };
+    pub async fn find(&self, selection: &Selection<WorkspacesFilters>) -> Result<Vec<Candidate>, LookupError> {
+        let WorkspacesFilters { directory_id, bundle_id, user_name, idle_days, .. } = &selection.filters;
         let found = if !selection.ids.is_empty() {
             self.describe_ids(&selection.ids).await?
         } else {

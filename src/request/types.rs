@@ -1,0 +1,163 @@
+//! What one request asks for, once it has passed validation. The service is the
+//! top discriminant: each variant holds that service's own input, or a selection
+//! with that service's own filters, so a `match` on a request has exactly one arm
+//! per service and no arm that cannot happen.
+
+use std::collections::BTreeMap;
+
+/// The three AWS operations teardown performs, named as the AWS API names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    TerminateWorkspaces,
+    TerminateTargetInstances,
+    TerminateProvisionedProduct,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 3] =
+        [Operation::TerminateWorkspaces, Operation::TerminateTargetInstances, Operation::TerminateProvisionedProduct];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::TerminateWorkspaces => "TerminateWorkspaces",
+            Operation::TerminateTargetInstances => "TerminateTargetInstances",
+            Operation::TerminateProvisionedProduct => "TerminateProvisionedProduct",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request that satisfies the contract: safe to hand to a service handler.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub target: Target,
+    /// `None` when the request did not say; the `DRY_RUN` setting decides.
+    pub dry_run: Option<bool>,
+}
+
+/// What to terminate, per service.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Target {
+    Workspaces(Scope<WorkspacesInput, WorkspacesFilters>),
+    TargetInstances(Scope<TargetInstancesInput, TargetInstancesFilters>),
+    ProvisionedProduct(Scope<ProvisionedProductInput, ProvisionedProductFilters>),
+}
+
+/// How the targets are known: named in `input`, or found by `select`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scope<I, F> {
+    Named(I),
+    Select(Selection<F>),
+}
+
+impl Request {
+    pub fn operation(&self) -> Operation {
+        match &self.target {
+            Target::Workspaces(_) => Operation::TerminateWorkspaces,
+            Target::TargetInstances(_) => Operation::TerminateTargetInstances,
+            Target::ProvisionedProduct(_) => Operation::TerminateProvisionedProduct,
+        }
+    }
+
+    /// The targets named in `input`, as a person would recognise them, in request
+    /// order; `None` for a selection.
+    pub fn named_ids(&self) -> Option<Vec<String>> {
+        match &self.target {
+            Target::Workspaces(Scope::Named(w)) => Some(w.workspace_ids.clone()),
+            Target::TargetInstances(Scope::Named(t)) => Some(t.source_server_ids.clone()),
+            Target::ProvisionedProduct(Scope::Named(p)) => Some(vec![p.product.as_given().to_owned()]),
+            Target::Workspaces(Scope::Select(_))
+            | Target::TargetInstances(Scope::Select(_))
+            | Target::ProvisionedProduct(Scope::Select(_)) => None,
+        }
+    }
+}
+
+/// What a scheduled rule asks to be found. All filters are ANDed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selection<F> {
+    /// Only these ids (WorkSpaces `ids`, MGN `sourceServerIDs`, Service Catalog `ids`).
+    pub ids: Vec<String>,
+    /// Every one of these tags must be present with this value.
+    pub tags: BTreeMap<String, String>,
+    /// Only targets whose `teardown:expires-at` tag has passed.
+    pub expired: bool,
+    /// The service's own filters.
+    pub filters: F,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkspacesFilters {
+    pub directory_id: Option<String>,
+    pub bundle_id: Option<String>,
+    pub user_name: Option<String>,
+    pub states: Vec<String>,
+    pub idle_days: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TargetInstancesFilters {
+    pub lifecycle_states: Vec<String>,
+    pub account_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProvisionedProductFilters {
+    pub product_id: Option<String>,
+    pub provisioning_artifact_id: Option<String>,
+    pub statuses: Vec<String>,
+    pub older_than_days: Option<u32>,
+    /// Passed to each termination.
+    pub ignore_errors: Option<bool>,
+    pub retain_physical_resources: Option<bool>,
+    pub accept_language: Option<String>,
+}
+
+/// The operation's input, with every id checked and duplicates removed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkspacesInput {
+    pub workspace_ids: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetInstancesInput {
+    pub source_server_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    pub account_id: Option<String>,
+}
+
+/// A provisioned product as a request names it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ProductRef {
+    Id(String),
+    /// A name, or an ARN.
+    Name(String),
+}
+
+impl ProductRef {
+    /// The id, name or ARN, as the request gave it.
+    pub fn as_given(&self) -> &str {
+        match self {
+            ProductRef::Id(s) | ProductRef::Name(s) => s,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProvisionedProductInput {
+    pub product: ProductRef,
+    /// As given; when `None`, the caller derives one from the request's origin.
+    pub terminate_token: Option<String>,
+    pub ignore_errors: Option<bool>,
+    pub retain_physical_resources: Option<bool>,
+    pub accept_language: Option<String>,
+}
