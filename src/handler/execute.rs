@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 
-use super::resolve::Resolution;
-use super::{App, CONCURRENCY, Work, within_deadline};
+use super::app::{App, CONCURRENCY, within_deadline};
+use super::work::{Resolution, Work};
 use crate::guard::Verdict;
 use crate::outcome::{Outcome, TargetResult};
 use crate::request::{Operation, ProductRef, ProvisionedProductInput, Scope, Target, TargetInstancesInput};

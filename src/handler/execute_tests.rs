@@ -6,8 +6,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::decode::{Decoded, decode};
 use crate::guard::Verdict;
-use crate::handler::resolve::Resolution;
-use crate::handler::{Refused, Work};
+use crate::handler::work::{Refused, Resolution, Work};
 use crate::request::{Limits, validate};
 
 /// A work item for `request`, from SQS message `message_id` (FIFO group `group`),

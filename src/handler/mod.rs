@@ -9,57 +9,23 @@
 //! 4. [`settle`]: read back its own targets' answers, give it its outcome, and its
 //!    dead-letter record when one is owed; then the record is published.
 
+mod app;
 mod execute;
 mod resolve;
 mod settle;
+mod work;
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::time::Duration;
-
-use futures_util::{FutureExt, StreamExt, stream};
+use futures_util::{StreamExt, stream};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
-use time::OffsetDateTime;
 
-use crate::deadletter::DeadLetterQueue;
-use crate::decode::{DecodeError, Decoded, Delivery, decode};
+use crate::decode::{Decoded, Delivery, decode};
 use crate::outcome::{DeadLetterStatus, Failure, Outcome, RequestResult};
 use crate::report::{BatchResponse, Report};
-use crate::request::{Limits, Operation, Request, ValidationError, validate};
-use crate::services::Services;
-use crate::settings::Settings;
-
-/// How many API calls (or dead-letter publishes) one invocation has in flight at once.
-const CONCURRENCY: usize = 16;
-
-/// Kept back from the invocation's deadline when publishing dead-letter records:
-/// enough to write the answer.
-const PUBLISH_RESERVE: Duration = Duration::from_millis(250);
-
-/// Everything an invocation needs, built once per container.
-pub struct App {
-    pub services: Services,
-    pub dead_letters: DeadLetterQueue,
-    pub settings: Settings,
-    /// The wall clock for `failedAt`; tests fix it.
-    pub clock: fn() -> OffsetDateTime,
-    /// Kept back from the invocation's deadline to publish dead-letter records and
-    /// answer: work still running then is abandoned as `transient`, not lost.
-    pub deadline_reserve: Duration,
-}
-
-impl App {
-    pub fn new(services: Services, dead_letters: DeadLetterQueue, settings: Settings) -> Self {
-        App {
-            services,
-            dead_letters,
-            settings,
-            clock: OffsetDateTime::now_utc,
-            deadline_reserve: Duration::from_millis(1500),
-        }
-    }
-}
+pub use app::App;
+use app::{CONCURRENCY, PUBLISH_RESERVE, within_deadline, work_deadline};
+pub use work::Refused;
+use work::{Resolution, SentServers, Work};
 
 /// The Lambda entry point: picks the answer's shape from the event's.
 pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
@@ -80,56 +46,6 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambd
             }
             Ok(serde_json::to_value(Report::of(&results))?)
         }
-    }
-}
-
-/// Why a delivery is not a request that can be worked.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum Refused {
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-    #[error(transparent)]
-    Invalid(#[from] ValidationError),
-}
-
-impl Refused {
-    /// The error of its dead-letter record.
-    pub fn failure(&self) -> Failure {
-        match self {
-            Refused::Decode(e) => Failure::new(DecodeError::CODE, e.to_string()),
-            Refused::Invalid(e) => Failure::new(e.code, e.to_string()),
-        }
-    }
-}
-
-/// One delivery on its way through the steps: what each step needs, and what the
-/// steps before it decided.
-pub(crate) struct Work {
-    delivery: Delivery,
-    /// The operation the payload named, when it named a known one (valid or not).
-    operation: Option<Operation>,
-    request: Result<Request, Refused>,
-    dry_run: bool,
-    resolution: resolve::Resolution,
-}
-
-impl Work {
-    /// Step 1: the request, or why it is refused. Pure.
-    fn validated(app: &App, delivery: Delivery) -> Work {
-        let limits = Limits { max_targets: app.settings.max_targets };
-        let request = match &delivery.decoded {
-            Ok(value) => validate(value, limits).map_err(Refused::from),
-            Err(error) => Err(Refused::from(error.clone())),
-        };
-        let operation = match (&request, &delivery.decoded) {
-            (Ok(request), _) => Some(request.operation()),
-            (Err(_), Ok(value)) => value.get("operation").and_then(Value::as_str).and_then(Operation::parse),
-            (Err(_), Err(_)) => None,
-        };
-        // The kill switch outranks what the request says.
-        let dry_run = app.settings.enforce_dry_run
-            || request.as_ref().ok().and_then(|r| r.dry_run).unwrap_or(app.settings.dry_run);
-        Work { delivery, operation, request, dry_run, resolution: resolve::Resolution::Nothing }
     }
 }
 
@@ -184,9 +100,6 @@ pub async fn process(app: &App, deliveries: Vec<Delivery>, context: &Context) ->
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-/// MGN source servers this invocation has had accepted, with their job.
-pub(crate) type SentServers = std::collections::HashMap<String, String>;
-
 /// A FIFO message left for SQS untouched, because an earlier one of its group
 /// must be redelivered first. Returned as it is, even on its last delivery.
 fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) -> RequestResult {
@@ -216,9 +129,9 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
 
     let deadline = work_deadline(context, app.deadline_reserve);
     let now = (app.clock)();
-    let resolutions: Vec<resolve::Resolution> = stream::iter(&works)
+    let resolutions: Vec<Resolution> = stream::iter(&works)
         .map(|work| async {
-            let Ok(request) = &work.request else { return resolve::Resolution::Nothing };
+            let Ok(request) = &work.request else { return Resolution::Nothing };
             let at = resolve::Lookup { now, deadline, sent, sent_at: work.delivery.sent_at };
             resolve::resolve(app, request, &at).await
         })
@@ -261,39 +174,4 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
         .buffered(CONCURRENCY)
         .collect()
         .await
-}
-
-fn work_deadline(context: &Context, reserve: Duration) -> Option<tokio::time::Instant> {
-    // A zero deadline means none was given (a unit test, or a local runtime).
-    if context.deadline == 0 {
-        return None;
-    }
-    let now_ms = u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    let remaining = Duration::from_millis(context.deadline.saturating_sub(now_ms));
-    // An absurd deadline header must not panic: one beyond the clock's range is none.
-    tokio::time::Instant::now().checked_add(remaining.saturating_sub(reserve))
-}
-
-/// Runs one piece of service work within the invocation's deadline, so that neither
-/// the deadline nor a panic can lose track of it: past the deadline nothing new starts (a call begun now could
-/// be cut off mid-flight, leaving no one to know whether it happened), work still
-/// running at the deadline is abandoned, and a panic is contained. Either way the
-/// caller gets a `transient` failure to account for.
-async fn within_deadline<T>(
-    deadline: Option<tokio::time::Instant>,
-    work: impl Future<Output = T>,
-) -> Result<T, Failure> {
-    const NEAR: &str = "the invocation's deadline was near; left for redelivery";
-    if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
-        return Err(Failure::new("DeadlineNear", NEAR));
-    }
-    let work = AssertUnwindSafe(work).catch_unwind();
-    let done = match deadline {
-        Some(at) => tokio::time::timeout_at(at, work).await.map_err(|_| Failure::new("DeadlineNear", NEAR))?,
-        None => work.await,
-    };
-    done.map_err(|_| {
-        tracing::error!("a service call panicked; its targets are left for redelivery");
-        Failure::new("InternalError", "teardown failed while calling the service; left for redelivery")
-    })
 }

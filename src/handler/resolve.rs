@@ -6,24 +6,12 @@ use std::collections::HashSet;
 use futures_util::{StreamExt, stream};
 use time::OffsetDateTime;
 
-use super::{App, SentServers, within_deadline};
+use super::app::{App, within_deadline};
+use super::work::{Resolution, SentServers};
 use crate::classify::ServiceError;
 use crate::guard::{Candidate, Verdict, judge};
 use crate::outcome::Outcome;
 use crate::request::{ProductRef, Request, Scope, Target};
-
-/// What a request's lookup came to.
-#[derive(Debug)]
-pub(super) enum Resolution {
-    /// Nothing to resolve: the request was refused.
-    Nothing,
-    /// Each target, in order, with its verdict (targets a selection did not match are left out).
-    Judged(Vec<(String, Verdict)>),
-    /// The lookup failed; every named target takes this end.
-    Failed(ServiceError),
-    /// A selection matched more targets than MAX_TARGETS: nothing is terminated.
-    TooMany(usize),
-}
 
 /// What the lookups of one request need to know besides the request.
 pub(super) struct Lookup<'a> {

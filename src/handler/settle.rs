@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use super::app::App;
 use super::execute::CallResults;
-use super::resolve::Resolution;
-use super::{App, Work};
+use super::work::{Resolution, Work};
 use crate::classify::ServiceError;
 use crate::deadletter::{DeadLetterRecord, FailedTarget};
 use crate::decode::{Delivery, Origin};

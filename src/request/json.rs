@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::error::ValidationError;
+pub(crate) use super::error::{cut_field, shorten};
 
 pub(crate) type Result<T> = std::result::Result<T, ValidationError>;
 
@@ -88,22 +89,6 @@ pub(crate) fn kind(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
-}
-
-/// Cuts a message built from outside input, so that a 1 MiB id cannot turn one
-/// error line into a megabyte of log.
-pub(crate) fn shorten(s: String, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s;
-    }
-    let head: String = s.chars().take(max).collect();
-    format!("{head}… ({} characters)", s.chars().count())
-}
-
-/// A field path built from the payload's own keys, cut short like quoted values: a
-/// 1 MiB member name must not make a 1 MiB error.
-pub(crate) fn cut_field(field: String) -> String {
-    if field.chars().count() > 200 { field.chars().take(200).collect::<String>() + "…" } else { field }
 }
 
 /// Quotes a value from outside for an error message, cut short.

@@ -1,0 +1,81 @@
+//! What every step of an invocation shares: the clients and settings, built once
+//! per container, and the bound on time that every call runs within.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use lambda_runtime::Context;
+use time::OffsetDateTime;
+
+use crate::deadletter::DeadLetterQueue;
+use crate::outcome::Failure;
+use crate::services::Services;
+use crate::settings::Settings;
+
+/// How many API calls (or dead-letter publishes) one invocation has in flight at once.
+pub(super) const CONCURRENCY: usize = 16;
+
+/// Kept back from the invocation's deadline when publishing dead-letter records:
+/// enough to write the answer.
+pub(super) const PUBLISH_RESERVE: Duration = Duration::from_millis(250);
+
+/// Everything an invocation needs, built once per container.
+pub struct App {
+    pub services: Services,
+    pub dead_letters: DeadLetterQueue,
+    pub settings: Settings,
+    /// The wall clock for `failedAt`; tests fix it.
+    pub clock: fn() -> OffsetDateTime,
+    /// Kept back from the invocation's deadline to publish dead-letter records and
+    /// answer: work still running then is abandoned as `transient`, not lost.
+    pub deadline_reserve: Duration,
+}
+
+impl App {
+    pub fn new(services: Services, dead_letters: DeadLetterQueue, settings: Settings) -> Self {
+        App {
+            services,
+            dead_letters,
+            settings,
+            clock: OffsetDateTime::now_utc,
+            deadline_reserve: Duration::from_millis(1500),
+        }
+    }
+}
+
+pub(super) fn work_deadline(context: &Context, reserve: Duration) -> Option<tokio::time::Instant> {
+    // A zero deadline means none was given (a unit test, or a local runtime).
+    if context.deadline == 0 {
+        return None;
+    }
+    let now_ms = u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let remaining = Duration::from_millis(context.deadline.saturating_sub(now_ms));
+    // An absurd deadline header must not panic: one beyond the clock's range is none.
+    tokio::time::Instant::now().checked_add(remaining.saturating_sub(reserve))
+}
+
+/// Runs one piece of service work within the invocation's deadline, so that neither
+/// the deadline nor a panic can lose track of it: past the deadline nothing new starts (a call begun now could
+/// be cut off mid-flight, leaving no one to know whether it happened), work still
+/// running at the deadline is abandoned, and a panic is contained. Either way the
+/// caller gets a `transient` failure to account for.
+pub(super) async fn within_deadline<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl Future<Output = T>,
+) -> Result<T, Failure> {
+    const NEAR: &str = "the invocation's deadline was near; left for redelivery";
+    if deadline.is_some_and(|at| tokio::time::Instant::now() >= at) {
+        return Err(Failure::new("DeadlineNear", NEAR));
+    }
+    let work = AssertUnwindSafe(work).catch_unwind();
+    let done = match deadline {
+        Some(at) => tokio::time::timeout_at(at, work).await.map_err(|_| Failure::new("DeadlineNear", NEAR))?,
+        None => work.await,
+    };
+    done.map_err(|_| {
+        tracing::error!("a service call panicked; its targets are left for redelivery");
+        Failure::new("InternalError", "teardown failed while calling the service; left for redelivery")
+    })
+}
