@@ -3,12 +3,10 @@
 //! call that matters (the terminate, or the dead-letter SendMessage). Whatever the
 //! fault, the message is redelivered and nothing is dead-lettered twice or lost.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Function, RuntimeApi, dead_endpoint, sqs_event};
 use serde_json::{Value, json};
-use support::{Function, RuntimeApi, dead_endpoint, sqs_event};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -1,12 +1,10 @@
 //! End to end: the built binary under a Lambda Runtime API, moto for SQS and
 //! WorkSpaces, wiremock for MGN and Service Catalog (which moto does not emulate).
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Function, Moto, RuntimeApi, dead_endpoint, sqs_event};
 use serde_json::{Value, json};
-use support::{Function, Moto, RuntimeApi, dead_endpoint, sqs_event};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -316,7 +314,7 @@ async fn an_invalid_setting_stops_the_function_at_start_naming_the_variable() {
     let api = RuntimeApi::start().await.unwrap();
     // Lambda reports a runtime that exits during init as Runtime.ExitError, with
     // what it logged: the log line is what a person reads.
-    let out = support::lambda_command(bin(), &api).env("MAX_TARGETS", "lots").output().unwrap();
+    let out = crate::support::lambda_command(bin(), &api).env("MAX_TARGETS", "lots").output().unwrap();
     assert!(!out.status.success());
     let logged = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(logged.contains(r#"setting MAX_TARGETS="lots" is invalid"#), "{logged}");

@@ -1,11 +1,9 @@
 //! Properties over random batches: ids are split into calls without loss or
 //! repetition, and every SQS record is accounted for exactly once.
 
-mod doubles;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use doubles::*;
+use crate::doubles::*;
 use proptest::prelude::*;
 
 fn run<T>(future: impl std::future::Future<Output = T>) -> T {

@@ -3,11 +3,9 @@
 //! is dropped. Each file is fed as an SQS body, and (when it is JSON) as the whole
 //! invocation payload.
 
-mod doubles;
-
 use std::path::PathBuf;
 
-use doubles::*;
+use crate::doubles::*;
 
 const SQS_LIMIT: usize = 256 * 1024;
 
@@ -64,19 +62,30 @@ async fn every_bad_input_is_refused_clearly_and_dead_lettered() {
         let sent = log();
         let send = sqs_send_ok(&sent);
         let app = Doubles { ws: &[&terminate], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
-        let answer = invoke(&app, payload).await.unwrap_or_else(|e| panic!("{name}: the invocation failed: {e}"));
-        let items = match answer.get("batchItemFailures") {
-            Some(failures) => {
-                assert_eq!(failures, &json!([]), "{name}");
-                taken(&sent).len()
+        let answer =
+            invoke(&app, payload.clone()).await.unwrap_or_else(|e| panic!("{name}: the invocation failed: {e}"));
+        // One record per item the payload holds: per SQS record, or per request of a
+        // `{"requests": [...]}` list, or one for anything else.
+        let expected = match (payload.get("Records").and_then(Value::as_array), payload.get("requests")) {
+            (Some(records), _) if records.iter().all(|r| r.get("eventSource") == Some(&json!("aws:sqs"))) => {
+                records.len()
             }
-            None => {
-                let requests = answer["requests"].as_array().unwrap();
-                assert!(requests.iter().all(|r| r["outcome"] == "invalid"), "{name}: {answer}");
+            (_, Some(Value::Array(requests)))
+                if !requests.is_empty() && payload.as_object().is_some_and(|m| m.len() == 1) =>
+            {
                 requests.len()
             }
+            _ => 1,
         };
-        check_records(name, &taken(&sent), items.max(1));
+        match answer.get("batchItemFailures") {
+            Some(failures) => assert_eq!(failures, &json!([]), "{name}"),
+            None => {
+                let requests = answer["requests"].as_array().unwrap();
+                assert_eq!(requests.len(), expected, "{name}: one entry per request");
+                assert!(requests.iter().all(|r| r["outcome"] == "invalid"), "{name}: {answer}");
+            }
+        }
+        check_records(name, &taken(&sent), expected);
     }
     assert!(taken(&terminate_calls).is_empty(), "no bad input ever reaches a terminate call");
 }
