@@ -49,20 +49,22 @@ pub(super) struct CatalogCall {
 /// queues), the job tags and the account.
 type MgnKey = (Option<String>, BTreeMap<String, String>, Option<String>);
 
-/// Every answer of an invocation's calls, by service and target id.
+/// Every answer of an invocation's calls, by service, the target's id as the
+/// request named it, and (Service Catalog) the product the call named: a name may
+/// be another product's id, and two products must never share an answer.
 #[derive(Debug, Default)]
 pub(super) struct CallResults {
-    by_target: HashMap<(Operation, String), TargetResult>,
+    by_target: HashMap<(Operation, String, Option<String>), TargetResult>,
 }
 
 impl CallResults {
-    pub fn get(&self, operation: Operation, id: &str) -> Option<&TargetResult> {
-        self.by_target.get(&(operation, id.to_owned()))
+    pub fn get(&self, operation: Operation, id: &str, called: Option<&str>) -> Option<&TargetResult> {
+        self.by_target.get(&(operation, id.to_owned(), called.map(str::to_owned)))
     }
 
     /// MGN servers whose termination was accepted, with their job.
     pub fn accepted_servers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.by_target.iter().filter_map(|((operation, id), result)| {
+        self.by_target.iter().filter_map(|((operation, id, _), result)| {
             match (operation, result.outcome, &result.job_id) {
                 (Operation::TerminateTargetInstances, Outcome::Terminated, Some(job)) => {
                     Some((id.as_str(), job.as_str()))
@@ -72,9 +74,9 @@ impl CallResults {
         })
     }
 
-    fn file(&mut self, operation: Operation, results: Vec<TargetResult>) {
+    fn file(&mut self, operation: Operation, called: Option<&str>, results: Vec<TargetResult>) {
         for result in results {
-            self.by_target.insert((operation, result.id.clone()), result);
+            self.by_target.insert((operation, result.id.clone(), called.map(str::to_owned)), result);
         }
     }
 }
@@ -188,12 +190,15 @@ fn add_catalog(calls: &mut Vec<CatalogCall>, named: String, input: ProvisionedPr
 }
 
 pub(super) async fn run(app: &App, calls: Vec<Call>, deadline: Option<tokio::time::Instant>) -> CallResults {
-    let finished: Vec<(Operation, Vec<TargetResult>)> = stream::iter(calls)
+    let finished: Vec<(Operation, Option<String>, Vec<TargetResult>)> = stream::iter(calls)
         .map(|call| async move {
-            let (operation, ids) = match &call {
-                Call::Workspaces(ids) => (Operation::TerminateWorkspaces, ids.clone()),
-                Call::Mgn(call) => (Operation::TerminateTargetInstances, call.input.source_server_ids.clone()),
-                Call::Catalog(call) => (Operation::TerminateProvisionedProduct, call.named.clone()),
+            let (operation, called, ids) = match &call {
+                Call::Workspaces(ids) => (Operation::TerminateWorkspaces, None, ids.clone()),
+                Call::Mgn(call) => (Operation::TerminateTargetInstances, None, call.input.source_server_ids.clone()),
+                Call::Catalog(call) => {
+                    let called = call.input.product.as_given().to_owned();
+                    (Operation::TerminateProvisionedProduct, Some(called), call.named.clone())
+                }
             };
             let work = async {
                 match &call {
@@ -209,14 +214,14 @@ pub(super) async fn run(app: &App, calls: Vec<Call>, deadline: Option<tokio::tim
             let targets = within_deadline(deadline, work).await.unwrap_or_else(|failure| {
                 ids.iter().map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone())).collect()
             });
-            (operation, targets)
+            (operation, called, targets)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
     let mut results = CallResults::default();
-    for (operation, targets) in finished {
-        results.file(operation, targets);
+    for (operation, called, targets) in finished {
+        results.file(operation, called.as_deref(), targets);
     }
     results
 }

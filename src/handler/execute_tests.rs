@@ -153,6 +153,7 @@ fn answers_are_filed_by_service_and_target_so_each_request_reads_its_own() {
     let mut results = CallResults::default();
     results.file(
         Operation::TerminateWorkspaces,
+        None,
         vec![
             TargetResult::new("ws-a0000001", Outcome::Terminated),
             TargetResult::new("ws-b0000001", Outcome::NotFound),
@@ -160,12 +161,16 @@ fn answers_are_filed_by_service_and_target_so_each_request_reads_its_own() {
     );
     results.file(
         Operation::TerminateTargetInstances,
+        None,
         vec![TargetResult {
             job_id: Some("mgnjob-1".into()),
             ..TargetResult::new("s-xxxxxxxxxxxxxxxxx", Outcome::Terminated)
         }],
     );
-    assert_eq!(results.get(Operation::TerminateWorkspaces, "ws-b0000001").map(|r| r.outcome), Some(Outcome::NotFound));
-    assert!(results.get(Operation::TerminateTargetInstances, "ws-a0000001").is_none(), "filed per service");
+    assert_eq!(
+        results.get(Operation::TerminateWorkspaces, "ws-b0000001", None).map(|r| r.outcome),
+        Some(Outcome::NotFound)
+    );
+    assert!(results.get(Operation::TerminateTargetInstances, "ws-a0000001", None).is_none(), "filed per service");
     assert_eq!(results.accepted_servers().collect::<Vec<_>>(), vec![("s-xxxxxxxxxxxxxxxxx", "mgnjob-1")]);
 }

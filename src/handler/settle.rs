@@ -125,8 +125,13 @@ fn target_result(
         Verdict::Terminate { reason, .. } if dry_run => {
             TargetResult::because(id, Outcome::DryRun, format!("would be terminated; {reason}"))
         }
-        Verdict::Terminate { reason, .. } => {
-            let mut result = results.get(request.operation(), &id).cloned().unwrap_or_else(|| {
+        Verdict::Terminate { reason, call_id } => {
+            // A Service Catalog answer is read by the product the call named.
+            let called = match &request.target {
+                Target::ProvisionedProduct(_) => Some(call_id.as_deref().unwrap_or(&id)),
+                Target::Workspaces(_) | Target::TargetInstances(_) => None,
+            };
+            let mut result = results.get(request.operation(), &id, called).cloned().unwrap_or_else(|| {
                 TargetResult::failed(&id, Outcome::Transient, Failure::new("InternalError", "no result was recorded"))
             });
             result.reason = Some(reason);

@@ -73,6 +73,11 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
     if !map.keys().any(|k| !OPTIONS.contains(&k.as_str())) {
         return Err(ValidationError::new("select", "has no filter: an empty selection would select everything"));
     }
+    let ids = match operation {
+        Operation::TerminateWorkspaces => ids(map, "ids", is_workspace_id, WORKSPACE_RULE)?,
+        Operation::TerminateTargetInstances => ids(map, "sourceServerIDs", is_source_server_id, SOURCE_SERVER_RULE)?,
+        Operation::TerminateProvisionedProduct => ids(map, "ids", is_product_id, PRODUCT_ID_RULE)?,
+    };
     let tags = map.get("tags").map(|v| tag_map(v, "select.tags")).transpose()?.unwrap_or_default();
     let expired = match map.get("expired") {
         None | Some(Value::Bool(false)) => false,
@@ -81,11 +86,10 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
             return Err(ValidationError::new("select.expired", format!("must be true or false, not {}", kind(other))));
         }
     };
-    let common = |ids: Vec<String>| (ids, tags.clone(), expired);
+    let common = (ids, tags, expired);
 
     Ok(match operation {
         Operation::TerminateWorkspaces => {
-            let ids = ids(map, "ids", is_workspace_id, WORKSPACE_RULE)?;
             let filters = WorkspacesFilters {
                 directory_id: optional_pattern(
                     map,
@@ -111,18 +115,16 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
                 states: one_of_list(map, "states", WORKSPACE_STATES)?,
                 idle_days: days(map, "idleDays")?,
             };
-            Target::Workspaces(Scope::Select(built(common(ids), filters)))
+            Target::Workspaces(Scope::Select(built(common, filters)))
         }
         Operation::TerminateTargetInstances => {
-            let ids = ids(map, "sourceServerIDs", is_source_server_id, SOURCE_SERVER_RULE)?;
             let filters = TargetInstancesFilters {
                 lifecycle_states: one_of_list(map, "lifecycleStates", LIFECYCLE_STATES)?,
                 account_id: map.get("accountID").map(|v| account_id(v, "select.accountID")).transpose()?,
             };
-            Target::TargetInstances(Scope::Select(built(common(ids), filters)))
+            Target::TargetInstances(Scope::Select(built(common, filters)))
         }
         Operation::TerminateProvisionedProduct => {
-            let ids = ids(map, "ids", is_product_id, PRODUCT_ID_RULE)?;
             let filters = ProvisionedProductFilters {
                 product_id: optional_pattern(map, "select", "productId", is_product_id, PRODUCT_ID_RULE)?,
                 provisioning_artifact_id: optional_pattern(
@@ -138,7 +140,7 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
                 retain_physical_resources: optional_bool(map, "select", "RetainPhysicalResources")?,
                 accept_language: optional_pattern(map, "select", "AcceptLanguage", is_language, LANGUAGE_RULE)?,
             };
-            Target::ProvisionedProduct(Scope::Select(built(common(ids), filters)))
+            Target::ProvisionedProduct(Scope::Select(built(common, filters)))
         }
     })
 }

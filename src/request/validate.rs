@@ -163,12 +163,14 @@ fn provisioned_product(input: &Value) -> Result<ProvisionedProductInput> {
         }
     };
 
+    let terminate_token = optional_pattern(map, "input", "TerminateToken", is_token, TOKEN_RULE)?;
+    let accept_language = optional_pattern(map, "input", "AcceptLanguage", is_language, LANGUAGE_RULE)?;
     Ok(ProvisionedProductInput {
         product,
-        terminate_token: optional_pattern(map, "input", "TerminateToken", is_token, TOKEN_RULE)?,
+        terminate_token,
         ignore_errors: optional_bool(map, "input", "IgnoreErrors")?,
         retain_physical_resources: optional_bool(map, "input", "RetainPhysicalResources")?,
-        accept_language: optional_pattern(map, "input", "AcceptLanguage", is_language, LANGUAGE_RULE)?,
+        accept_language,
     })
 }
 

@@ -1915,3 +1915,46 @@ async fn two_messages_naming_one_product_make_one_call() {
     assert_eq!(target_outcomes(&report, 0), vec![("pp-sandbox".to_owned(), "terminated".to_owned())]);
     assert_eq!(target_outcomes(&report, 1), vec![("sandbox".to_owned(), "terminated".to_owned())]);
 }
+
+/// A name may be another product's id: two requests of a batch that name the same
+/// string for two different products each read their own product's answer.
+#[tokio::test]
+async fn a_name_that_is_another_products_id_never_shares_its_answer() {
+    let describe = mock!(aws_sdk_servicecatalog::Client::describe_provisioned_product).then_compute_output(|req| {
+        // By name, "pp-abc123" is the product pp-zzz00001; by id, it is itself.
+        let id = if req.name().is_some() { "pp-zzz00001" } else { "pp-abc123" };
+        DescribeProvisionedProductOutput::builder()
+            .provisioned_product_detail(
+                ProvisionedProductDetail::builder()
+                    .id(id)
+                    .status(ProvisionedProductStatus::Available)
+                    .last_successful_provisioning_record_id("rec-1")
+                    .build(),
+            )
+            .build()
+    });
+    let search = mock!(aws_sdk_servicecatalog::Client::search_provisioned_products).then_output(|| {
+        SearchProvisionedProductsOutput::builder()
+            .provisioned_products(product("pp-abc123", "other", ProvisionedProductStatus::Available, &[]))
+            .provisioned_products(product("pp-zzz00001", "pp-abc123", ProvisionedProductStatus::Available, &[]))
+            .build()
+    });
+    let refuse = mock!(aws_sdk_servicecatalog::Client::terminate_provisioned_product)
+        .match_requests(|req| req.provisioned_product_id() == Some("pp-abc123"))
+        .then_http_response(|| http(400, r#"{"__type":"InvalidStateException","Message":"refused"}"#));
+    let seen = log();
+    let accept = sc_terminate_recording(&seen);
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&describe, &search, &refuse, &accept], sqs: &[&send] }.app(settings());
+    let by_name = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductName": "pp-abc123"}});
+    let by_id = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductId": "pp-abc123"}});
+
+    let response = invoke(&app, sqs_event(&[("m-1", by_name), ("m-2", by_id)])).await.unwrap();
+
+    assert!(failures(&response).is_empty());
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 1, "m-2's refusal is its own, and is not lost");
+    assert_eq!(sent[0].1["source"]["messageId"], "m-2");
+    assert_eq!(sent[0].3, "rejected");
+}
