@@ -9,13 +9,17 @@
 //! request and target ends as) → [`deadletter`] (where failures go) → [`report`]
 //! (what is answered and logged).
 
+pub mod audit;
 pub mod classify;
+pub mod confirm;
 pub mod deadletter;
 pub mod decode;
 pub mod guard;
 pub mod handler;
+pub mod metrics;
 pub mod outcome;
 pub mod report;
 pub mod request;
+pub mod request_queue;
 pub mod services;
 pub mod settings;

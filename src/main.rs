@@ -8,8 +8,10 @@ use tokio::sync::OnceCell;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
+use teardown::audit::AuditBus;
 use teardown::deadletter::DeadLetterQueue;
 use teardown::handler::{App, handle};
+use teardown::request_queue::RequestQueue;
 use teardown::services::Services;
 use teardown::settings::Settings;
 
@@ -26,6 +28,9 @@ async fn main() -> Result<(), Error> {
     };
     if settings.dlq_url.is_none() {
         tracing::warn!("DLQ_URL is not set: failed requests will only be logged, not dead-lettered");
+    }
+    if settings.request_queue_url.is_none() {
+        tracing::warn!("REQUEST_QUEUE_URL is not set: accepted terminations will not be followed up to confirm them");
     }
 
     // Lambda sends SIGTERM only between invocations, so nothing is half done then;
@@ -52,9 +57,14 @@ async fn main() -> Result<(), Error> {
 
 async fn build(settings: Settings) -> App {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts()).load().await;
-    let dead_letters = DeadLetterQueue::new(aws_sdk_sqs::Client::new(&config), settings.dlq_url.clone());
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dead_letters = DeadLetterQueue::new(sqs.clone(), settings.dlq_url.clone());
+    let requests = RequestQueue::new(sqs, settings.request_queue_url.clone());
+    let audit = AuditBus::new(aws_sdk_eventbridge::Client::new(&config), settings.audit_bus.clone());
     let services = Services::from_conf(&config, settings.max_calls_in_flight);
-    App::new(services, dead_letters, settings)
+    let mut app = App::new(services, dead_letters, settings).with_request_queue(requests).with_audit(audit);
+    app.region = config.region().map(|r| r.to_string());
+    app
 }
 
 /// Bounds on every AWS call. Retries are aws-config's standard mode (3 attempts,

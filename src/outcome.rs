@@ -15,6 +15,12 @@ pub enum Outcome {
     Invalid,
     Rejected,
     Transient,
+    /// Contract §7: the follow-up found the termination done.
+    Confirmed,
+    /// Contract §7: the service says the termination failed.
+    Failed,
+    /// Contract §7: `CONFIRM_WITHIN` passed without either.
+    Unconfirmed,
 }
 
 impl Outcome {
@@ -28,12 +34,18 @@ impl Outcome {
             Outcome::Invalid => "invalid",
             Outcome::Rejected => "rejected",
             Outcome::Transient => "transient",
+            Outcome::Confirmed => "confirmed",
+            Outcome::Failed => "failed",
+            Outcome::Unconfirmed => "unconfirmed",
         }
     }
 
     /// Failures that a person must see: they get a dead-letter record.
     pub fn is_failure(self) -> bool {
-        matches!(self, Outcome::Invalid | Outcome::Rejected | Outcome::Transient)
+        matches!(
+            self,
+            Outcome::Invalid | Outcome::Rejected | Outcome::Transient | Outcome::Failed | Outcome::Unconfirmed
+        )
     }
 
     /// The outcome of a request is the weightiest of its targets': one target that
@@ -44,11 +56,14 @@ impl Outcome {
             Outcome::Protected => 0,
             Outcome::Skipped => 1,
             Outcome::NotFound => 2,
-            Outcome::Terminated => 3,
-            Outcome::DryRun => 4,
-            Outcome::Rejected => 5,
-            Outcome::Invalid => 6,
-            Outcome::Transient => 7,
+            Outcome::Confirmed => 3,
+            Outcome::Terminated => 4,
+            Outcome::DryRun => 5,
+            Outcome::Unconfirmed => 6,
+            Outcome::Failed => 7,
+            Outcome::Rejected => 8,
+            Outcome::Invalid => 9,
+            Outcome::Transient => 10,
         }
     }
 
@@ -95,6 +110,10 @@ pub struct TargetResult {
     pub record_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_status: Option<String>,
+    /// A follow-up found it still on its way and will look again: not decided yet,
+    /// so not audited again.
+    #[serde(skip)]
+    pub pending: bool,
 }
 
 impl TargetResult {
@@ -107,6 +126,7 @@ impl TargetResult {
             job_id: None,
             record_id: None,
             record_status: None,
+            pending: false,
         }
     }
 
@@ -117,6 +137,15 @@ impl TargetResult {
     pub fn failed(id: impl Into<String>, outcome: Outcome, error: Failure) -> Self {
         TargetResult { error: Some(error), ..TargetResult::new(id, outcome) }
     }
+}
+
+/// What the follow-up of a request's terminated targets (contract §7) came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FollowUp {
+    NotNeeded,
+    Sent,
+    /// The check could not be sent: the request is redelivered, so it is not lost.
+    Failed(String),
 }
 
 /// What a dead-letter record, if one was owed, came to.
@@ -137,6 +166,7 @@ pub struct RequestResult {
     pub targets: Vec<TargetResult>,
     pub error: Option<Failure>,
     pub dead_letter: DeadLetterStatus,
+    pub follow_up: FollowUp,
 }
 
 impl RequestResult {
@@ -145,5 +175,6 @@ impl RequestResult {
     pub fn redeliver(&self) -> bool {
         (self.outcome == Outcome::Transient && self.dead_letter == DeadLetterStatus::NotNeeded)
             || matches!(self.dead_letter, DeadLetterStatus::Failed(_))
+            || matches!(self.follow_up, FollowUp::Failed(_))
     }
 }

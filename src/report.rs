@@ -123,11 +123,14 @@ pub fn log(result: &RequestResult, request_id: &str) {
         tracing::info!(request_id, message_id, "{}", dry_run_block(result));
     }
     match result.outcome {
-        Outcome::Terminated | Outcome::NotFound | Outcome::DryRun | Outcome::Protected | Outcome::Skipped => {
-            line!(info)
-        }
+        Outcome::Terminated
+        | Outcome::Confirmed
+        | Outcome::NotFound
+        | Outcome::DryRun
+        | Outcome::Protected
+        | Outcome::Skipped => line!(info),
         Outcome::Transient => line!(warn),
-        Outcome::Invalid | Outcome::Rejected => line!(error),
+        Outcome::Invalid | Outcome::Rejected | Outcome::Failed | Outcome::Unconfirmed => line!(error),
     }
 }
 

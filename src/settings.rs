@@ -15,6 +15,13 @@ pub struct Settings {
     pub max_receives: Option<u64>,
     /// Calls in flight to any one service at once, across the whole invocation.
     pub max_calls_in_flight: usize,
+    /// The request queue, where follow-up checks are sent (contract §7).
+    pub request_queue_url: Option<String>,
+    /// Seconds after acceptance within which a termination must be confirmed.
+    pub confirm_within: u64,
+    /// The EventBridge bus for audit events (contract §8).
+    pub audit_bus: Option<String>,
+    pub metrics_namespace: String,
 }
 
 impl Default for Settings {
@@ -27,6 +34,10 @@ impl Default for Settings {
             protect_tag: "teardown:protect".to_owned(),
             max_receives: None,
             max_calls_in_flight: 8,
+            request_queue_url: None,
+            confirm_within: 7200,
+            audit_bus: None,
+            metrics_namespace: "teardown".to_owned(),
         }
     }
 }
@@ -49,14 +60,23 @@ impl Settings {
         let defaults = Settings::default();
         let error = |variable, value: &str, reason| SettingsError { variable, value: value.to_owned(), reason };
 
-        let dlq_url = match lookup("DLQ_URL") {
-            None => None,
-            Some(url) if url.trim().is_empty() => None,
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => Some(url),
-            Some(url) => {
-                return Err(error("DLQ_URL", &url, "must be an SQS queue URL (https://…)"));
-            }
+        let queue_url = |variable: &'static str| match lookup(variable) {
+            None => Ok(None),
+            Some(url) if url.trim().is_empty() => Ok(None),
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => Ok(Some(url)),
+            Some(url) => Err(error(variable, &url, "must be an SQS queue URL (https://…)")),
         };
+        let dlq_url = queue_url("DLQ_URL")?;
+        let request_queue_url = queue_url("REQUEST_QUEUE_URL")?;
+        if let Some(url) = &request_queue_url
+            && url.ends_with(".fifo")
+        {
+            return Err(error(
+                "REQUEST_QUEUE_URL",
+                url,
+                "must be a standard queue: FIFO queues refuse per-message delays",
+            ));
+        }
 
         let flag = |variable: &'static str, default: bool| match lookup(variable).as_deref().map(str::trim) {
             None | Some("") => Ok(default),
@@ -92,7 +112,31 @@ impl Settings {
             }
         };
 
-        Ok(Settings { dlq_url, dry_run, enforce_dry_run, max_targets, protect_tag, max_receives, max_calls_in_flight })
+        let confirm_within =
+            number("CONFIRM_WITHIN", 300..=43_200, "must be a whole number of seconds from 300 to 43200")?
+                .unwrap_or(defaults.confirm_within);
+        let audit_bus = lookup("AUDIT_BUS").filter(|bus| !bus.trim().is_empty());
+        let metrics_namespace = match lookup("METRICS_NAMESPACE") {
+            None => defaults.metrics_namespace,
+            Some(ns) if (1..=255).contains(&ns.chars().count()) && !ns.contains(':') => ns,
+            Some(ns) => {
+                return Err(error("METRICS_NAMESPACE", &ns, "must be a CloudWatch namespace of 1 to 255 characters"));
+            }
+        };
+
+        Ok(Settings {
+            dlq_url,
+            dry_run,
+            enforce_dry_run,
+            max_targets,
+            protect_tag,
+            max_receives,
+            max_calls_in_flight,
+            request_queue_url,
+            confirm_within,
+            audit_bus,
+            metrics_namespace,
+        })
     }
 }
 
@@ -121,8 +165,17 @@ mod tests {
             ("ENFORCE_DRY_RUN", "true"),
             ("MAX_RECEIVES", "5"),
             ("MAX_CALLS_IN_FLIGHT", "4"),
+            ("REQUEST_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-requests"),
+            ("CONFIRM_WITHIN", "300"),
+            ("AUDIT_BUS", "teardown-audit"),
+            ("METRICS_NAMESPACE", "platform/teardown"),
         ])
         .unwrap();
+        assert_eq!(s.confirm_within, 300);
+        assert_eq!(
+            (s.audit_bus.as_deref(), s.metrics_namespace.as_str()),
+            (Some("teardown-audit"), "platform/teardown")
+        );
         assert!(s.enforce_dry_run);
         assert_eq!((s.max_receives, s.max_calls_in_flight), (Some(5), 4));
         assert_eq!(s.dlq_url.as_deref(), Some("https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq"));
@@ -146,6 +199,11 @@ mod tests {
             ("MAX_RECEIVES", "1001"),
             ("MAX_CALLS_IN_FLIGHT", "0"),
             ("MAX_CALLS_IN_FLIGHT", "65"),
+            ("REQUEST_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-requests.fifo"),
+            ("REQUEST_QUEUE_URL", "teardown-requests"),
+            ("CONFIRM_WITHIN", "299"),
+            ("CONFIRM_WITHIN", "43201"),
+            ("METRICS_NAMESPACE", ""),
         ] {
             let e = read(&[(var, value)]).unwrap_err();
             assert_eq!(e.variable, var);

@@ -9,8 +9,10 @@ use futures_util::FutureExt;
 use lambda_runtime::Context;
 use time::OffsetDateTime;
 
+use crate::audit::AuditBus;
 use crate::deadletter::DeadLetterQueue;
 use crate::outcome::Failure;
+use crate::request_queue::RequestQueue;
 use crate::services::Services;
 use crate::settings::Settings;
 
@@ -31,6 +33,14 @@ pub struct App {
     /// Kept back from the invocation's deadline to publish dead-letter records and
     /// answer: work still running then is abandoned as `transient`, not lost.
     pub deadline_reserve: Duration,
+    /// Where follow-up checks go (contract §7); none by default.
+    pub request_queue: RequestQueue,
+    /// Where audit events go (contract §8); none by default.
+    pub audit: AuditBus,
+    /// The function's own region, named in audit events.
+    pub region: Option<String>,
+    /// Set by the first invocation of the container (the `ColdStart` metric).
+    pub(super) warm: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -41,7 +51,21 @@ impl App {
             settings,
             clock: OffsetDateTime::now_utc,
             deadline_reserve: Duration::from_millis(1500),
+            request_queue: RequestQueue::none(),
+            audit: AuditBus::none(),
+            region: None,
+            warm: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Follow-ups go to `queue`.
+    pub fn with_request_queue(self, queue: RequestQueue) -> Self {
+        App { request_queue: queue, ..self }
+    }
+
+    /// Audit events go to `bus`.
+    pub fn with_audit(self, bus: AuditBus) -> Self {
+        App { audit: bus, ..self }
     }
 }
 

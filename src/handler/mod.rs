@@ -10,6 +10,7 @@
 //!    dead-letter record when one is owed; then the record is published.
 
 mod app;
+mod check;
 mod execute;
 mod resolve;
 mod settle;
@@ -20,7 +21,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
 use crate::decode::{Decoded, Delivery, decode};
-use crate::outcome::{DeadLetterStatus, Failure, Outcome, RequestResult};
+use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult};
 use crate::report::{BatchResponse, Report};
 pub use app::App;
 use app::{CONCURRENCY, PUBLISH_RESERVE, within_deadline, work_deadline};
@@ -30,22 +31,39 @@ use work::{Resolution, SentServers, Work};
 /// The Lambda entry point: picks the answer's shape from the event's.
 pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
     let (payload, context) = event.into_parts();
-    match decode(payload, &context.request_id) {
-        Decoded::Sqs(deliveries) => {
-            let results = process(app, deliveries, &context).await;
-            Ok(serde_json::to_value(BatchResponse::of(&results)?)?)
+    let (sqs, deliveries) = match decode(payload, &context.request_id) {
+        Decoded::Sqs(deliveries) => (true, deliveries),
+        Decoded::Other(deliveries) => (false, deliveries),
+    };
+    let results = process(app, deliveries, &context).await;
+    account(app, &results).await;
+    if sqs {
+        return Ok(serde_json::to_value(BatchResponse::of(&results)?)?);
+    }
+    // Without SQS to redeliver, an unpublished record or an unsent follow-up must fail
+    // the invocation so Lambda's own retries and on-failure destination take over.
+    for result in &results {
+        if let (DeadLetterStatus::Failed(reason), _) | (_, FollowUp::Failed(reason)) =
+            (&result.dead_letter, &result.follow_up)
+        {
+            return Err(reason.clone().into());
         }
-        Decoded::Other(deliveries) => {
-            let results = process(app, deliveries, &context).await;
-            // Without SQS to redeliver, an unpublished record must fail the invocation so
-            // Lambda's own retries and on-failure destination take over.
-            if let Some(DeadLetterStatus::Failed(reason)) =
-                results.iter().map(|r| &r.dead_letter).find(|d| matches!(d, DeadLetterStatus::Failed(_)))
-            {
-                return Err(reason.clone().into());
-            }
-            Ok(serde_json::to_value(Report::of(&results))?)
-        }
+    }
+    Ok(serde_json::to_value(Report::of(&results))?)
+}
+
+/// Contract §8: every decision as an audit event, and the invocation's metrics as
+/// EMF lines on standard output. Neither changes an outcome.
+async fn account(app: &App, results: &[RequestResult]) {
+    let at = settle::timestamp(app);
+    let decisions: Vec<crate::audit::Decision> =
+        results.iter().flat_map(|r| crate::audit::decisions(r, &at, app.region.as_deref())).collect();
+    let not_sent = app.audit.put(&decisions).await;
+    let cold_start = !app.warm.swap(true, std::sync::atomic::Ordering::Relaxed);
+    let now_ms = i64::try_from((app.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    for line in crate::metrics::lines(&app.settings.metrics_namespace, results, cold_start, not_sent, now_ms) {
+        // Raw lines, not through the log formatter: CloudWatch reads them as they are.
+        println!("{line}");
     }
 }
 
@@ -118,6 +136,7 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
         targets: Vec::new(),
         error: Some(failure),
         dead_letter: DeadLetterStatus::NotNeeded,
+        follow_up: FollowUp::NotNeeded,
     };
     crate::report::log(&result, request_id);
     result
@@ -125,10 +144,17 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
 
 /// The four steps over a list of deliveries that may share calls.
 async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mut SentServers) -> Vec<RequestResult> {
-    let mut works: Vec<Work> = deliveries.into_iter().map(|d| Work::validated(app, d)).collect();
-
     let deadline = work_deadline(context, app.deadline_reserve);
     let now = (app.clock)();
+    // Follow-up checks (contract §7) go their own way; requests take the four steps.
+    let (checks, requests): (Vec<(usize, Delivery)>, Vec<(usize, Delivery)>) = deliveries
+        .into_iter()
+        .enumerate()
+        .partition(|(_, d)| d.decoded.as_ref().ok().and_then(crate::confirm::confirm_member).is_some());
+    let (check_places, checks): (Vec<usize>, Vec<Delivery>) = checks.into_iter().unzip();
+    let (request_places, requests): (Vec<usize>, Vec<Delivery>) = requests.into_iter().unzip();
+
+    let mut works: Vec<Work> = requests.into_iter().map(|d| Work::validated(app, d)).collect();
     let resolutions: Vec<Resolution> = stream::iter(&works)
         .map(|work| async {
             let Ok(request) = &work.request else { return Resolution::Nothing };
@@ -141,19 +167,23 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
     for (work, resolution) in works.iter_mut().zip(resolutions) {
         work.resolution = resolution;
     }
-
     let results = execute::run(app, execute::plan(&works), deadline).await;
     for (id, job) in results.accepted_servers() {
         sent.insert(id.to_owned(), job.to_owned());
     }
-    let settled: Vec<_> = works.into_iter().map(|work| settle::settle(app, work, &results)).collect();
+    let mut settled: Vec<(usize, settle::Settled)> =
+        request_places.into_iter().zip(works.into_iter().map(|work| settle::settle(app, work, &results))).collect();
+    let checked = check::settle_checks(app, checks, now, deadline).await;
+    settled.extend(check_places.into_iter().zip(checked));
+    settled.sort_by_key(|(place, _)| *place);
 
-    // Publishing is bounded by the invocation's own deadline like every other call,
-    // keeping back only what answering takes: a record cut off is reported unpublished,
-    // so its message is redelivered (SQS) or the invocation fails (other sources).
+    // Publishing and follow-ups are bounded by the invocation's own deadline like every
+    // other call, keeping back only what answering takes: a record or a check cut off
+    // is reported unsent, so its message is redelivered (SQS) or the invocation fails.
     let publish_deadline = work_deadline(context, PUBLISH_RESERVE);
     stream::iter(settled)
-        .map(|(mut result, record)| async move {
+        .map(|(_, settled)| async move {
+            let settle::Settled { mut result, record, follow_up } = settled;
             if let Some(record) = record {
                 let published = within_deadline(publish_deadline, app.dead_letters.publish(&record)).await;
                 result.dead_letter = match published {
@@ -166,6 +196,19 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
                         tracing::error!(error = %failure.message, message_id = result.origin.message_id(), "dead-letter record not published before the deadline; the request will be redelivered");
                         DeadLetterStatus::Failed(failure.message)
                     }
+                };
+            }
+            if let Some((check, delay)) = follow_up {
+                let sent = within_deadline(publish_deadline, app.request_queue.send(&check, delay)).await;
+                result.follow_up = match sent {
+                    Ok(Ok(())) => FollowUp::Sent,
+                    Ok(Err(e)) => {
+                        // The lookups make a redelivery safe: what was accepted is found
+                        // on its way out and followed up then.
+                        tracing::error!(error = %e, message_id = result.origin.message_id(), "follow-up check not sent; the request will be redelivered");
+                        FollowUp::Failed(e.to_string())
+                    }
+                    Err(failure) => FollowUp::Failed(failure.message),
                 };
             }
             crate::report::log(&result, &context.request_id);

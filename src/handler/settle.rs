@@ -7,13 +7,23 @@ use super::app::App;
 use super::execute::CallResults;
 use super::work::{Resolution, Work};
 use crate::classify::ServiceError;
+use crate::confirm::{Check, Followed};
 use crate::deadletter::{DeadLetterRecord, FailedTarget};
 use crate::decode::{Delivery, Origin};
 use crate::guard::Verdict;
-use crate::outcome::{DeadLetterStatus, Failure, Outcome, RequestResult, TargetResult};
+use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult, TargetResult};
 use crate::request::{Operation, Request, Target, retry_request};
 
-pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> (RequestResult, Option<DeadLetterRecord>) {
+/// A request (or a check) at its end, before its record is published and its
+/// follow-up sent.
+pub(super) struct Settled {
+    pub result: RequestResult,
+    pub record: Option<DeadLetterRecord>,
+    /// The check to send, and its delay.
+    pub follow_up: Option<(Check, u64)>,
+}
+
+pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> Settled {
     let Work { delivery, operation, request, dry_run, resolution } = work;
     let operation = operation.map(Operation::as_str);
     let request = match request {
@@ -27,9 +37,10 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> (RequestRe
                 targets: Vec::new(),
                 error: Some(failure.clone()),
                 dead_letter: DeadLetterStatus::NotNeeded,
+                follow_up: FollowUp::NotNeeded,
             };
             let record = record(app, &delivery, operation, Outcome::Invalid, failure, Vec::new(), None);
-            return (result, Some(record));
+            return Settled { result, record: Some(record), follow_up: None };
         }
         Ok(request) => request,
     };
@@ -78,16 +89,7 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> (RequestRe
     let redelivered = sqs && outcome == Outcome::Transient && delivery.origin.message_id().is_some() && !last_delivery;
     let record = match (&error, outcome.is_failure() && !redelivered) {
         (Some(failure), true) => {
-            let failed_targets = failed
-                .iter()
-                .map(|t| {
-                    let e = t
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| Failure::new("Unknown", t.reason.clone().unwrap_or_default()));
-                    FailedTarget { id: t.id.clone(), code: e.code, message: e.message }
-                })
-                .collect();
+            let failed_targets = failed_targets(&failed);
             let ids: Vec<String> = failed.iter().map(|t| t.id.clone()).collect();
             let retry = match (&request_failure, request.named_ids()) {
                 (Some(error), _) if error.outcome == Outcome::Invalid => None,
@@ -100,6 +102,7 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> (RequestRe
         }
         _ => None,
     };
+    let follow_up = if dry_run { None } else { follow_up(app, &request, &delivery, &targets) };
     let result = RequestResult {
         origin: delivery.origin,
         operation,
@@ -108,8 +111,55 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> (RequestRe
         targets,
         error,
         dead_letter: DeadLetterStatus::NotNeeded,
+        follow_up: FollowUp::NotNeeded,
     };
-    (result, record)
+    Settled { result, record, follow_up }
+}
+
+/// Contract §7: every `terminated` target is followed up, in one check per request
+/// (targets accepted together are due together). Dry runs are not.
+fn follow_up(app: &App, request: &Request, delivery: &Delivery, targets: &[TargetResult]) -> Option<(Check, u64)> {
+    if !app.request_queue.is_set() {
+        return None;
+    }
+    let followed: Vec<Followed> = targets
+        .iter()
+        .filter(|t| t.outcome == Outcome::Terminated)
+        .map(|t| Followed { id: t.id.clone(), job_id: t.job_id.clone(), record_id: t.record_id.clone() })
+        .collect();
+    if followed.is_empty() {
+        return None;
+    }
+    let ids: Vec<String> = followed.iter().map(|f| f.id.clone()).collect();
+    let check = Check {
+        operation: request.operation().as_str().to_owned(),
+        targets: followed,
+        accepted_at: timestamp(app),
+        attempt: 1,
+        source: delivery.origin.to_json(),
+        request: retry_request(request, &ids).unwrap_or_default(),
+    };
+    Some((check, crate::confirm::delay(1)))
+}
+
+/// The failed targets of a record, each with its own code and message.
+pub(super) fn failed_targets(failed: &[&TargetResult]) -> Vec<FailedTarget> {
+    failed
+        .iter()
+        .map(|t| {
+            let e = t.error.clone().unwrap_or_else(|| Failure::new("Unknown", t.reason.clone().unwrap_or_default()));
+            FailedTarget { id: t.id.clone(), code: e.code, message: e.message }
+        })
+        .collect()
+}
+
+/// Now, to the second, as RFC 3339.
+pub(super) fn timestamp(app: &App) -> String {
+    (app.clock)()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 /// One target's end: its verdict, or what its call answered.
@@ -171,7 +221,7 @@ fn summarize(failed: &[&TargetResult], total: usize) -> Option<Failure> {
     Some(Failure::new(code, format!("{} of {total} targets failed: {}", failed.len(), detail.join(", "))))
 }
 
-fn record(
+pub(super) fn record(
     app: &App,
     delivery: &Delivery,
     operation: Option<&'static str>,
@@ -180,14 +230,9 @@ fn record(
     failed_targets: Vec<FailedTarget>,
     retry_request: Option<serde_json::Value>,
 ) -> DeadLetterRecord {
-    let failed_at = (app.clock)()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default();
     DeadLetterRecord {
         version: 1,
-        failed_at,
+        failed_at: timestamp(app),
         source: delivery.origin.to_json(),
         request: delivery.raw.clone(),
         outcome,

@@ -1,7 +1,7 @@
 //! Service Catalog: `TerminateProvisionedProduct`, one product a call, made
 //! idempotent by its `TerminateToken`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_servicecatalog::types::{
     AccessLevelFilter, AccessLevelFilterKey, ProvisionedProductStatus, ProvisionedProductViewFilterBy, RecordStatus,
@@ -9,8 +9,9 @@ use aws_sdk_servicecatalog::types::{
 
 use super::{Gate, LookupError, to_time};
 use crate::classify::{ServiceError, classify};
+use crate::confirm::Status;
 use crate::guard::Candidate;
-use crate::outcome::{Outcome, TargetResult};
+use crate::outcome::{Failure, Outcome, TargetResult};
 use crate::request::{ProductRef, ProvisionedProductFilters, ProvisionedProductInput, Selection};
 
 /// How `DescribeProvisionedProduct` is asked.
@@ -262,5 +263,43 @@ impl Catalog {
             }
         }
         Ok(found)
+    }
+}
+
+impl Catalog {
+    /// Contract §7: where each followed product's terminate record is. `SUCCEEDED`
+    /// (or the product gone) is done; `FAILED` failed, with the record's own errors;
+    /// anything else is on its way.
+    pub async fn check(&self, targets: &[crate::confirm::Followed]) -> Result<HashMap<String, Status>, LookupError> {
+        let mut out = HashMap::new();
+        for t in targets {
+            let Some(record_id) = &t.record_id else {
+                out.insert(t.id.clone(), Status::Pending("no record to follow".into()));
+                continue;
+            };
+            let described = self.gate.pass(self.client.describe_record().id(record_id).send()).await;
+            let status = match described {
+                Ok(answer) => match answer.record_detail() {
+                    Some(r) if r.status() == Some(&RecordStatus::Succeeded) => Status::Done,
+                    Some(r) if r.status() == Some(&RecordStatus::Failed) => {
+                        let first = r.record_errors().first();
+                        let code = first.and_then(|e| e.code()).unwrap_or("RecordFailed");
+                        let message =
+                            r.record_errors().iter().filter_map(|e| e.description()).collect::<Vec<_>>().join("; ");
+                        let message = if message.is_empty() { format!("record {record_id} FAILED") } else { message };
+                        Status::Failed(Failure::new(code, message))
+                    }
+                    Some(r) => Status::Pending(format!(
+                        "record {record_id} is {}",
+                        r.status().map_or("CREATED", |s| s.as_str())
+                    )),
+                    None => Status::Pending(format!("record {record_id} is not readable yet")),
+                },
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Status::Done,
+                Err(e) => return Err(classify(&e)),
+            };
+            out.insert(t.id.clone(), status);
+        }
+        Ok(out)
     }
 }

@@ -7,11 +7,12 @@ use aws_sdk_mgn::config::retry::RetryConfig;
 use futures_util::future::join_all;
 
 use aws_sdk_mgn::types::{
-    DescribeJobsRequestFilters, DescribeSourceServersRequestFilters, JobStatus, JobType, LifeCycleState,
+    DescribeJobsRequestFilters, DescribeSourceServersRequestFilters, JobStatus, JobType, LaunchStatus, LifeCycleState,
 };
 
 use super::{Gate, LookupError};
 use crate::classify::{ServiceError, classify};
+use crate::confirm::Status;
 use crate::guard::Candidate;
 use crate::outcome::{Failure, Outcome, TargetResult};
 use crate::request::{Selection, TargetInstancesFilters, TargetInstancesInput};
@@ -250,5 +251,66 @@ impl Mgn {
             }
         }
         Ok(found)
+    }
+}
+
+impl Mgn {
+    /// Contract §7: where each followed server's job is. A `COMPLETED` job with the
+    /// server's `launchStatus` `TERMINATED` is done, anything else in a completed job
+    /// failed; a job still `PENDING` or `STARTED`, or not listed yet, is on its way.
+    pub async fn check(
+        &self,
+        targets: &[crate::confirm::Followed],
+        account_id: Option<&str>,
+    ) -> Result<HashMap<String, Status>, LookupError> {
+        let mut job_ids: Vec<String> = targets.iter().filter_map(|t| t.job_id.clone()).collect();
+        job_ids.sort();
+        job_ids.dedup();
+        let mut jobs = HashMap::new();
+        for chunk in job_ids.chunks(1000) {
+            let filters = DescribeJobsRequestFilters::builder().set_job_ids(Some(chunk.to_vec())).build();
+            let mut pages = self
+                .client
+                .describe_jobs()
+                .filters(filters)
+                .set_account_id(account_id.map(str::to_owned))
+                .into_paginator()
+                .send();
+            while let Some(page) = self.gate.pass(pages.next()).await {
+                for job in page.map_err(|e| classify(&e))?.items() {
+                    jobs.insert(job.job_id().to_owned(), job.clone());
+                }
+            }
+        }
+        Ok(targets
+            .iter()
+            .map(|t| {
+                let job = t.job_id.as_ref().and_then(|id| jobs.get(id));
+                let status = match job {
+                    None => {
+                        Status::Pending(format!("job {} is not listed yet", t.job_id.as_deref().unwrap_or("(none)")))
+                    }
+                    Some(job) if job.status() != Some(&JobStatus::Completed) => Status::Pending(format!(
+                        "job {} is {}",
+                        job.job_id(),
+                        job.status().map_or("PENDING", |s| s.as_str())
+                    )),
+                    Some(job) => {
+                        let server = job.participating_servers().iter().find(|s| s.source_server_id() == t.id);
+                        match server.and_then(|s| s.launch_status()) {
+                            Some(LaunchStatus::Terminated) => Status::Done,
+                            other => {
+                                let status = other.map_or("not listed", |s| s.as_str());
+                                Status::Failed(Failure::new(
+                                    format!("LaunchStatus{}", other.map_or("Missing", |s| s.as_str())),
+                                    format!("job {} completed with the server's launchStatus {status}", job.job_id()),
+                                ))
+                            }
+                        }
+                    }
+                };
+                (t.id.clone(), status)
+            })
+            .collect())
     }
 }

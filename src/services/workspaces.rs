@@ -8,6 +8,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::{Gate, LOOKUP_CONCURRENCY, LookupError, to_time};
 use crate::classify::{ServiceError, classify};
+use crate::confirm::Status;
 use crate::guard::Candidate;
 use crate::outcome::{Failure, Outcome, TargetResult};
 use crate::request::{Selection, WorkspacesFilters};
@@ -256,4 +257,40 @@ fn candidate(w: &aws_sdk_workspaces::types::Workspace) -> Option<Candidate> {
         attributes,
         ..Candidate::default()
     })
+}
+
+impl Workspaces {
+    /// Contract §7: where each followed WorkSpace is. Gone or `TERMINATED` is done;
+    /// `ERROR` failed; `TERMINATING` on its way; any other state is on its way only
+    /// at the first check (the service may not show the termination yet), failed after.
+    pub async fn check(&self, ids: &[String], attempt: u32) -> Result<HashMap<String, Status>, LookupError> {
+        let mut states: HashMap<String, String> = HashMap::new();
+        for chunk in ids.chunks(IDS_PER_CALL) {
+            let call = self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send();
+            let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
+            for w in out.workspaces() {
+                if let (Some(id), Some(state)) = (w.workspace_id(), w.state()) {
+                    states.insert(id.to_owned(), state.as_str().to_owned());
+                }
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let status = match states.get(id).map(String::as_str) {
+                    None | Some("TERMINATED") => Status::Done,
+                    Some("TERMINATING") => Status::Pending("TERMINATING".into()),
+                    Some("ERROR") => {
+                        Status::Failed(Failure::new("ERROR", "the WorkSpace went to ERROR instead of terminating"))
+                    }
+                    Some(state) if attempt <= 1 => Status::Pending(format!("still {state}")),
+                    Some(state) => Status::Failed(Failure::new(
+                        state,
+                        format!("the WorkSpace is {state}, not TERMINATING, after its termination was accepted"),
+                    )),
+                };
+                (id.clone(), status)
+            })
+            .collect())
+    }
 }

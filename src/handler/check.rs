@@ -1,0 +1,186 @@
+//! Contract §7: a follow-up check that came back. It asks the service once where
+//! each target is, and ends it (`confirmed`, `failed`, `unconfirmed`) or sends the
+//! check again, later, for the targets still on their way.
+
+use futures_util::{StreamExt, stream};
+use time::OffsetDateTime;
+
+use super::app::{App, CONCURRENCY, within_deadline};
+use super::settle::{Settled, failed_targets, record};
+use crate::classify::ServiceError;
+use crate::confirm::{Check, Decision, Followed, Status, confirm_member};
+use crate::decode::Delivery;
+use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult, TargetResult};
+use crate::request::{Limits, Operation, retry_request, validate};
+
+/// Works the checks of a batch, each on its own.
+pub(super) async fn settle_checks(
+    app: &App,
+    deliveries: Vec<Delivery>,
+    now: OffsetDateTime,
+    deadline: Option<tokio::time::Instant>,
+) -> Vec<Settled> {
+    stream::iter(deliveries).map(|d| settle_check(app, d, now, deadline)).buffered(CONCURRENCY).collect().await
+}
+
+async fn settle_check(
+    app: &App,
+    delivery: Delivery,
+    now: OffsetDateTime,
+    deadline: Option<tokio::time::Instant>,
+) -> Settled {
+    let parsed = delivery.decoded.as_ref().ok().and_then(confirm_member).map(Check::parse);
+    let check = match parsed {
+        Some(Ok(check)) => check,
+        Some(Err(error)) => {
+            let failure = Failure::new(error.code, error.to_string());
+            return refused(app, delivery, failure);
+        }
+        None => return refused(app, delivery, Failure::new("InvalidCheck", "confirm: is missing")),
+    };
+    let operation = check.operation();
+    let asked = within_deadline(deadline, ask(app, &check)).await;
+    let statuses = match asked {
+        Ok(Ok(statuses)) => statuses,
+        Ok(Err(error)) => return cannot_check(app, delivery, &check, error),
+        Err(failure) => {
+            return cannot_check(app, delivery, &check, ServiceError { outcome: Outcome::Transient, failure });
+        }
+    };
+
+    let mut targets = Vec::new();
+    let mut again: Vec<(Followed, u64)> = Vec::new();
+    for followed in &check.targets {
+        let status = statuses
+            .iter()
+            .find(|(id, _)| id == &followed.id)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| Status::Pending("the service did not answer for it".into()));
+        let mut result = match crate::confirm::decide(status, &check, now, app.settings.confirm_within) {
+            Decision::Confirmed => TargetResult::because(&followed.id, Outcome::Confirmed, "the termination is done"),
+            Decision::Failed(failure) => TargetResult::failed(&followed.id, Outcome::Failed, failure),
+            Decision::Unconfirmed(why) => TargetResult {
+                reason: Some(why.clone()),
+                ..TargetResult::failed(&followed.id, Outcome::Unconfirmed, Failure::new("Unconfirmed", why))
+            },
+            Decision::Again { delay, why } => {
+                again.push((followed.clone(), delay));
+                TargetResult {
+                    pending: true,
+                    ..TargetResult::because(
+                        &followed.id,
+                        Outcome::Terminated,
+                        format!("{why}: checked again in {delay} s"),
+                    )
+                }
+            }
+        };
+        result.job_id = followed.job_id.clone();
+        result.record_id = followed.record_id.clone();
+        targets.push(result);
+    }
+
+    // Targets still on their way travel on together, due at the earliest of their delays.
+    let follow_up = (!again.is_empty()).then(|| {
+        let delay = again.iter().map(|(_, d)| *d).min().unwrap_or(crate::confirm::FIRST_DELAY);
+        (check.next(again.into_iter().map(|(f, _)| f).collect()), delay)
+    });
+    let outcome = Outcome::worst(targets.iter().map(|t| t.outcome)).unwrap_or(Outcome::Confirmed);
+    let failed: Vec<&TargetResult> = targets.iter().filter(|t| t.outcome.is_failure()).collect();
+    let record = (!failed.is_empty()).then(|| {
+        let ids: Vec<String> = failed.iter().filter(|t| t.outcome == Outcome::Failed).map(|t| t.id.clone()).collect();
+        // A failed termination can be sent again once its cause is fixed; the request
+        // is looked up and judged again, so a replay is never broader than it.
+        let retry = validate(&check.request, Limits { max_targets: usize::MAX })
+            .ok()
+            .and_then(|request| retry_request(&request, &ids));
+        let error = failed[0].error.clone().unwrap_or_else(|| Failure::new("Failed", "the termination failed"));
+        let mut record =
+            record(app, &delivery, operation.map(Operation::as_str), outcome, error, failed_targets(&failed), retry);
+        record.source = check.source.clone();
+        record.request = check.request.clone();
+        record
+    });
+    let result = RequestResult {
+        origin: delivery.origin,
+        operation: operation.map(Operation::as_str),
+        outcome,
+        dry_run: false,
+        error: failed.first().and_then(|t| t.error.clone()),
+        targets,
+        dead_letter: DeadLetterStatus::NotNeeded,
+        follow_up: FollowUp::NotNeeded,
+    };
+    Settled { result, record, follow_up }
+}
+
+/// Where each target of `check` is, by its id.
+async fn ask(app: &App, check: &Check) -> Result<Vec<(String, Status)>, ServiceError> {
+    let ids: Vec<String> = check.targets.iter().map(|t| t.id.clone()).collect();
+    let statuses = match check.operation() {
+        Some(Operation::TerminateWorkspaces) => app.services.workspaces.check(&ids, check.attempt).await?,
+        Some(Operation::TerminateTargetInstances) => {
+            let account = check.request.pointer("/input/accountID").and_then(|v| v.as_str());
+            app.services.mgn.check(&check.targets, account).await?
+        }
+        Some(Operation::TerminateProvisionedProduct) => app.services.catalog.check(&check.targets).await?,
+        None => return Err(ServiceError::new(Outcome::Invalid, "InvalidCheck", "confirm.operation is unknown")),
+    };
+    Ok(statuses.into_iter().collect())
+}
+
+/// The service could not be asked. The check is redelivered like any message;
+/// on its last delivery its targets end `unconfirmed`, with a record and no retry.
+fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceError) -> Settled {
+    let last_delivery = match (app.settings.max_receives, delivery.origin.receive_count()) {
+        (Some(max), Some(count)) => count >= max,
+        _ => false,
+    };
+    let operation = check.operation().map(Operation::as_str);
+    let outcome = if last_delivery { Outcome::Unconfirmed } else { Outcome::Transient };
+    let failure = error.failure;
+    let targets: Vec<TargetResult> = check
+        .targets
+        .iter()
+        .map(|t| TargetResult {
+            job_id: t.job_id.clone(),
+            record_id: t.record_id.clone(),
+            ..TargetResult::failed(&t.id, outcome, failure.clone())
+        })
+        .collect();
+    let record = last_delivery.then(|| {
+        let failed: Vec<&TargetResult> = targets.iter().collect();
+        let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets(&failed), None);
+        record.source = check.source.clone();
+        record.request = check.request.clone();
+        record
+    });
+    let result = RequestResult {
+        origin: delivery.origin,
+        operation,
+        outcome,
+        dry_run: false,
+        targets,
+        error: Some(failure),
+        dead_letter: DeadLetterStatus::NotNeeded,
+        follow_up: FollowUp::NotNeeded,
+    };
+    Settled { result, record, follow_up: None }
+}
+
+/// A check teardown cannot read: it is not teardown's own any more. Dead-lettered
+/// as invalid, never retried.
+fn refused(app: &App, delivery: Delivery, failure: Failure) -> Settled {
+    let record = record(app, &delivery, None, Outcome::Invalid, failure.clone(), Vec::new(), None);
+    let result = RequestResult {
+        origin: delivery.origin,
+        operation: None,
+        outcome: Outcome::Invalid,
+        dry_run: false,
+        targets: Vec::new(),
+        error: Some(failure),
+        dead_letter: DeadLetterStatus::NotNeeded,
+        follow_up: FollowUp::NotNeeded,
+    };
+    Settled { result, record: Some(record), follow_up: None }
+}

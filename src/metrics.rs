@@ -1,0 +1,78 @@
+//! Contract §8: the invocation's metrics in CloudWatch Embedded Metric Format.
+//! Pure: the JSON lines; the handler writes them to standard output as they are.
+//!
+//! The format is a small JSON document (`_aws.Timestamp`, `_aws.CloudWatchMetrics`
+//! with the namespace, dimension sets and metric names, then the values at the top
+//! level). Written with serde, it costs no dependency and nothing at cold start;
+//! the one Lambda-aware crate (`metrics_cloudwatch_embedded`) would bring the
+//! `metrics` facade and a global recorder for the same few lines.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::outcome::RequestResult;
+
+/// The lines of one invocation: one per (operation, outcome) with `Targets` and
+/// `Requests`, and one without dimensions for `ColdStart` and `AuditEventsNotSent`
+/// when either is not zero.
+pub fn lines(
+    namespace: &str,
+    results: &[RequestResult],
+    cold_start: bool,
+    audit_events_not_sent: usize,
+    timestamp_ms: i64,
+) -> Vec<String> {
+    let mut counts: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
+    for result in results {
+        let operation = result.operation.unwrap_or("unknown");
+        counts.entry((operation, result.outcome.as_str())).or_default().1 += 1;
+        for target in &result.targets {
+            counts.entry((operation, target.outcome.as_str())).or_default().0 += 1;
+        }
+    }
+    let mut out: Vec<String> = counts
+        .into_iter()
+        .map(|((operation, outcome), (targets, requests))| {
+            json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": namespace,
+                        "Dimensions": [["operation", "outcome"]],
+                        "Metrics": [{"Name": "Targets", "Unit": "Count"}, {"Name": "Requests", "Unit": "Count"}],
+                    }],
+                },
+                "operation": operation,
+                "outcome": outcome,
+                "Targets": targets,
+                "Requests": requests,
+            })
+            .to_string()
+        })
+        .collect();
+    let mut plain: Vec<(&str, usize)> = Vec::new();
+    if cold_start {
+        plain.push(("ColdStart", 1));
+    }
+    if audit_events_not_sent > 0 {
+        plain.push(("AuditEventsNotSent", audit_events_not_sent));
+    }
+    if !plain.is_empty() {
+        let mut line = json!({
+            "_aws": {
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [[]],
+                    "Metrics": plain.iter().map(|(name, _)| json!({"Name": name, "Unit": "Count"})).collect::<Vec<_>>(),
+                }],
+            },
+        });
+        for (name, value) in plain {
+            line[name] = Value::from(value);
+        }
+        out.push(line.to_string());
+    }
+    out
+}
