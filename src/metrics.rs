@@ -76,3 +76,75 @@ pub fn lines(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::decode::Origin;
+    use crate::outcome::{DeadLetterStatus, FollowUp, Outcome, TargetResult};
+
+    fn result(operation: Option<&'static str>, outcome: Outcome, targets: &[Outcome]) -> RequestResult {
+        RequestResult {
+            origin: Origin::Direct { request_id: "r".into() },
+            operation,
+            outcome,
+            dry_run: false,
+            targets: targets.iter().enumerate().map(|(i, o)| TargetResult::new(format!("t{i}"), *o)).collect(),
+            error: None,
+            dead_letter: DeadLetterStatus::NotNeeded,
+            follow_up: FollowUp::NotNeeded,
+        }
+    }
+
+    #[test]
+    fn the_numbers_are_exactly_the_outcomes_in_emf() {
+        let results = [
+            result(
+                Some("TerminateWorkspaces"),
+                Outcome::Terminated,
+                &[Outcome::Terminated, Outcome::Terminated, Outcome::Protected],
+            ),
+            result(Some("TerminateWorkspaces"), Outcome::Terminated, &[Outcome::Terminated]),
+            result(None, Outcome::Invalid, &[]),
+        ];
+        let lines: Vec<Value> = lines("teardown", &results, true, 2, 1_764_000_000_000)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let find = |operation: &str, outcome: &str| {
+            lines
+                .iter()
+                .find(|l| l["operation"] == operation && l["outcome"] == outcome)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        assert_eq!(
+            (
+                find("TerminateWorkspaces", "terminated")["Targets"].as_u64(),
+                find("TerminateWorkspaces", "terminated")["Requests"].as_u64()
+            ),
+            (Some(3), Some(2))
+        );
+        assert_eq!(
+            (
+                find("TerminateWorkspaces", "protected")["Targets"].as_u64(),
+                find("TerminateWorkspaces", "protected")["Requests"].as_u64()
+            ),
+            (Some(1), Some(0))
+        );
+        assert_eq!(
+            (find("unknown", "invalid")["Targets"].as_u64(), find("unknown", "invalid")["Requests"].as_u64()),
+            (Some(0), Some(1))
+        );
+        let emf = &find("unknown", "invalid")["_aws"];
+        assert_eq!(emf["Timestamp"], 1_764_000_000_000_i64);
+        assert_eq!(emf["CloudWatchMetrics"][0]["Namespace"], "teardown");
+        assert_eq!(emf["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["operation", "outcome"]]));
+        let plain = lines.iter().find(|l| l.get("ColdStart").is_some()).unwrap();
+        assert_eq!((plain["ColdStart"].as_u64(), plain["AuditEventsNotSent"].as_u64()), (Some(1), Some(2)));
+        // A warm invocation with every event sent has no such line.
+        assert!(super::lines("teardown", &results, false, 0, 0).iter().all(|l| !l.contains("ColdStart")));
+    }
+}

@@ -147,7 +147,8 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
     let deadline = work_deadline(context, app.deadline_reserve);
     let now = (app.clock)();
     // Follow-up checks (contract §7) go their own way; requests take the four steps.
-    let (checks, requests): (Vec<(usize, Delivery)>, Vec<(usize, Delivery)>) = deliveries
+    type Placed = Vec<(usize, Delivery)>;
+    let (checks, requests): (Placed, Placed) = deliveries
         .into_iter()
         .enumerate()
         .partition(|(_, d)| d.decoded.as_ref().ok().and_then(crate::confirm::confirm_member).is_some());

@@ -330,3 +330,80 @@ pub fn sc_terminate_recording(tokens: &Log<(Option<String>, Option<String>, Opti
             .build()
     })
 }
+
+pub const REQUESTS: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-requests";
+
+/// The request queue, over an SQS double holding `rules`.
+pub fn request_queue(rules: &[&Rule]) -> teardown::request_queue::RequestQueue {
+    let client = mock_client!(aws_sdk_sqs, RuleMode::MatchAny, rules, |c| c
+        .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled()));
+    teardown::request_queue::RequestQueue::new(client, Some(REQUESTS.to_owned()))
+}
+
+/// Records each follow-up check sent: (body, delay).
+pub fn checks_sent(sent: &Log<(Value, i32)>) -> Rule {
+    let sent = sent.clone();
+    mock!(aws_sdk_sqs::Client::send_message).then_compute_output(move |req| {
+        let body = serde_json::from_str(req.message_body().unwrap_or_default()).unwrap_or(Value::Null);
+        sent.lock().unwrap().push((body, req.delay_seconds().unwrap_or(0)));
+        SendMessageOutput::builder().message_id("check-1").build()
+    })
+}
+
+/// The audit bus, over an EventBridge double holding `rules`.
+pub fn audit_bus(rules: &[&Rule]) -> teardown::audit::AuditBus {
+    let client = mock_client!(aws_sdk_eventbridge, RuleMode::MatchAny, rules, |c| c
+        .retry_config(aws_sdk_eventbridge::config::retry::RetryConfig::disabled()));
+    teardown::audit::AuditBus::new(client, Some("teardown-audit".to_owned()))
+}
+
+/// Records each audit event put: (source, detail type, detail, bus); answers every entry accepted.
+pub fn events_put(put: &Log<(String, String, Value, String)>) -> Rule {
+    let put = put.clone();
+    mock!(aws_sdk_eventbridge::Client::put_events).then_compute_output(move |req| {
+        let mut out = aws_sdk_eventbridge::operation::put_events::PutEventsOutput::builder();
+        for e in req.entries() {
+            put.lock().unwrap().push((
+                e.source().unwrap_or_default().to_owned(),
+                e.detail_type().unwrap_or_default().to_owned(),
+                serde_json::from_str(e.detail().unwrap_or_default()).unwrap_or(Value::Null),
+                e.event_bus_name().unwrap_or_default().to_owned(),
+            ));
+            out = out.entries(aws_sdk_eventbridge::types::PutEventsResultEntry::builder().event_id("ev").build());
+        }
+        out.build()
+    })
+}
+
+/// A check as teardown writes it, for `targets` (id, job id, record id).
+pub fn check(
+    operation: &str,
+    targets: &[(&str, Option<&str>, Option<&str>)],
+    attempt: u32,
+    accepted_at: &str,
+) -> Value {
+    let targets: Vec<Value> = targets
+        .iter()
+        .map(|(id, job, record)| {
+            let mut t = json!({"id": id});
+            if let Some(job) = job {
+                t["jobId"] = json!(job);
+            }
+            if let Some(record) = record {
+                t["recordId"] = json!(record);
+            }
+            t
+        })
+        .collect();
+    let ids: Vec<&str> = targets.iter().filter_map(|t| t["id"].as_str()).collect();
+    let request = match operation {
+        "TerminateWorkspaces" => ws_request(&ids.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        "TerminateTargetInstances" => json!({"operation": operation, "input": {"sourceServerIDs": ids}}),
+        _ => json!({"operation": operation, "input": {"ProvisionedProductId": ids[0]}}),
+    };
+    json!({"confirm": {
+        "operation": operation, "targets": targets, "acceptedAt": accepted_at, "attempt": attempt,
+        "source": {"kind": "sqs", "messageId": "m-original", "eventSourceArn": "arn:aws:sqs:us-east-1:123456789012:teardown-requests", "receiveCount": 1},
+        "request": request
+    }})
+}

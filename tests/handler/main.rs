@@ -13,5 +13,6 @@ mod fixture;
 
 mod calls;
 mod corpus;
+mod follow_up;
 mod properties;
 mod scenarios;

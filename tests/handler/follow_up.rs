@@ -1,0 +1,349 @@
+//! Contract §7 and §8: every accepted termination is followed up until teardown
+//! knows how it ended, and every decision is an audit event.
+
+use aws_sdk_mgn::types::{Job, JobStatus, JobType, LaunchStatus, ParticipatingServer};
+use aws_sdk_servicecatalog::operation::describe_record::DescribeRecordOutput as ScRecordOutput;
+use aws_sdk_servicecatalog::types::RecordError;
+
+use crate::doubles::*;
+
+/// The doubles' clock: 2026-11-24T10:00:00Z.
+const NOW: &str = "2026-11-24T10:00:00Z";
+
+fn with_follow_up(app: App, checks: &Rule) -> App {
+    app.with_request_queue(request_queue(&[checks]))
+}
+
+#[tokio::test]
+async fn every_terminated_target_of_a_request_is_followed_up_in_one_check_after_30_s() {
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let app = with_follow_up(Doubles { ws: &[&terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings()), &checks);
+    let ids = ws_ids(30, "f");
+
+    let response = invoke(&app, sqs_event(&[("m-1", ws_request(&ids))])).await.unwrap();
+
+    assert!(failures(&response).is_empty());
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 1, "30 targets of one request, due together: one check");
+    let (body, delay) = &sent[0];
+    assert_eq!(*delay, 30);
+    let check = &body["confirm"];
+    assert_eq!(check["attempt"], 1);
+    assert_eq!(check["acceptedAt"], NOW);
+    assert_eq!(check["targets"].as_array().unwrap().len(), 30);
+    assert_eq!(check["source"]["messageId"], "m-1");
+    assert_eq!(check["request"], ws_request(&ids), "the request for exactly the followed targets");
+}
+
+#[tokio::test]
+async fn dry_runs_and_targets_that_were_not_terminated_are_not_followed_up() {
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let app = with_follow_up(Doubles { ws: &[], mgn: &[], sc: &[], sqs: &[] }.app(settings()), &checks);
+    let mut dry = ws_request(&ws_ids(2, "d"));
+    dry["dryRun"] = json!(true);
+
+    invoke(&app, dry).await.unwrap();
+
+    assert!(taken(&sent).is_empty());
+}
+
+#[tokio::test]
+async fn a_check_that_cannot_be_sent_redelivers_the_request_and_fails_a_direct_one() {
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let down = mock!(aws_sdk_sqs::Client::send_message)
+        .then_http_response(|| http(500, r#"{"__type":"InternalError","message":"down"}"#));
+    let app = with_follow_up(Doubles { ws: &[&terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings()), &down);
+
+    let response = invoke(&app, sqs_event(&[("m-1", ws_request(&ws_ids(1, "s")))])).await.unwrap();
+    assert_eq!(failures(&response), vec!["m-1"], "never a silent loss: the lookups make a redelivery safe");
+
+    let error = invoke(&app, ws_request(&ws_ids(1, "s"))).await.unwrap_err();
+    assert!(error.to_string().contains("follow-up check"), "{error}");
+}
+
+/// WorkSpaces as the check finds them.
+fn workspaces_in(states: &'static [(&'static str, Option<WorkspaceState>)]) -> Rule {
+    mock!(aws_sdk_workspaces::Client::describe_workspaces).then_output(move || {
+        let found = states.iter().filter_map(|(id, state)| state.clone().map(|s| workspace(id, s))).collect();
+        DescribeWorkspacesOutput::builder().set_workspaces(Some(found)).build()
+    })
+}
+
+#[tokio::test]
+async fn a_check_confirms_what_is_gone_follows_what_is_going_and_dead_letters_what_failed() {
+    static STATES: &[(&str, Option<WorkspaceState>)] = &[
+        ("ws-gone0001", None),
+        ("ws-done0001", Some(WorkspaceState::Terminated)),
+        ("ws-going001", Some(WorkspaceState::Terminating)),
+        ("ws-error001", Some(WorkspaceState::Error)),
+        ("ws-back0001", Some(WorkspaceState::Available)),
+    ];
+    let describe = workspaces_in(STATES);
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = with_follow_up(Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }.app(settings()), &checks);
+    let targets: Vec<(&str, Option<&str>, Option<&str>)> = STATES.iter().map(|(id, _)| (*id, None, None)).collect();
+    // The second check: a WorkSpace back in a live state is no longer "not yet".
+    let body = check("TerminateWorkspaces", &targets, 2, "2026-11-24T09:59:00Z");
+
+    let response = invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
+
+    assert!(failures(&response).is_empty(), "the check is settled");
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0["confirm"]["attempt"], 3);
+    assert_eq!(sent[0].0["confirm"]["targets"], json!([{"id": "ws-going001"}]));
+    assert_eq!(sent[0].1, 120, "30 s, doubling: the third check after 120 s");
+    let records = taken(&records);
+    assert_eq!(records.len(), 1, "one record for the check's failed targets");
+    let (_, body, operation, outcome) = &records[0];
+    assert_eq!((operation.as_str(), outcome.as_str()), ("TerminateWorkspaces", "failed"));
+    let failed: Vec<&str> =
+        body["failedTargets"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(failed, vec!["ws-error001", "ws-back0001"]);
+    assert_eq!(body["failedTargets"][0]["code"], "ERROR");
+    assert_eq!(body["source"]["messageId"], "m-original", "the record names where the request came from");
+    assert_eq!(body["retryRequest"], ws_request(&["ws-error001".to_owned(), "ws-back0001".to_owned()]));
+}
+
+#[tokio::test]
+async fn a_target_still_going_after_confirm_within_is_unconfirmed_with_a_record() {
+    static STATES: &[(&str, Option<WorkspaceState>)] = &[("ws-slow0001", Some(WorkspaceState::Terminating))];
+    let describe = workspaces_in(STATES);
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = with_follow_up(Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }.app(settings()), &checks);
+    // Accepted 2 h 1 min ago; CONFIRM_WITHIN is 7200 s.
+    let body = check("TerminateWorkspaces", &[("ws-slow0001", None, None)], 9, "2026-11-24T07:59:00Z");
+
+    invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
+
+    assert!(taken(&sent).is_empty(), "no further check");
+    let records = taken(&records);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].3, "unconfirmed");
+    assert!(records[0].1.get("retryRequest").is_none());
+}
+
+#[tokio::test]
+async fn a_completed_mgn_job_with_a_failed_server_is_failed_naming_its_launch_status() {
+    let jobs = mock!(aws_sdk_mgn::Client::describe_jobs).then_output(|| {
+        let server = |id: &str, status: LaunchStatus| {
+            ParticipatingServer::builder().source_server_id(id).launch_status(status).build().unwrap()
+        };
+        let job = Job::builder()
+            .job_id("mgnjob-1")
+            .r#type(JobType::Terminate)
+            .status(JobStatus::Completed)
+            .participating_servers(server("s-aaaaaaaaaaaaaaaaa", LaunchStatus::Terminated))
+            .participating_servers(server("s-bbbbbbbbbbbbbbbbb", LaunchStatus::Failed))
+            .build()
+            .unwrap();
+        DescribeJobsOutput::builder().items(job).build()
+    });
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[], mgn: &[&jobs], sc: &[], sqs: &[&send] }.app(settings());
+    let body = check(
+        "TerminateTargetInstances",
+        &[("s-aaaaaaaaaaaaaaaaa", Some("mgnjob-1"), None), ("s-bbbbbbbbbbbbbbbbb", Some("mgnjob-1"), None)],
+        1,
+        NOW,
+    );
+
+    let report = invoke(&app, body).await.unwrap();
+
+    assert_eq!(
+        target_outcomes(&report, 0),
+        vec![("s-aaaaaaaaaaaaaaaaa".into(), "confirmed".into()), ("s-bbbbbbbbbbbbbbbbb".into(), "failed".into())]
+    );
+    let records = taken(&records);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].1["failedTargets"][0]["code"], "LaunchStatusFAILED");
+    assert_eq!(
+        records[0].1["retryRequest"],
+        json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ["s-bbbbbbbbbbbbbbbbb"]}})
+    );
+}
+
+fn record_in(status: RecordStatus, errors: &'static [(&'static str, &'static str)]) -> Rule {
+    mock!(aws_sdk_servicecatalog::Client::describe_record).then_output(move || {
+        let mut detail = RecordDetail::builder().record_id("rec-1").status(status.clone());
+        for (code, description) in errors {
+            detail = detail.record_errors(RecordError::builder().code(*code).description(*description).build());
+        }
+        ScRecordOutput::builder().record_detail(detail.build()).build()
+    })
+}
+
+#[tokio::test]
+async fn a_failed_service_catalog_record_is_dead_lettered_with_its_record_errors() {
+    let record =
+        record_in(RecordStatus::Failed, &[("DeleteStackFailed", "The bucket you tried to delete is not empty")]);
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&record], sqs: &[&send] }.app(settings());
+
+    invoke(&app, check("TerminateProvisionedProduct", &[("pp-sandbox1", None, Some("rec-1"))], 1, NOW)).await.unwrap();
+
+    let records = taken(&records);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].3, "failed");
+    assert_eq!(records[0].1["error"]["code"], "DeleteStackFailed");
+    assert_eq!(records[0].1["error"]["message"], "The bucket you tried to delete is not empty");
+}
+
+#[tokio::test]
+async fn a_service_catalog_record_in_progress_past_the_deadline_is_unconfirmed() {
+    let record = record_in(RecordStatus::InProgress, &[]);
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&record], sqs: &[&send] }.app(settings());
+
+    let report = invoke(
+        &app,
+        check("TerminateProvisionedProduct", &[("pp-sandbox1", None, Some("rec-1"))], 7, "2026-11-24T07:00:00Z"),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(target_outcomes(&report, 0), vec![("pp-sandbox1".into(), "unconfirmed".into())]);
+    assert_eq!(taken(&records)[0].3, "unconfirmed");
+}
+
+#[tokio::test]
+async fn a_check_that_cannot_ask_is_redelivered_and_on_its_last_delivery_ends_unconfirmed() {
+    let down = mock!(aws_sdk_workspaces::Client::describe_workspaces)
+        .then_http_response(|| http(500, r#"{"__type":"InternalServiceError","message":"down"}"#));
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[&down], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(Settings { max_receives: Some(3), ..settings() });
+    let body = check("TerminateWorkspaces", &[("ws-aaaaaaaa", None, None)], 1, NOW);
+    let delivery = |count: &str| {
+        let mut event = sqs_event(&[("c-1", body.clone())]);
+        event["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(count);
+        event
+    };
+
+    assert_eq!(failures(&invoke(&app, delivery("1")).await.unwrap()), vec!["c-1"]);
+    assert!(taken(&records).is_empty());
+
+    assert!(failures(&invoke(&app, delivery("3")).await.unwrap()).is_empty());
+    let records = taken(&records);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].3, "unconfirmed");
+    assert!(records[0].1.get("retryRequest").is_none(), "a check's last delivery has no retry");
+}
+
+#[tokio::test]
+async fn the_same_check_delivered_twice_makes_records_a_fifo_dead_letter_queue_keeps_once() {
+    static STATES: &[(&str, Option<WorkspaceState>)] = &[("ws-error001", Some(WorkspaceState::Error))];
+    let describe = workspaces_in(STATES);
+    let sent = log::<Option<String>>();
+    let send = {
+        let sent = sent.clone();
+        mock!(aws_sdk_sqs::Client::send_message).then_compute_output(move |req| {
+            sent.lock().unwrap().push(req.message_deduplication_id().map(str::to_owned));
+            SendMessageOutput::builder().build()
+        })
+    };
+    let fifo = Settings { dlq_url: Some(format!("{DLQ}.fifo")), ..settings() };
+    let mut app = Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }.app(fifo);
+    let body = check("TerminateWorkspaces", &[("ws-error001", None, None)], 2, NOW);
+
+    invoke(&app, sqs_event(&[("c-1", body.clone())])).await.unwrap();
+    app.clock = || time::macros::datetime!(2026-11-24 10:03:00 UTC); // redelivered later
+    invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
+
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 2);
+    assert!(sent[0].is_some());
+    assert_eq!(sent[0], sent[1], "one deduplication id: the dead-letter queue keeps the record once");
+}
+
+#[tokio::test]
+async fn every_decision_is_an_audit_event_dry_runs_included() {
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let protected = mock!(aws_sdk_workspaces::Client::describe_tags)
+        .match_requests(|req| req.resource_id() == Some("ws-keep0001"))
+        .then_output(|| {
+            DescribeTagsOutput::builder()
+                .tag_list(aws_sdk_workspaces::types::Tag::builder().key("teardown:protect").value("").build().unwrap())
+                .build()
+        });
+    let put = log();
+    let events = events_put(&put);
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[&terminate, &protected], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(settings())
+        .with_audit(audit_bus(&[&events]));
+    let mut dry = ws_request(&["ws-dry00001".to_owned()]);
+    dry["dryRun"] = json!(true);
+    let requests = json!({"requests": [ws_request(&["ws-done0001".to_owned(), "ws-keep0001".to_owned()]), dry, {"operation": "Nope"}]});
+
+    invoke(&app, requests).await.unwrap();
+
+    let put = taken(&put);
+    let summary: Vec<(Option<&str>, &str, bool)> = put
+        .iter()
+        .map(|(_, _, d, _)| (d["id"].as_str(), d["outcome"].as_str().unwrap(), d["dryRun"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Some("ws-done0001"), "terminated", false),
+            (Some("ws-keep0001"), "protected", false),
+            (Some("ws-dry00001"), "dry_run", true),
+            (None, "invalid", false),
+        ]
+    );
+    assert!(put.iter().all(|(source, detail_type, _, bus)| source == "teardown"
+        && detail_type == "Teardown Target Decision"
+        && bus == "teardown-audit"));
+    assert_eq!(put[0].2["operation"], "TerminateWorkspaces");
+    assert_eq!(put[0].2["at"], NOW);
+    assert_eq!(put[0].2["source"]["kind"], "direct");
+}
+
+#[tokio::test]
+async fn an_audit_event_that_cannot_be_put_changes_no_outcome() {
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let down = mock!(aws_sdk_eventbridge::Client::put_events)
+        .then_http_response(|| http(500, r#"{"__type":"InternalException","message":"down"}"#));
+    let app =
+        Doubles { ws: &[&terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings()).with_audit(audit_bus(&[&down]));
+
+    let response = invoke(&app, sqs_event(&[("m-1", ws_request(&ws_ids(1, "a")))])).await.unwrap();
+
+    assert!(failures(&response).is_empty(), "never a redelivery for an audit event");
+    assert_eq!(taken(&calls).len(), 1);
+    assert_eq!(down.num_calls(), 2, "put once more, then logged and counted");
+}
+
+#[tokio::test]
+async fn audit_events_go_ten_to_a_call() {
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let put = log();
+    let events = events_put(&put);
+    let app =
+        Doubles { ws: &[&terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings()).with_audit(audit_bus(&[&events]));
+
+    invoke(&app, ws_request(&ws_ids(23, "t"))).await.unwrap();
+
+    assert_eq!(taken(&put).len(), 23);
+    assert_eq!(events.num_calls(), 3, "⌈23/10⌉ PutEvents calls");
+}
