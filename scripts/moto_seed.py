@@ -80,11 +80,23 @@ def main():
     w.add_argument("count", type=int)
     w.add_argument("--tag", action="append", default=[], help="key=value")
     w.add_argument("--user-prefix", default="user")
+    b = sub.add_parser("audit-bus", help="an EventBridge bus whose teardown events a rule delivers to a queue")
+    b.add_argument("bus")
+    b.add_argument("queue")
     args = parser.parse_args()
 
     if args.what == "queue":
         url = client(args.endpoint, "sqs").create_queue(QueueName=args.name)["QueueUrl"]
         print(json.dumps({"queueUrl": url}))
+    elif args.what == "audit-bus":
+        sqs = client(args.endpoint, "sqs")
+        url = sqs.create_queue(QueueName=args.queue)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = client(args.endpoint, "events")
+        events.create_event_bus(Name=args.bus)
+        events.put_rule(Name="teardown-decisions", EventBusName=args.bus, EventPattern=json.dumps({"source": ["teardown"]}))
+        events.put_targets(Rule="teardown-decisions", EventBusName=args.bus, Targets=[{"Id": "audit-queue", "Arn": arn}])
+        print(json.dumps({"busName": args.bus, "queueUrl": url}))
     else:
         tags = dict(t.split("=", 1) for t in args.tag)
         print(json.dumps(make_workspaces(args.endpoint, args.count, tags, args.user_prefix)))

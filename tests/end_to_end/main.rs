@@ -10,3 +10,4 @@ mod support;
 
 mod e2e;
 mod faults;
+mod follow_up;

@@ -69,6 +69,11 @@ impl Moto {
         serde_json::from_slice(&out.stdout).expect("the seed script prints JSON")
     }
 
+    /// An EventBridge bus with a rule that delivers teardown's events to a new queue.
+    pub fn audit_bus(&self, bus: &str, queue: &str) -> String {
+        self.seed(&["audit-bus", bus, queue])["queueUrl"].as_str().expect("a queue URL").to_owned()
+    }
+
     pub fn queue(&self, name: &str) -> String {
         self.seed(&["queue", name])["queueUrl"].as_str().expect("a queue url").to_owned()
     }
@@ -196,6 +201,42 @@ impl Function {
 }
 
 impl Function {
+    /// Like `start`, with everything the function writes to standard output kept
+    /// (the EMF metric lines among it).
+    pub fn start_capturing(
+        bin: &std::path::Path,
+        api: &RuntimeApi,
+        env: &[(&str, &str)],
+    ) -> (Function, std::sync::Arc<std::sync::Mutex<String>>) {
+        let mut command = lambda_command(bin, api);
+        command
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_LAMBDA_LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("the teardown binary starts");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(mut stdout) = child.stdout.take() {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut o) = out.lock() {
+                        o.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            });
+        }
+        (Function { child }, out)
+    }
+
     /// Sends SIGTERM, as Lambda does when it shuts an environment down, and waits.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

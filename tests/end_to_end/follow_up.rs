@@ -1,0 +1,123 @@
+//! Contract §7 and §8 end to end: the built binary against moto (SQS, WorkSpaces,
+//! EventBridge delivering to a queue). A termination is followed up through the
+//! request queue until confirmed, every decision is an audit event on the bus, and
+//! the EMF lines the binary writes count exactly the outcomes.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Function, Moto, RuntimeApi, sqs_event};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn bin() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_teardown"))
+}
+
+fn ws_request(ids: &[String]) -> Value {
+    json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": ids.iter().map(|i| json!({"WorkspaceId": i})).collect::<Vec<_>>()}})
+}
+
+/// The next message of `queue`, waiting out its delay (moto honours DelaySeconds).
+async fn next_message(moto: &Moto, queue: &str, within: Duration) -> Option<Value> {
+    let sqs = moto.sqs();
+    let started = std::time::Instant::now();
+    while started.elapsed() < within {
+        let got = sqs.receive_message().queue_url(queue).wait_time_seconds(5).send().await.expect("ReceiveMessage");
+        if let Some(m) = got.messages().first() {
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await.expect("DeleteMessage");
+            }
+            return serde_json::from_str(m.body().unwrap_or_default()).ok();
+        }
+    }
+    None
+}
+
+/// The EMF lines among what the binary wrote, summed by (metric, operation, outcome).
+fn metrics(stdout: &str) -> Vec<(String, String, String, u64)> {
+    let mut out = Vec::new();
+    for line in stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|l| l.get("_aws").is_some())
+    {
+        for name in ["Targets", "Requests", "ColdStart", "AuditEventsNotSent"] {
+            if let Some(n) = line[name].as_u64() {
+                let dim = |d: &str| line[d].as_str().unwrap_or("").to_owned();
+                out.push((name.to_owned(), dim("operation"), dim("outcome"), n));
+            }
+        }
+    }
+    out
+}
+
+fn sum(metrics: &[(String, String, String, u64)], name: &str, operation: &str, outcome: &str) -> u64 {
+    metrics.iter().filter(|(n, op, out, _)| n == name && op == operation && out == outcome).map(|(.., v)| v).sum()
+}
+
+#[tokio::test]
+async fn a_termination_is_followed_up_until_confirmed_audited_and_counted() {
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let requests = moto.queue("teardown-requests");
+    let audit = moto.audit_bus("teardown-audit", "teardown-audit-events");
+    let ids = moto.workspaces(2);
+    let api = RuntimeApi::start().await.unwrap();
+    let (_function, stdout) = Function::start_capturing(
+        bin(),
+        &api,
+        &[
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("DLQ_URL", &dlq),
+            ("REQUEST_QUEUE_URL", &requests),
+            ("AUDIT_BUS", "teardown-audit"),
+        ],
+    );
+
+    let response = api.invoke(sqs_event(&[("m-1", &ws_request(&ids))]), TIMEOUT).await.unwrap();
+    assert_eq!(response["batchItemFailures"], json!([]));
+
+    // The check comes back after its delay, as SQS would hand it to the function.
+    let check = next_message(&moto, &requests, Duration::from_secs(50)).await.expect("a follow-up check after 30 s");
+    assert_eq!(check["confirm"]["attempt"], 1);
+    let mut followed: Vec<String> =
+        check["confirm"]["targets"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+    followed.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(followed, want);
+    let response = api.invoke(sqs_event(&[("c-1", &check)]), TIMEOUT).await.unwrap();
+    assert_eq!(response["batchItemFailures"], json!([]));
+
+    assert!(moto.drain(&requests).await.is_empty(), "confirmed: no further check");
+    assert!(moto.drain(&dlq).await.is_empty(), "nothing failed");
+    let mut decisions: Vec<(String, String)> = moto
+        .drain(&audit)
+        .await
+        .into_iter()
+        .map(|(event, _, _)| {
+            assert_eq!(
+                (event["source"].as_str(), event["detail-type"].as_str()),
+                (Some("teardown"), Some("Teardown Target Decision"))
+            );
+            (
+                event["detail"]["id"].as_str().unwrap_or("").to_owned(),
+                event["detail"]["outcome"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    decisions.sort();
+    let mut expected: Vec<(String, String)> = ids
+        .iter()
+        .flat_map(|id| [(id.clone(), "confirmed".to_owned()), (id.clone(), "terminated".to_owned())])
+        .collect();
+    expected.sort();
+    assert_eq!(decisions, expected, "every decision, on the bus");
+
+    let written = stdout.lock().unwrap().clone();
+    let metrics = metrics(&written);
+    assert_eq!(sum(&metrics, "Targets", "TerminateWorkspaces", "terminated"), 2);
+    assert_eq!(sum(&metrics, "Requests", "TerminateWorkspaces", "terminated"), 1);
+    assert_eq!(sum(&metrics, "Targets", "TerminateWorkspaces", "confirmed"), 2);
+    assert_eq!(sum(&metrics, "ColdStart", "", ""), 1, "only the first invocation is a cold start");
+    assert_eq!(sum(&metrics, "AuditEventsNotSent", "", ""), 0);
+}
