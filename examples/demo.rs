@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::{Function, Moto, RuntimeApi};
-use wiremock::matchers::{header, method, path};
+use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const EVENTS: &[&str] = &[
@@ -85,8 +85,29 @@ async fn main() {
         .mount(&stand_in)
         .await;
 
+    // What the follow-up checks find: the job completed, the record succeeded.
+    Mock::given(method("POST"))
+        .and(path("/DescribeJobs"))
+        .and(body_string_contains("jobIDs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [{"jobID": "mgnjob-demo1", "type": "TERMINATE", "status": "COMPLETED", "participatingServers": [
+            {"sourceServerID": "s-0123456789abcdefA", "launchStatus": "TERMINATED"},
+            {"sourceServerID": "s-0123456789abcdefB", "launchStatus": "TERMINATED"}
+        ]}]})))
+        .with_priority(1)
+        .mount(&stand_in)
+        .await;
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "AWS242ServiceCatalogService.DescribeRecord"))
+        .and(body_string_contains("rec-demo1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"RecordDetail": {"RecordId": "rec-demo1", "Status": "SUCCEEDED", "RecordType": "TERMINATE_PROVISIONED_PRODUCT"}})))
+        .with_priority(1)
+        .mount(&stand_in)
+        .await;
+    let requests = moto.queue("teardown-requests");
+    let audit = moto.audit_bus("teardown-audit", "teardown-audit-events");
+
     let api = RuntimeApi::start().await.expect("a loopback port for the Runtime API");
-    let _function = Function::start(
+    let (_function, stdout) = Function::start_capturing(
         &bin,
         &api,
         &[
@@ -94,6 +115,8 @@ async fn main() {
             ("AWS_ENDPOINT_URL_MGN", &stand_in.uri()),
             ("AWS_ENDPOINT_URL_SERVICE_CATALOG", &stand_in.uri()),
             ("DLQ_URL", &dlq),
+            ("REQUEST_QUEUE_URL", &requests),
+            ("AUDIT_BUS", "teardown-audit"),
         ],
     );
     println!("WorkSpaces in moto: {}", ids.join(", "));
@@ -178,6 +201,37 @@ async fn main() {
         }
     }
 
+    follow_up(&moto, &api, &requests).await;
+
+    println!("\n── audit events on the bus (a rule delivers them to a queue here)");
+    let mut events = moto.drain(&audit).await;
+    events.sort_by_key(|(e, _, _)| e["detail"]["at"].as_str().unwrap_or("").to_owned());
+    for (event, _, _) in &events {
+        let d = &event["detail"];
+        println!(
+            "   {:<28} {:<22} {:<12} dryRun={:<5} {}",
+            d["operation"].as_str().unwrap_or("-"),
+            d["id"].as_str().unwrap_or("(request)"),
+            d["outcome"].as_str().unwrap_or("?"),
+            d["dryRun"],
+            d["jobId"].as_str().or(d["recordId"].as_str()).unwrap_or("")
+        );
+    }
+    println!(
+        "   {} events, source {:?}, detail-type {:?}",
+        events.len(),
+        events.first().map(|(e, _, _)| e["source"].clone()),
+        events.first().map(|(e, _, _)| e["detail-type"].clone())
+    );
+
+    println!("\n── metrics (EMF lines the function wrote to standard output; two of them)");
+    let written = stdout.lock().map(|s| s.clone()).unwrap_or_default();
+    let emf: Vec<&str> = written.lines().filter(|l| l.starts_with('{') && l.contains("\"_aws\"")).collect();
+    for line in emf.iter().take(2) {
+        println!("   {line}");
+    }
+    println!("   … {} lines in all", emf.len());
+
     println!("\n── dead-letter queue");
     for (record, operation, outcome) in moto.drain(&dlq).await {
         println!(
@@ -190,6 +244,66 @@ async fn main() {
         );
     }
     println!("\n── WorkSpaces still running in moto: {}", live(&moto, &ids).await.join(", "));
+}
+
+/// Contract §7: the checks the function sent itself come back after their delay; the
+/// demo hands them back as SQS would, until none is left, and prints how each target ended.
+async fn follow_up(moto: &Moto, api: &RuntimeApi, queue: &str) {
+    println!("\n── follow-up: the checks come back after 30 s (the demo waits for them)");
+    let sqs = moto.sqs();
+    let mut quiet_since = std::time::Instant::now();
+    let mut round = 0;
+    while quiet_since.elapsed() < Duration::from_secs(35) {
+        let got = sqs.receive_message().queue_url(queue).max_number_of_messages(10).wait_time_seconds(5).send().await;
+        let messages = got.map(|g| g.messages().to_vec()).unwrap_or_default();
+        if messages.is_empty() {
+            continue;
+        }
+        quiet_since = std::time::Instant::now();
+        round += 1;
+        let bodies: Vec<(String, Value)> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.message_id().unwrap_or("check").to_owned(),
+                    serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        for m in &messages {
+            if let Some(handle) = m.receipt_handle() {
+                let _ = sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await;
+            }
+        }
+        let refs: Vec<(&str, &Value)> = bodies.iter().map(|(id, b)| (id.as_str(), b)).collect();
+        // Run as a direct invocation too, to print each check's report.
+        for (_, body) in &refs {
+            let check = &body["confirm"];
+            println!(
+                "   check {round}: {} attempt {} for {} target(s)",
+                check["operation"].as_str().unwrap_or("?"),
+                check["attempt"],
+                check["targets"].as_array().map_or(0, Vec::len)
+            );
+            match api.invoke((*body).clone(), Duration::from_secs(60)).await {
+                Ok(report) => print_targets_plain(&report),
+                Err(error) => println!("     invocation failed: {error}"),
+            }
+        }
+    }
+}
+
+fn print_targets_plain(report: &Value) {
+    for request in report["requests"].as_array().into_iter().flatten() {
+        for t in request["targets"].as_array().into_iter().flatten() {
+            println!(
+                "     {:<11} {:<22} {}",
+                t["outcome"].as_str().unwrap_or("?"),
+                t["id"].as_str().unwrap_or("?"),
+                t["reason"].as_str().or(t["error"]["message"].as_str()).unwrap_or("")
+            );
+        }
+    }
 }
 
 /// One line per target, with what happened and why: the dry-run report a person reads.
