@@ -49,7 +49,7 @@ pub fn decisions(result: &RequestResult, at: &str, region: Option<&str>) -> Vec<
         region: region.map(str::to_owned),
         job_id: None,
         record_id: None,
-        source: result.origin.to_json(),
+        source: result.audit_source.clone().unwrap_or_else(|| result.origin.to_json()),
         at: at.to_owned(),
     };
     if result.targets.is_empty() && result.outcome != Outcome::Transient && result.outcome.is_failure() {
@@ -59,7 +59,8 @@ pub fn decisions(result: &RequestResult, at: &str, region: Option<&str>) -> Vec<
     result
         .targets
         .iter()
-        .filter(|t| t.outcome != Outcome::Transient)
+        // A target that will be retried, or checked again, is not decided yet.
+        .filter(|t| t.outcome != Outcome::Transient && !t.pending)
         .map(|t| {
             let reason = t.reason.clone().or_else(|| t.error.as_ref().map(|e| format!("{}: {}", e.code, e.message)));
             Decision {
@@ -96,15 +97,25 @@ impl AuditBus {
         for batch in batches(decisions) {
             let failed = put_batch(client, bus, &batch).await;
             let failed = if failed.is_empty() { failed } else { put_batch(client, bus, &failed).await };
-            for event in &failed {
-                not_sent += 1;
-                let mut line = serde_json::to_value(event).unwrap_or(Value::Null);
-                line["auditEventNotSent"] = Value::Bool(true);
-                println!("{line}");
-            }
+            not_sent += not_sent_lines(&failed);
         }
         not_sent
     }
+}
+
+/// Writes each event that could not be put to the log, whole, as one JSON line;
+/// returns how many.
+pub fn not_sent(decisions: &[Decision]) -> usize {
+    not_sent_lines(decisions)
+}
+
+fn not_sent_lines(decisions: &[Decision]) -> usize {
+    for event in decisions {
+        let mut line = serde_json::to_value(event).unwrap_or(Value::Null);
+        line["auditEventNotSent"] = Value::Bool(true);
+        println!("{line}");
+    }
+    decisions.len()
 }
 
 /// Entries cut by count and by size.

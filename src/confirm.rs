@@ -108,6 +108,39 @@ impl Check {
     }
 }
 
+/// Keeps each check message well inside SQS's 256 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 200 * 1024;
+
+/// Cuts `check` into checks that each fit one message, each with the request for
+/// exactly its own targets (`request_for`).
+pub fn split(check: Check, request_for: impl Fn(&[String]) -> Value) -> Vec<Check> {
+    let mut out = Vec::new();
+    let mut part: Vec<Followed> = Vec::new();
+    let mut bytes = 0;
+    // Each target travels twice (in `targets`, and in the request); a generous
+    // estimate per target keeps every part under the limit.
+    let overhead = serde_json::to_string(&Check { targets: Vec::new(), request: Value::Null, ..check.clone() })
+        .map_or(0, |s| s.len());
+    for target in check.targets.iter().cloned() {
+        let size = 2 * serde_json::to_string(&target).map_or(0, |s| s.len()) + 64;
+        if !part.is_empty() && overhead + bytes + size > MAX_MESSAGE_BYTES {
+            out.push(std::mem::take(&mut part));
+            bytes = 0;
+        }
+        bytes += size;
+        part.push(target);
+    }
+    if !part.is_empty() {
+        out.push(part);
+    }
+    out.into_iter()
+        .map(|targets| {
+            let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
+            Check { request: request_for(&ids), targets, ..check.clone() }
+        })
+        .collect()
+}
+
 /// Whether `value` is a check rather than a request: an object whose single member is `confirm`.
 pub fn confirm_member(value: &Value) -> Option<&Value> {
     let map = value.as_object()?;
@@ -186,5 +219,25 @@ mod tests {
             assert!(Check::parse(&bad).is_err(), "{bad}");
         }
         assert!(confirm_member(&json!({"confirm": {}, "operation": "x"})).is_none());
+    }
+
+    #[test]
+    fn a_check_too_large_for_one_message_is_cut_into_messages_that_fit() {
+        let targets: Vec<Followed> = (0..10_000)
+            .map(|i| Followed { id: format!("s-{i:017}"), job_id: Some(format!("mgnjob-{i:017}")), record_id: None })
+            .collect();
+        let big = Check { targets, ..check(1) };
+        let request_for =
+            |ids: &[String]| json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ids}});
+        let parts = split(big, request_for);
+        assert!(parts.len() > 1);
+        let mut all = 0;
+        for part in &parts {
+            assert!(part.message().to_string().len() <= 256 * 1024, "{} bytes", part.message().to_string().len());
+            assert_eq!(part.request["input"]["sourceServerIDs"].as_array().unwrap().len(), part.targets.len());
+            all += part.targets.len();
+        }
+        assert_eq!(all, 10_000, "every target in exactly one part");
+        assert_eq!(split(check(1), request_for).len(), 1);
     }
 }

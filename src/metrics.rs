@@ -26,8 +26,12 @@ pub fn lines(
     let mut counts: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
     for result in results {
         let operation = result.operation.unwrap_or("unknown");
-        counts.entry((operation, result.outcome.as_str())).or_default().1 += 1;
-        for target in &result.targets {
+        // A follow-up check is not a request; a target it will check again is not
+        // decided yet (it was counted when it was accepted).
+        if !result.is_check {
+            counts.entry((operation, result.outcome.as_str())).or_default().1 += 1;
+        }
+        for target in result.targets.iter().filter(|t| !t.pending) {
             counts.entry((operation, target.outcome.as_str())).or_default().0 += 1;
         }
     }
@@ -95,6 +99,8 @@ mod tests {
             error: None,
             dead_letter: DeadLetterStatus::NotNeeded,
             follow_up: FollowUp::NotNeeded,
+            is_check: false,
+            audit_source: None,
         }
     }
 
@@ -144,6 +150,18 @@ mod tests {
         assert_eq!(emf["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["operation", "outcome"]]));
         let plain = lines.iter().find(|l| l.get("ColdStart").is_some()).unwrap();
         assert_eq!((plain["ColdStart"].as_u64(), plain["AuditEventsNotSent"].as_u64()), (Some(1), Some(2)));
+        // A follow-up check is no request, and a target it checks again is not counted again.
+        let mut check =
+            result(Some("TerminateWorkspaces"), Outcome::Terminated, &[Outcome::Terminated, Outcome::Confirmed]);
+        check.is_check = true;
+        check.targets[0].pending = true;
+        let lines: Vec<Value> =
+            super::lines("teardown", &[check], false, 0, 0).iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            (lines[0]["outcome"].as_str(), lines[0]["Targets"].as_u64(), lines[0]["Requests"].as_u64()),
+            (Some("confirmed"), Some(1), Some(0))
+        );
         // A warm invocation with every event sent has no such line.
         assert!(super::lines("teardown", &results, false, 0, 0).iter().all(|l| !l.contains("ColdStart")));
     }

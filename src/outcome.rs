@@ -114,6 +114,9 @@ pub struct TargetResult {
     /// so not audited again.
     #[serde(skip)]
     pub pending: bool,
+    /// Already on its way out because of an earlier call (not accepted now).
+    #[serde(skip)]
+    pub underway: bool,
 }
 
 impl TargetResult {
@@ -127,6 +130,7 @@ impl TargetResult {
             record_id: None,
             record_status: None,
             pending: false,
+            underway: false,
         }
     }
 
@@ -167,6 +171,11 @@ pub struct RequestResult {
     pub error: Option<Failure>,
     pub dead_letter: DeadLetterStatus,
     pub follow_up: FollowUp,
+    /// A follow-up check rather than a request: not counted as a request.
+    pub is_check: bool,
+    /// The source audit events name when it is not `origin` (a check names the
+    /// request it follows up).
+    pub audit_source: Option<serde_json::Value>,
 }
 
 impl RequestResult {

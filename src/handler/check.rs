@@ -39,6 +39,7 @@ async fn settle_check(
         None => return refused(app, delivery, Failure::new("InvalidCheck", "confirm: is missing")),
     };
     let operation = check.operation();
+    let last_delivery = last_delivery(app, &delivery);
     let asked = within_deadline(deadline, ask(app, &check)).await;
     let statuses = match asked {
         Ok(Ok(statuses)) => statuses,
@@ -56,7 +57,19 @@ async fn settle_check(
             .find(|(id, _)| id == &followed.id)
             .map(|(_, s)| s.clone())
             .unwrap_or_else(|| Status::Pending("the service did not answer for it".into()));
-        let mut result = match crate::confirm::decide(status, &check, now, app.settings.confirm_within) {
+        let mut decision = crate::confirm::decide(status, &check, now, app.settings.confirm_within);
+        // A check that cannot go on (no request queue here, or its own last delivery:
+        // SQS would move it bare to the dead-letter queue) ends what is pending now.
+        if let Decision::Again { why, .. } = &decision {
+            if !app.request_queue.is_set() {
+                decision = Decision::Unconfirmed(format!(
+                    "{why}; REQUEST_QUEUE_URL is not set, so it cannot be checked again"
+                ));
+            } else if last_delivery {
+                decision = Decision::Unconfirmed(format!("{why}; the check's last delivery"));
+            }
+        }
+        let mut result = match decision {
             Decision::Confirmed => TargetResult::because(&followed.id, Outcome::Confirmed, "the termination is done"),
             Decision::Failed(failure) => TargetResult::failed(&followed.id, Outcome::Failed, failure),
             Decision::Unconfirmed(why) => TargetResult {
@@ -81,10 +94,13 @@ async fn settle_check(
     }
 
     // Targets still on their way travel on together, due at the earliest of their delays.
-    let follow_up = (!again.is_empty()).then(|| {
+    let follow_up: Vec<(Check, u64)> = if again.is_empty() {
+        Vec::new()
+    } else {
         let delay = again.iter().map(|(_, d)| *d).min().unwrap_or(crate::confirm::FIRST_DELAY);
-        (check.next(again.into_iter().map(|(f, _)| f).collect()), delay)
-    });
+        let pending: Vec<Followed> = again.into_iter().map(|(f, _)| f).collect();
+        narrowed(&check, pending).into_iter().map(|c| (c, delay)).collect()
+    };
     let outcome = Outcome::worst(targets.iter().map(|t| t.outcome)).unwrap_or(Outcome::Confirmed);
     let failed: Vec<&TargetResult> = targets.iter().filter(|t| t.outcome.is_failure()).collect();
     let record = (!failed.is_empty()).then(|| {
@@ -94,22 +110,27 @@ async fn settle_check(
         let retry = validate(&check.request, Limits { max_targets: usize::MAX })
             .ok()
             .and_then(|request| retry_request(&request, &ids));
-        let error = failed[0].error.clone().unwrap_or_else(|| Failure::new("Failed", "the termination failed"));
+        // The record's error is the service's own, from a failed target when there is one.
+        let first = failed.iter().find(|t| t.outcome == Outcome::Failed).unwrap_or(&failed[0]);
+        let error = first.error.clone().unwrap_or_else(|| Failure::new("Failed", "the termination failed"));
         let mut record =
             record(app, &delivery, operation.map(Operation::as_str), outcome, error, failed_targets(&failed), retry);
         record.source = check.source.clone();
         record.request = check.request.clone();
         record
     });
+    let error = record.as_ref().map(|r| r.error.clone());
     let result = RequestResult {
         origin: delivery.origin,
         operation: operation.map(Operation::as_str),
         outcome,
         dry_run: false,
-        error: failed.first().and_then(|t| t.error.clone()),
+        error,
         targets,
         dead_letter: DeadLetterStatus::NotNeeded,
         follow_up: FollowUp::NotNeeded,
+        is_check: true,
+        audit_source: Some(check.source.clone()),
     };
     Settled { result, record, follow_up }
 }
@@ -120,7 +141,9 @@ async fn ask(app: &App, check: &Check) -> Result<Vec<(String, Status)>, ServiceE
     let statuses = match check.operation() {
         Some(Operation::TerminateWorkspaces) => app.services.workspaces.check(&ids, check.attempt).await?,
         Some(Operation::TerminateTargetInstances) => {
-            let account = check.request.pointer("/input/accountID").and_then(|v| v.as_str());
+            let account = ["/input/accountID", "/select/accountID"]
+                .iter()
+                .find_map(|path| check.request.pointer(path).and_then(|v| v.as_str()));
             app.services.mgn.check(&check.targets, account).await?
         }
         Some(Operation::TerminateProvisionedProduct) => app.services.catalog.check(&check.targets).await?,
@@ -132,10 +155,9 @@ async fn ask(app: &App, check: &Check) -> Result<Vec<(String, Status)>, ServiceE
 /// The service could not be asked. The check is redelivered like any message;
 /// on its last delivery its targets end `unconfirmed`, with a record and no retry.
 fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceError) -> Settled {
-    let last_delivery = match (app.settings.max_receives, delivery.origin.receive_count()) {
-        (Some(max), Some(count)) => count >= max,
-        _ => false,
-    };
+    let last_delivery = last_delivery(app, &delivery);
+    // Outside SQS nothing redelivers: the record carries the check itself to send again.
+    let sqs = matches!(delivery.origin, crate::decode::Origin::Sqs { .. });
     let operation = check.operation().map(Operation::as_str);
     let outcome = if last_delivery { Outcome::Unconfirmed } else { Outcome::Transient };
     let failure = error.failure;
@@ -148,9 +170,10 @@ fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceErro
             ..TargetResult::failed(&t.id, outcome, failure.clone())
         })
         .collect();
-    let record = last_delivery.then(|| {
+    let record = (last_delivery || !sqs).then(|| {
         let failed: Vec<&TargetResult> = targets.iter().collect();
-        let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets(&failed), None);
+        let retry = (!last_delivery).then(|| check.message());
+        let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets(&failed), retry);
         record.source = check.source.clone();
         record.request = check.request.clone();
         record
@@ -164,8 +187,10 @@ fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceErro
         error: Some(failure),
         dead_letter: DeadLetterStatus::NotNeeded,
         follow_up: FollowUp::NotNeeded,
+        is_check: true,
+        audit_source: Some(check.source.clone()),
     };
-    Settled { result, record, follow_up: None }
+    Settled { result, record, follow_up: Vec::new() }
 }
 
 /// A check teardown cannot read: it is not teardown's own any more. Dead-lettered
@@ -181,6 +206,25 @@ fn refused(app: &App, delivery: Delivery, failure: Failure) -> Settled {
         error: Some(failure),
         dead_letter: DeadLetterStatus::NotNeeded,
         follow_up: FollowUp::NotNeeded,
+        is_check: true,
+        audit_source: None,
     };
-    Settled { result, record: Some(record), follow_up: None }
+    Settled { result, record: Some(record), follow_up: Vec::new() }
+}
+
+/// Whether SQS delivers this message for the last time (`MAX_RECEIVES`).
+fn last_delivery(app: &App, delivery: &Delivery) -> bool {
+    match (app.settings.max_receives, delivery.origin.receive_count()) {
+        (Some(max), Some(count)) => count >= max,
+        _ => false,
+    }
+}
+
+/// The next check for `pending`, its request narrowed to them, cut into as many
+/// messages as one SQS message cannot hold.
+fn narrowed(check: &Check, pending: Vec<Followed>) -> Vec<Check> {
+    let request = validate(&check.request, Limits { max_targets: usize::MAX }).ok();
+    crate::confirm::split(check.next(pending), |ids| {
+        request.as_ref().and_then(|r| retry_request(r, ids)).unwrap_or_else(|| check.request.clone())
+    })
 }

@@ -36,7 +36,7 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambd
         Decoded::Other(deliveries) => (false, deliveries),
     };
     let results = process(app, deliveries, &context).await;
-    account(app, &results).await;
+    account(app, &results, &context).await;
     if sqs {
         return Ok(serde_json::to_value(BatchResponse::of(&results)?)?);
     }
@@ -54,11 +54,16 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambd
 
 /// Contract §8: every decision as an audit event, and the invocation's metrics as
 /// EMF lines on standard output. Neither changes an outcome.
-async fn account(app: &App, results: &[RequestResult]) {
+async fn account(app: &App, results: &[RequestResult], context: &Context) {
     let at = settle::timestamp(app);
     let decisions: Vec<crate::audit::Decision> =
         results.iter().flat_map(|r| crate::audit::decisions(r, &at, app.region.as_deref())).collect();
-    let not_sent = app.audit.put(&decisions).await;
+    // Bounded like every call: a slow bus must not time the invocation out, which
+    // would redeliver a whole batch for the sake of its audit events.
+    let not_sent = match within_deadline(work_deadline(context, PUBLISH_RESERVE), app.audit.put(&decisions)).await {
+        Ok(not_sent) => not_sent,
+        Err(_) => crate::audit::not_sent(&decisions),
+    };
     let cold_start = !app.warm.swap(true, std::sync::atomic::Ordering::Relaxed);
     let now_ms = i64::try_from((app.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     for line in crate::metrics::lines(&app.settings.metrics_namespace, results, cold_start, not_sent, now_ms) {
@@ -137,6 +142,8 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
         error: Some(failure),
         dead_letter: DeadLetterStatus::NotNeeded,
         follow_up: FollowUp::NotNeeded,
+        is_check: false,
+        audit_source: None,
     };
     crate::report::log(&result, request_id);
     result
@@ -199,10 +206,11 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
                     }
                 };
             }
-            if let Some((check, delay)) = follow_up {
+            for (check, delay) in follow_up {
                 let sent = within_deadline(publish_deadline, app.request_queue.send(&check, delay)).await;
                 result.follow_up = match sent {
-                    Ok(Ok(())) => FollowUp::Sent,
+                    Ok(Ok(())) if !matches!(result.follow_up, FollowUp::Failed(_)) => FollowUp::Sent,
+                    Ok(Ok(())) => continue,
                     Ok(Err(e)) => {
                         // The lookups make a redelivery safe: what was accepted is found
                         // on its way out and followed up then.

@@ -19,8 +19,8 @@ use crate::request::{Operation, Request, Target, retry_request};
 pub(super) struct Settled {
     pub result: RequestResult,
     pub record: Option<DeadLetterRecord>,
-    /// The check to send, and its delay.
-    pub follow_up: Option<(Check, u64)>,
+    /// The checks to send (one, unless it would not fit a message), and their delay.
+    pub follow_up: Vec<(Check, u64)>,
 }
 
 pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> Settled {
@@ -38,9 +38,11 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> Settled {
                 error: Some(failure.clone()),
                 dead_letter: DeadLetterStatus::NotNeeded,
                 follow_up: FollowUp::NotNeeded,
+                is_check: false,
+                audit_source: None,
             };
             let record = record(app, &delivery, operation, Outcome::Invalid, failure, Vec::new(), None);
-            return Settled { result, record: Some(record), follow_up: None };
+            return Settled { result, record: Some(record), follow_up: Vec::new() };
         }
         Ok(request) => request,
     };
@@ -102,7 +104,7 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> Settled {
         }
         _ => None,
     };
-    let follow_up = if dry_run { None } else { follow_up(app, &request, &delivery, &targets) };
+    let follow_up = if dry_run { Vec::new() } else { follow_up(app, &request, &delivery, &targets) };
     let result = RequestResult {
         origin: delivery.origin,
         operation,
@@ -112,34 +114,40 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> Settled {
         error,
         dead_letter: DeadLetterStatus::NotNeeded,
         follow_up: FollowUp::NotNeeded,
+        is_check: false,
+        audit_source: None,
     };
     Settled { result, record, follow_up }
 }
 
 /// Contract §7: every `terminated` target is followed up, in one check per request
-/// (targets accepted together are due together). Dry runs are not.
-fn follow_up(app: &App, request: &Request, delivery: &Delivery, targets: &[TargetResult]) -> Option<(Check, u64)> {
+/// (targets accepted together are due together). Dry runs are not. A target found
+/// already on its way out (an earlier call's) is followed up only when this is a
+/// redelivery: the earlier attempt may not have sent its check; on a first delivery
+/// the call that started it is followed up by whoever made it.
+fn follow_up(app: &App, request: &Request, delivery: &Delivery, targets: &[TargetResult]) -> Vec<(Check, u64)> {
     if !app.request_queue.is_set() {
-        return None;
+        return Vec::new();
     }
+    let redelivery = delivery.origin.receive_count().is_some_and(|n| n > 1);
     let followed: Vec<Followed> = targets
         .iter()
-        .filter(|t| t.outcome == Outcome::Terminated)
+        .filter(|t| t.outcome == Outcome::Terminated && (!t.underway || redelivery))
         .map(|t| Followed { id: t.id.clone(), job_id: t.job_id.clone(), record_id: t.record_id.clone() })
         .collect();
     if followed.is_empty() {
-        return None;
+        return Vec::new();
     }
-    let ids: Vec<String> = followed.iter().map(|f| f.id.clone()).collect();
     let check = Check {
         operation: request.operation().as_str().to_owned(),
         targets: followed,
         accepted_at: timestamp(app),
         attempt: 1,
         source: delivery.origin.to_json(),
-        request: retry_request(request, &ids).unwrap_or_default(),
+        request: serde_json::Value::Null,
     };
-    Some((check, crate::confirm::delay(1)))
+    let request_for = |ids: &[String]| retry_request(request, ids).unwrap_or_default();
+    crate::confirm::split(check, request_for).into_iter().map(|c| (c, crate::confirm::delay(1))).collect()
 }
 
 /// The failed targets of a record, each with its own code and message.
@@ -193,7 +201,7 @@ fn target_result(
             } else {
                 (Outcome::Terminated, reason)
             };
-            let result = TargetResult::because(id, outcome, reason);
+            let result = TargetResult { underway: true, ..TargetResult::because(id, outcome, reason) };
             // The work under way is an MGN job, or a Service Catalog record.
             match request.target {
                 Target::ProvisionedProduct(_) => TargetResult { record_id: Some(job_id), ..result },

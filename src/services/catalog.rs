@@ -271,35 +271,39 @@ impl Catalog {
     /// (or the product gone) is done; `FAILED` failed, with the record's own errors;
     /// anything else is on its way.
     pub async fn check(&self, targets: &[crate::confirm::Followed]) -> Result<HashMap<String, Status>, LookupError> {
-        let mut out = HashMap::new();
-        for t in targets {
-            let Some(record_id) = &t.record_id else {
-                out.insert(t.id.clone(), Status::Pending("no record to follow".into()));
-                continue;
-            };
-            let described = self.gate.pass(self.client.describe_record().id(record_id).send()).await;
-            let status = match described {
-                Ok(answer) => match answer.record_detail() {
-                    Some(r) if r.status() == Some(&RecordStatus::Succeeded) => Status::Done,
-                    Some(r) if r.status() == Some(&RecordStatus::Failed) => {
-                        let first = r.record_errors().first();
-                        let code = first.and_then(|e| e.code()).unwrap_or("RecordFailed");
-                        let message =
-                            r.record_errors().iter().filter_map(|e| e.description()).collect::<Vec<_>>().join("; ");
-                        let message = if message.is_empty() { format!("record {record_id} FAILED") } else { message };
-                        Status::Failed(Failure::new(code, message))
-                    }
-                    Some(r) => Status::Pending(format!(
-                        "record {record_id} is {}",
-                        r.status().map_or("CREATED", |s| s.as_str())
-                    )),
-                    None => Status::Pending(format!("record {record_id} is not readable yet")),
-                },
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Status::Done,
-                Err(e) => return Err(classify(&e)),
-            };
-            out.insert(t.id.clone(), status);
-        }
-        Ok(out)
+        use futures_util::{StreamExt, TryStreamExt, stream};
+        // One record a call: asked side by side, bounded by the service's gate.
+        stream::iter(targets)
+            .map(|t| async move { self.check_one(t).await.map(|status| (t.id.clone(), status)) })
+            .buffer_unordered(super::LOOKUP_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn check_one(&self, t: &crate::confirm::Followed) -> Result<Status, LookupError> {
+        let Some(record_id) = &t.record_id else {
+            return Ok(Status::Pending("no record to follow".into()));
+        };
+        let described = self.gate.pass(self.client.describe_record().id(record_id).send()).await;
+        Ok(match described {
+            Ok(answer) => match answer.record_detail() {
+                Some(r) if r.status() == Some(&RecordStatus::Succeeded) => Status::Done,
+                Some(r) if r.status() == Some(&RecordStatus::Failed) => {
+                    let first = r.record_errors().first();
+                    let code = first.and_then(|e| e.code()).unwrap_or("RecordFailed");
+                    let message =
+                        r.record_errors().iter().filter_map(|e| e.description()).collect::<Vec<_>>().join("; ");
+                    let message = if message.is_empty() { format!("record {record_id} FAILED") } else { message };
+                    Status::Failed(Failure::new(code, message))
+                }
+                Some(r) => {
+                    Status::Pending(format!("record {record_id} is {}", r.status().map_or("CREATED", |s| s.as_str())))
+                }
+                None => Status::Pending(format!("record {record_id} is not readable yet")),
+            },
+            // Contract §7: the product gone is a termination done.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Status::Done,
+            Err(e) => return Err(classify(&e)),
+        })
     }
 }

@@ -264,25 +264,31 @@ impl Workspaces {
     /// `ERROR` failed; `TERMINATING` on its way; any other state is on its way only
     /// at the first check (the service may not show the termination yet), failed after.
     pub async fn check(&self, ids: &[String], attempt: u32) -> Result<HashMap<String, Status>, LookupError> {
-        let mut states: HashMap<String, String> = HashMap::new();
+        let mut states: HashMap<String, (String, Option<Failure>)> = HashMap::new();
         for chunk in ids.chunks(IDS_PER_CALL) {
             let call = self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send();
             let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
             for w in out.workspaces() {
                 if let (Some(id), Some(state)) = (w.workspace_id(), w.state()) {
-                    states.insert(id.to_owned(), state.as_str().to_owned());
+                    // The WorkSpace's own error, when it says one.
+                    let error = w.error_code().map(|code| Failure::new(code, w.error_message().unwrap_or(code)));
+                    states.insert(id.to_owned(), (state.as_str().to_owned(), error));
                 }
             }
         }
         Ok(ids
             .iter()
             .map(|id| {
-                let status = match states.get(id).map(String::as_str) {
+                let (state, error) = match states.get(id) {
+                    Some((state, error)) => (Some(state.as_str()), error.clone()),
+                    None => (None, None),
+                };
+                let status = match state {
                     None | Some("TERMINATED") => Status::Done,
                     Some("TERMINATING") => Status::Pending("TERMINATING".into()),
-                    Some("ERROR") => {
-                        Status::Failed(Failure::new("ERROR", "the WorkSpace went to ERROR instead of terminating"))
-                    }
+                    Some("ERROR") => Status::Failed(error.unwrap_or_else(|| {
+                        Failure::new("ERROR", "the WorkSpace went to ERROR instead of terminating")
+                    })),
                     Some(state) if attempt <= 1 => Status::Pending(format!("still {state}")),
                     Some(state) => Status::Failed(Failure::new(
                         state,

@@ -347,3 +347,182 @@ async fn audit_events_go_ten_to_a_call() {
     assert_eq!(taken(&put).len(), 23);
     assert_eq!(events.num_calls(), 3, "⌈23/10⌉ PutEvents calls");
 }
+
+// ── What the review of the follow-up found ─────────────────────────────────────
+
+/// A server found already in a running job (an earlier call's) is followed up only
+/// on a redelivery, when the earlier attempt may not have sent its check; on a first
+/// delivery whoever started the job follows it up, so the checks never fork.
+#[tokio::test]
+async fn a_target_already_terminating_is_followed_up_only_on_a_redelivery() {
+    let jobs = mock!(aws_sdk_mgn::Client::describe_jobs).then_output(|| {
+        let job = Job::builder()
+            .job_id("mgnjob-earlier")
+            .r#type(JobType::Terminate)
+            .status(JobStatus::Started)
+            .participating_servers(
+                ParticipatingServer::builder().source_server_id("s-aaaaaaaaaaaaaaaaa").build().unwrap(),
+            )
+            .build()
+            .unwrap();
+        DescribeJobsOutput::builder().items(job).build()
+    });
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let app = with_follow_up(Doubles { ws: &[], mgn: &[&jobs], sc: &[], sqs: &[] }.app(settings()), &checks);
+    let request =
+        json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa"]}});
+    let delivery = |count: &str| {
+        let mut event = sqs_event(&[("m-1", request.clone())]);
+        event["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(count);
+        event
+    };
+
+    invoke(&app, delivery("1")).await.unwrap();
+    assert!(taken(&sent).is_empty(), "a first delivery: the job's own starter follows it up");
+
+    invoke(&app, delivery("2")).await.unwrap();
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0["confirm"]["targets"], json!([{"id": "s-aaaaaaaaaaaaaaaaa", "jobId": "mgnjob-earlier"}]));
+}
+
+#[tokio::test]
+async fn a_check_that_cannot_go_on_ends_what_is_pending_unconfirmed_with_a_record() {
+    static STATES: &[(&str, Option<WorkspaceState>)] = &[("ws-going001", Some(WorkspaceState::Terminating))];
+    // No request queue here: it cannot be checked again.
+    let describe = workspaces_in(STATES);
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
+    invoke(&app, sqs_event(&[("c-1", check("TerminateWorkspaces", &[("ws-going001", None, None)], 1, NOW))]))
+        .await
+        .unwrap();
+    assert_eq!(taken(&records).iter().map(|r| r.3.clone()).collect::<Vec<_>>(), vec!["unconfirmed"]);
+
+    // Its own last delivery: SQS would move a re-sent check nowhere but bare to the DLQ.
+    let describe = workspaces_in(STATES);
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = with_follow_up(
+        Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }
+            .app(Settings { max_receives: Some(2), ..settings() }),
+        &checks,
+    );
+    let mut event = sqs_event(&[("c-1", check("TerminateWorkspaces", &[("ws-going001", None, None)], 3, NOW))]);
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!("2");
+    invoke(&app, event).await.unwrap();
+    assert!(taken(&sent).is_empty());
+    assert_eq!(taken(&records).iter().map(|r| r.3.clone()).collect::<Vec<_>>(), vec!["unconfirmed"]);
+}
+
+#[tokio::test]
+async fn a_pending_target_is_not_audited_again_and_decisions_name_the_original_request() {
+    static STATES: &[(&str, Option<WorkspaceState>)] =
+        &[("ws-going001", Some(WorkspaceState::Terminating)), ("ws-gone0001", None)];
+    let describe = workspaces_in(STATES);
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let put = log();
+    let events = events_put(&put);
+    let app = with_follow_up(Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[] }.app(settings()), &checks)
+        .with_audit(audit_bus(&[&events]));
+
+    invoke(
+        &app,
+        sqs_event(&[(
+            "c-1",
+            check("TerminateWorkspaces", &[("ws-going001", None, None), ("ws-gone0001", None, None)], 1, NOW),
+        )]),
+    )
+    .await
+    .unwrap();
+
+    let put = taken(&put);
+    assert_eq!(put.len(), 1, "only the decided target");
+    assert_eq!((put[0].2["id"].as_str(), put[0].2["outcome"].as_str()), (Some("ws-gone0001"), Some("confirmed")));
+    assert_eq!(put[0].2["source"]["messageId"], "m-original", "the request it follows up, as its record does");
+}
+
+#[tokio::test]
+async fn a_workspace_in_error_is_failed_with_its_own_error() {
+    let describe = mock!(aws_sdk_workspaces::Client::describe_workspaces).then_output(|| {
+        let w = Workspace::builder()
+            .workspace_id("ws-error001")
+            .state(WorkspaceState::Error)
+            .error_code("ResourceLimitExceeded")
+            .error_message("The directory has reached its limit")
+            .build();
+        DescribeWorkspacesOutput::builder().workspaces(w).build()
+    });
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
+
+    invoke(&app, sqs_event(&[("c-1", check("TerminateWorkspaces", &[("ws-error001", None, None)], 1, NOW))]))
+        .await
+        .unwrap();
+
+    let records = taken(&records);
+    assert_eq!(
+        records[0].1["error"],
+        json!({"code": "ResourceLimitExceeded", "message": "The directory has reached its limit"})
+    );
+}
+
+#[tokio::test]
+async fn an_mgn_check_asks_the_account_the_selection_named() {
+    let asked = log::<Option<String>>();
+    let jobs = {
+        let asked = asked.clone();
+        mock!(aws_sdk_mgn::Client::describe_jobs).then_compute_output(move |req| {
+            asked.lock().unwrap().push(req.account_id().map(str::to_owned));
+            DescribeJobsOutput::builder().build()
+        })
+    };
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let app = with_follow_up(Doubles { ws: &[], mgn: &[&jobs], sc: &[], sqs: &[] }.app(settings()), &checks);
+    let mut body = check("TerminateTargetInstances", &[("s-aaaaaaaaaaaaaaaaa", Some("mgnjob-1"), None)], 1, NOW);
+    body["confirm"]["request"] = json!({"operation": "TerminateTargetInstances", "select": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa"], "accountID": "111122223333"}});
+
+    invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
+
+    assert_eq!(taken(&asked), vec![Some("111122223333".to_owned())]);
+}
+
+#[tokio::test]
+async fn outside_sqs_a_check_that_cannot_ask_is_dead_lettered_with_itself_to_send_again() {
+    let down = mock!(aws_sdk_workspaces::Client::describe_workspaces)
+        .then_http_response(|| http(500, r#"{"__type":"InternalServiceError","message":"down"}"#));
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[&down], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
+    let body = check("TerminateWorkspaces", &[("ws-aaaaaaaa", None, None)], 1, NOW);
+
+    invoke(&app, body.clone()).await.unwrap();
+
+    let records = taken(&records);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].3, "transient");
+    assert_eq!(records[0].1["retryRequest"], body);
+}
+
+#[tokio::test]
+async fn past_the_deadline_no_audit_event_is_started_and_nothing_is_redelivered_for_it() {
+    let put = log();
+    let events = events_put(&put);
+    let app = Doubles { ws: &[], mgn: &[], sc: &[], sqs: &[] }.app(settings()).with_audit(audit_bus(&[&events]));
+    let mut context = Context::default();
+    let now_ms = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap();
+    context.deadline = now_ms + 100;
+    let mut request = ws_request(&ws_ids(1, "p"));
+    request["dryRun"] = json!(true);
+
+    let response = handle(&app, LambdaEvent::new(sqs_event(&[("m-1", request)]), context)).await.unwrap();
+
+    assert_eq!(events.num_calls(), 0, "a slow bus cannot time the invocation out");
+    assert_eq!(failures(&response), vec!["m-1"], "redelivered for its lookups, not for its audit events");
+}
