@@ -37,6 +37,11 @@ pub struct DeadLetterRecord {
     pub failed_targets: Vec<FailedTarget>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_request: Option<Value>,
+    /// Where the targets are, when the request named another account or region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// Set when a member had to be cut to fit one SQS message.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -193,6 +198,8 @@ mod tests {
             error: Failure::new("X", "y"),
             failed_targets: Vec::new(),
             retry_request: None,
+            account: None,
+            region: None,
             truncated: false,
             operation: Some("TerminateWorkspaces".into()),
             message_group_id: None,

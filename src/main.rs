@@ -13,6 +13,7 @@ use teardown::deadletter::DeadLetterQueue;
 use teardown::handler::{App, handle};
 use teardown::request_queue::RequestQueue;
 use teardown::services::Services;
+use teardown::services::places::Places;
 use teardown::settings::Settings;
 
 #[tokio::main]
@@ -62,7 +63,14 @@ async fn build(settings: Settings) -> App {
     let requests = RequestQueue::new(sqs, settings.request_queue_url.clone());
     let audit = AuditBus::new(aws_sdk_eventbridge::Client::new(&config), settings.audit_bus.clone());
     let services = Services::from_conf(&config, settings.max_calls_in_flight);
-    let mut app = App::new(services, dead_letters, settings).with_request_queue(requests).with_audit(audit);
+    let places = Places::new(
+        config.clone(),
+        settings.spoke_role_name.clone(),
+        settings.external_id.clone(),
+        settings.max_calls_in_flight,
+    );
+    let mut app =
+        App::new(services, dead_letters, settings).with_request_queue(requests).with_audit(audit).with_places(places);
     app.region = config.region().map(|r| r.to_string());
     app
 }

@@ -101,6 +101,9 @@ mod tests {
             follow_up: FollowUp::NotNeeded,
             is_check: false,
             audit_source: None,
+            account: None,
+            region: None,
+            children: Vec::new(),
         }
     }
 

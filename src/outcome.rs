@@ -21,6 +21,8 @@ pub enum Outcome {
     Failed,
     /// Contract §7: `CONFIRM_WITHIN` passed without either.
     Unconfirmed,
+    /// Contract §9: a fan-out whose children were all sent.
+    FannedOut,
 }
 
 impl Outcome {
@@ -37,6 +39,7 @@ impl Outcome {
             Outcome::Confirmed => "confirmed",
             Outcome::Failed => "failed",
             Outcome::Unconfirmed => "unconfirmed",
+            Outcome::FannedOut => "fanned_out",
         }
     }
 
@@ -53,6 +56,7 @@ impl Outcome {
     /// then failures; then what was done; a target left alone by a guard weighs least.
     fn severity(self) -> u8 {
         match self {
+            Outcome::FannedOut => 0,
             Outcome::Protected => 0,
             Outcome::Skipped => 1,
             Outcome::NotFound => 2,
@@ -176,6 +180,11 @@ pub struct RequestResult {
     /// The source audit events name when it is not `origin` (a check names the
     /// request it follows up).
     pub audit_source: Option<serde_json::Value>,
+    /// Where the targets are (contract §9), when known.
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// A fan-out's children, each `{"account": …, "region": …}`.
+    pub children: Vec<serde_json::Value>,
 }
 
 impl RequestResult {

@@ -48,6 +48,12 @@ pub struct Entry<'a> {
     pub error: Option<&'a Failure>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub children: &'a [serde_json::Value],
 }
 
 #[derive(Debug, Serialize)]
@@ -81,6 +87,9 @@ impl<'a> Entry<'a> {
                 DeadLetterStatus::Published => Some("published"),
                 DeadLetterStatus::Failed(_) => Some("failed"),
             },
+            account: result.account.as_deref(),
+            region: result.region.as_deref(),
+            children: &result.children,
         }
     }
 }
@@ -124,6 +133,7 @@ pub fn log(result: &RequestResult, request_id: &str) {
     }
     match result.outcome {
         Outcome::Terminated
+        | Outcome::FannedOut
         | Outcome::Confirmed
         | Outcome::NotFound
         | Outcome::DryRun

@@ -22,6 +22,13 @@ pub struct Settings {
     /// The EventBridge bus for audit events (contract §8).
     pub audit_bus: Option<String>,
     pub metrics_namespace: String,
+    /// The role assumed in other accounts (contract §9).
+    pub spoke_role_name: String,
+    pub external_id: Option<String>,
+    /// Accounts a request may name besides the function's own.
+    pub allowed_accounts: Vec<String>,
+    /// The most (account, region) pairs one fan-out may expand to.
+    pub max_fanout: usize,
 }
 
 impl Default for Settings {
@@ -38,6 +45,10 @@ impl Default for Settings {
             confirm_within: 7200,
             audit_bus: None,
             metrics_namespace: "teardown".to_owned(),
+            spoke_role_name: "teardown-spoke".to_owned(),
+            external_id: None,
+            allowed_accounts: Vec::new(),
+            max_fanout: 100,
         }
     }
 }
@@ -124,7 +135,39 @@ impl Settings {
             }
         };
 
+        let spoke_role_name = match lookup("SPOKE_ROLE_NAME") {
+            None => defaults.spoke_role_name,
+            Some(name)
+                if (1..=64).contains(&name.len())
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b)) =>
+            {
+                name
+            }
+            Some(name) => return Err(error("SPOKE_ROLE_NAME", &name, "must be an IAM role name")),
+        };
+        let external_id = match lookup("EXTERNAL_ID") {
+            None => None,
+            Some(id) if id.is_empty() => None,
+            Some(id) if (2..=1224).contains(&id.len()) => Some(id),
+            Some(id) => return Err(error("EXTERNAL_ID", &id, "must be 2 to 1224 characters")),
+        };
+        let mut allowed_accounts = Vec::new();
+        for account in
+            lookup("ALLOWED_ACCOUNTS").unwrap_or_default().split(',').map(str::trim).filter(|a| !a.is_empty())
+        {
+            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(error("ALLOWED_ACCOUNTS", account, "must be comma-separated 12-digit account ids"));
+            }
+            allowed_accounts.push(account.to_owned());
+        }
+        let max_fanout = number("MAX_FANOUT", 1..=1000, "must be a whole number from 1 to 1000")?
+            .map_or(defaults.max_fanout, |n| n as usize);
+
         Ok(Settings {
+            spoke_role_name,
+            external_id,
+            allowed_accounts,
+            max_fanout,
             dlq_url,
             dry_run,
             enforce_dry_run,
@@ -169,8 +212,17 @@ mod tests {
             ("CONFIRM_WITHIN", "300"),
             ("AUDIT_BUS", "teardown-audit"),
             ("METRICS_NAMESPACE", "platform/teardown"),
+            ("ALLOWED_ACCOUNTS", "111122223333, 444455556666"),
+            ("MAX_FANOUT", "1000"),
+            ("SPOKE_ROLE_NAME", "org-teardown"),
+            ("EXTERNAL_ID", "platform-7"),
         ])
         .unwrap();
+        assert_eq!(s.allowed_accounts, vec!["111122223333", "444455556666"]);
+        assert_eq!(
+            (s.max_fanout, s.spoke_role_name.as_str(), s.external_id.as_deref()),
+            (1000, "org-teardown", Some("platform-7"))
+        );
         assert_eq!(s.confirm_within, 300);
         assert_eq!(
             (s.audit_bus.as_deref(), s.metrics_namespace.as_str()),
@@ -204,6 +256,9 @@ mod tests {
             ("CONFIRM_WITHIN", "299"),
             ("CONFIRM_WITHIN", "43201"),
             ("METRICS_NAMESPACE", ""),
+            ("ALLOWED_ACCOUNTS", "111122223333,12345"),
+            ("MAX_FANOUT", "1001"),
+            ("SPOKE_ROLE_NAME", "a role"),
         ] {
             let e = read(&[(var, value)]).unwrap_err();
             assert_eq!(e.variable, var);

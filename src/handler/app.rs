@@ -16,6 +16,28 @@ use crate::request_queue::RequestQueue;
 use crate::services::Services;
 use crate::settings::Settings;
 
+/// Where the function itself runs: its own account, region and partition.
+#[derive(Clone, Debug, Default)]
+pub struct Home {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub partition: String,
+}
+
+impl Home {
+    /// From the invoked function's ARN (`arn:aws:lambda:us-east-1:123456789012:function:…`)
+    /// and the function's region: no call needed.
+    pub fn of(context: &Context, region: Option<&str>) -> Home {
+        let parts: Vec<&str> = context.invoked_function_arn.split(':').collect();
+        let field = |i: usize| parts.get(i).filter(|p| !p.is_empty()).map(|p| (*p).to_owned());
+        Home {
+            account: field(4).filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())),
+            region: region.map(str::to_owned).or_else(|| field(3)),
+            partition: field(1).unwrap_or_else(|| "aws".to_owned()),
+        }
+    }
+}
+
 /// How many API calls (or dead-letter publishes) one invocation has in flight at once.
 pub(super) const CONCURRENCY: usize = 16;
 
@@ -39,6 +61,8 @@ pub struct App {
     pub audit: AuditBus,
     /// The function's own region, named in audit events.
     pub region: Option<String>,
+    /// The services of other accounts and regions; none: only the function's own.
+    pub places: Option<crate::services::places::Places>,
     /// Set by the first invocation of the container (the `ColdStart` metric).
     pub(super) warm: std::sync::atomic::AtomicBool,
 }
@@ -54,6 +78,7 @@ impl App {
             request_queue: RequestQueue::none(),
             audit: AuditBus::none(),
             region: None,
+            places: None,
             warm: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -61,6 +86,33 @@ impl App {
     /// Follow-ups go to `queue`.
     pub fn with_request_queue(self, queue: RequestQueue) -> Self {
         App { request_queue: queue, ..self }
+    }
+
+    /// Other accounts and regions are reached through `places`.
+    pub fn with_places(self, places: crate::services::places::Places) -> Self {
+        App { places: Some(places), ..self }
+    }
+
+    /// The services of `place`: the function's own, or another account's or region's.
+    pub async fn services_for(
+        &self,
+        place: &crate::services::places::Place,
+        home: &Home,
+        request_id: &str,
+    ) -> Result<Services, crate::classify::ServiceError> {
+        if place.account.is_none() && place.region.is_none() {
+            return Ok(self.services.clone());
+        }
+        let Some(places) = &self.places else {
+            return Err(crate::classify::ServiceError::new(
+                crate::outcome::Outcome::Rejected,
+                "NoSpokeAccess",
+                "this function reaches no other account or region",
+            ));
+        };
+        let region = place.region.as_deref().or(home.region.as_deref()).unwrap_or("us-east-1");
+        let services = places.services(place.account.as_deref(), region, &home.partition, request_id).await?;
+        Ok((*services).clone())
     }
 
     /// Audit events go to `bus`.

@@ -5,13 +5,14 @@
 use futures_util::{StreamExt, stream};
 use time::OffsetDateTime;
 
-use super::app::{App, CONCURRENCY, within_deadline};
+use super::app::{App, CONCURRENCY, Home, within_deadline};
 use super::settle::{Settled, failed_targets, record};
 use crate::classify::ServiceError;
 use crate::confirm::{Check, Decision, Followed, Status, confirm_member};
 use crate::decode::Delivery;
 use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult, TargetResult};
 use crate::request::{Limits, Operation, retry_request, validate};
+use crate::services::places::Place;
 
 /// Works the checks of a batch, each on its own.
 pub(super) async fn settle_checks(
@@ -19,8 +20,14 @@ pub(super) async fn settle_checks(
     deliveries: Vec<Delivery>,
     now: OffsetDateTime,
     deadline: Option<tokio::time::Instant>,
+    home: &Home,
+    request_id: &str,
 ) -> Vec<Settled> {
-    stream::iter(deliveries).map(|d| settle_check(app, d, now, deadline)).buffered(CONCURRENCY).collect().await
+    stream::iter(deliveries)
+        .map(|d| settle_check(app, d, now, deadline, home, request_id))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await
 }
 
 async fn settle_check(
@@ -28,6 +35,8 @@ async fn settle_check(
     delivery: Delivery,
     now: OffsetDateTime,
     deadline: Option<tokio::time::Instant>,
+    home: &Home,
+    request_id: &str,
 ) -> Settled {
     let parsed = delivery.decoded.as_ref().ok().and_then(confirm_member).map(Check::parse);
     let check = match parsed {
@@ -40,7 +49,17 @@ async fn settle_check(
     };
     let operation = check.operation();
     let last_delivery = last_delivery(app, &delivery);
-    let asked = within_deadline(deadline, ask(app, &check)).await;
+    // The check asks where the request's targets are: its account and region.
+    let named = |member: &str| check.request.get(member).and_then(|v| v.as_str()).map(str::to_owned);
+    let place = Place {
+        account: named("account").filter(|a| home.account.as_deref() != Some(a.as_str())),
+        region: named("region").filter(|r| home.region.as_deref() != Some(r.as_str())),
+    };
+    let asked = within_deadline(deadline, async {
+        let services = app.services_for(&place, home, request_id).await?;
+        ask(&services, &check).await
+    })
+    .await;
     let statuses = match asked {
         Ok(Ok(statuses)) => statuses,
         Ok(Err(error)) => return cannot_check(app, delivery, &check, error),
@@ -131,22 +150,25 @@ async fn settle_check(
         follow_up: FollowUp::NotNeeded,
         is_check: true,
         audit_source: Some(check.source.clone()),
+        account: None,
+        region: None,
+        children: Vec::new(),
     };
     Settled { result, record, follow_up }
 }
 
 /// Where each target of `check` is, by its id.
-async fn ask(app: &App, check: &Check) -> Result<Vec<(String, Status)>, ServiceError> {
+async fn ask(services: &crate::services::Services, check: &Check) -> Result<Vec<(String, Status)>, ServiceError> {
     let ids: Vec<String> = check.targets.iter().map(|t| t.id.clone()).collect();
     let statuses = match check.operation() {
-        Some(Operation::TerminateWorkspaces) => app.services.workspaces.check(&ids, check.attempt).await?,
+        Some(Operation::TerminateWorkspaces) => services.workspaces.check(&ids, check.attempt).await?,
         Some(Operation::TerminateTargetInstances) => {
             let account = ["/input/accountID", "/select/accountID"]
                 .iter()
                 .find_map(|path| check.request.pointer(path).and_then(|v| v.as_str()));
-            app.services.mgn.check(&check.targets, account).await?
+            services.mgn.check(&check.targets, account).await?
         }
-        Some(Operation::TerminateProvisionedProduct) => app.services.catalog.check(&check.targets).await?,
+        Some(Operation::TerminateProvisionedProduct) => services.catalog.check(&check.targets).await?,
         None => return Err(ServiceError::new(Outcome::Invalid, "InvalidCheck", "confirm.operation is unknown")),
     };
     Ok(statuses.into_iter().collect())
@@ -189,6 +211,9 @@ fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceErro
         follow_up: FollowUp::NotNeeded,
         is_check: true,
         audit_source: Some(check.source.clone()),
+        account: None,
+        region: None,
+        children: Vec::new(),
     };
     Settled { result, record, follow_up: Vec::new() }
 }
@@ -208,6 +233,9 @@ fn refused(app: &App, delivery: Delivery, failure: Failure) -> Settled {
         follow_up: FollowUp::NotNeeded,
         is_check: true,
         audit_source: None,
+        account: None,
+        region: None,
+        children: Vec::new(),
     };
     Settled { result, record: Some(record), follow_up: Vec::new() }
 }

@@ -12,11 +12,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 
-use super::app::{App, CONCURRENCY, within_deadline};
+use super::app::{App, CONCURRENCY, Home, within_deadline};
 use super::work::{Resolution, Work};
 use crate::guard::Verdict;
 use crate::outcome::{Outcome, TargetResult};
 use crate::request::{Operation, ProductRef, ProvisionedProductInput, Scope, Target, TargetInstancesInput};
+use crate::services::places::Place;
 
 /// A unit of API work: one terminate call.
 #[derive(Debug, PartialEq)]
@@ -82,8 +83,17 @@ impl CallResults {
 }
 
 /// The calls a batch makes: the targets of each request that is not a dry run
-/// and whose verdict is to terminate.
-pub(super) fn plan(works: &[Work]) -> Vec<Call> {
+/// and whose verdict is to terminate, each call in one place (account and region):
+/// calls are never shared across places.
+pub(super) fn plan(works: &[Work]) -> Vec<(Place, Call)> {
+    let mut places: BTreeMap<Place, Vec<&Work>> = BTreeMap::new();
+    for work in works {
+        places.entry(work.place.clone()).or_default().push(work);
+    }
+    places.into_iter().flat_map(|(place, works)| plan_in(&works).into_iter().map(move |c| (place.clone(), c))).collect()
+}
+
+fn plan_in(works: &[&Work]) -> Vec<Call> {
     let mut workspaces: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     let mut workspaces_seen = HashSet::new();
     // Every MGN id goes into exactly one call, whoever else names it: two calls with
@@ -189,9 +199,15 @@ fn add_catalog(calls: &mut Vec<CatalogCall>, named: String, input: ProvisionedPr
     }
 }
 
-pub(super) async fn run(app: &App, calls: Vec<Call>, deadline: Option<tokio::time::Instant>) -> CallResults {
+pub(super) async fn run(
+    app: &App,
+    calls: Vec<(Place, Call)>,
+    deadline: Option<tokio::time::Instant>,
+    home: &Home,
+    request_id: &str,
+) -> CallResults {
     let finished: Vec<(Operation, Option<String>, Vec<TargetResult>)> = stream::iter(calls)
-        .map(|call| async move {
+        .map(|(place, call)| async move {
             let (operation, called, ids) = match &call {
                 Call::Workspaces(ids) => (Operation::TerminateWorkspaces, None, ids.clone()),
                 Call::Mgn(call) => (Operation::TerminateTargetInstances, None, call.input.source_server_ids.clone()),
@@ -201,11 +217,16 @@ pub(super) async fn run(app: &App, calls: Vec<Call>, deadline: Option<tokio::tim
                 }
             };
             let work = async {
+                // The place's services were reached when its targets were looked up.
+                let services = match app.services_for(&place, home, request_id).await {
+                    Ok(services) => services,
+                    Err(error) => return error.for_each(&ids),
+                };
                 match &call {
-                    Call::Workspaces(ids) => app.services.workspaces.terminate(ids).await,
-                    Call::Mgn(call) => mgn_shared(app, call).await,
+                    Call::Workspaces(ids) => services.workspaces.terminate(ids).await,
+                    Call::Mgn(call) => mgn_shared(&services, call).await,
                     Call::Catalog(call) => {
-                        let result = app.services.catalog.terminate(&call.input, &call.token).await;
+                        let result = services.catalog.terminate(&call.input, &call.token).await;
                         // Each request reads the one answer by the id it named.
                         call.named.iter().map(|named| TargetResult { id: named.clone(), ..result.clone() }).collect()
                     }
@@ -233,8 +254,8 @@ pub(super) async fn run(app: &App, calls: Vec<Call>, deadline: Option<tokio::tim
 /// may have: a transient end says nothing of whether the service took the call) is
 /// not sent again, so no server is ever in two accepted calls. A transient failure
 /// is not split: the messages are redelivered either way.
-async fn mgn_shared(app: &App, call: &MgnCall) -> Vec<TargetResult> {
-    let mgn = &app.services.mgn;
+async fn mgn_shared(services: &crate::services::Services, call: &MgnCall) -> Vec<TargetResult> {
+    let mgn = &services.mgn;
     let all = &call.input.source_server_ids;
     let failed = match mgn.terminate_call(&call.input, all).await {
         Ok(results) => return results,

@@ -33,6 +33,7 @@ fn work(message_id: &str, group: Option<&str>, request: Value) -> Work {
         delivery,
         request,
         dry_run: false,
+        place: crate::services::places::Place { account: None, region: None },
         resolution: Resolution::Judged(judged),
     }
 }
@@ -71,7 +72,7 @@ fn workspaces_of_a_batch_share_calls_of_25_each_id_once() {
     overlap.push(&a[0]);
     let works = [work("m-1", None, ws(&refs(&a))), work("m-2", None, ws(&overlap))];
 
-    let calls = calls_of(&plan(&works));
+    let calls = calls_of(&plan_in(&works.iter().collect::<Vec<_>>()));
 
     assert_eq!(calls.iter().map(Vec::len).collect::<Vec<_>>(), vec![25, 15]);
     let mut sent: Vec<String> = calls.concat();
@@ -88,7 +89,7 @@ fn a_fifo_batch_shares_calls_within_a_group_only() {
         work("m-2", Some("g2"), ws(&["ws-g2000001"])),
         work("m-3", Some("g1"), ws(&["ws-g1000002"])),
     ];
-    let calls = calls_of(&plan(&works));
+    let calls = calls_of(&plan_in(&works.iter().collect::<Vec<_>>()));
     assert_eq!(calls, vec![vec!["ws-g1000001".to_owned(), "ws-g1000002".to_owned()], vec!["ws-g2000001".to_owned()]]);
 }
 
@@ -100,7 +101,7 @@ fn mgn_servers_share_calls_by_job_tags_and_one_server_is_in_one_call() {
         work("m-2", None, mgn(&[y, z], json!({"ticket": "A"}))),
         work("m-3", None, mgn(&[x], json!({"ticket": "B"}))),
     ];
-    let calls = plan(&works);
+    let calls = plan_in(&works.iter().collect::<Vec<_>>());
     let mgn_calls: Vec<&MgnCall> = calls
         .iter()
         .filter_map(|c| match c {
@@ -129,7 +130,7 @@ fn dry_runs_refusals_and_stopped_targets_make_no_call() {
     )]);
     let mut refused = work("m-3", None, ws(&["ws-refd0001"]));
     refused.request = Err(Refused::from(validate(&json!({}), Limits::default()).unwrap_err()));
-    assert!(plan(&[dry, stopped, refused]).is_empty());
+    assert!(plan_in(&[&dry, &stopped, &refused]).is_empty());
 }
 
 #[test]
@@ -142,7 +143,7 @@ fn two_requests_naming_one_product_read_one_call_each_by_its_own_name() {
         "sandbox".into(),
         Verdict::Terminate { reason: "named".into(), call_id: Some("pp-sandbox".into()) },
     )]);
-    let calls = plan(&[work("m-1", None, by_id), named]);
+    let calls = plan_in(&[&work("m-1", None, by_id), &named]);
     assert_eq!(calls.len(), 1);
     let Call::Catalog(call) = &calls[0] else { panic!("{calls:?}") };
     assert_eq!(call.named, vec!["pp-sandbox".to_owned(), "sandbox".to_owned()]);

@@ -12,6 +12,7 @@
 mod app;
 mod check;
 mod execute;
+mod fan_out;
 mod resolve;
 mod settle;
 mod work;
@@ -24,7 +25,7 @@ use crate::decode::{Decoded, Delivery, decode};
 use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult};
 use crate::report::{BatchResponse, Report};
 pub use app::App;
-use app::{CONCURRENCY, PUBLISH_RESERVE, within_deadline, work_deadline};
+use app::{CONCURRENCY, Home, PUBLISH_RESERVE, within_deadline, work_deadline};
 pub use work::Refused;
 use work::{Resolution, SentServers, Work};
 
@@ -35,7 +36,9 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambd
         Decoded::Sqs(deliveries) => (true, deliveries),
         Decoded::Other(deliveries) => (false, deliveries),
     };
-    let results = process(app, deliveries, &context).await;
+    // Boxed: the invocation's future is deep (every step, every service), and a box
+    // here keeps its type within the compiler's limits at no measurable cost.
+    let results = Box::pin(process(app, deliveries, &context)).await;
     account(app, &results, &context).await;
     if sqs {
         return Ok(serde_json::to_value(BatchResponse::of(&results)?)?);
@@ -144,6 +147,9 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
         follow_up: FollowUp::NotNeeded,
         is_check: false,
         audit_source: None,
+        account: None,
+        region: None,
+        children: Vec::new(),
     };
     crate::report::log(&result, request_id);
     result
@@ -162,26 +168,40 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
     let (check_places, checks): (Vec<usize>, Vec<Delivery>) = checks.into_iter().unzip();
     let (request_places, requests): (Vec<usize>, Vec<Delivery>) = requests.into_iter().unzip();
 
-    let mut works: Vec<Work> = requests.into_iter().map(|d| Work::validated(app, d)).collect();
+    let home = Home::of(context, app.region.as_deref());
+    let works: Vec<Work> = requests.into_iter().map(|d| Work::validated(app, d, &home)).collect();
+    // A fan-out is settled by sending its children (contract §9); the rest take the steps.
+    let (fan_outs, mut works): (Vec<(usize, Work)>, Vec<(usize, Work)>) =
+        request_places.into_iter().zip(works).partition(|(_, w)| w.request.as_ref().is_ok_and(|r| r.fan_out.is_some()));
     let resolutions: Vec<Resolution> = stream::iter(&works)
-        .map(|work| async {
+        .map(|(_, work)| async {
             let Ok(request) = &work.request else { return Resolution::Nothing };
+            let services = match app.services_for(&work.place, &home, &context.request_id).await {
+                Ok(services) => services,
+                Err(error) => return Resolution::Failed(error),
+            };
             let at = resolve::Lookup { now, deadline, sent, sent_at: work.delivery.sent_at };
-            resolve::resolve(app, request, &at).await
+            resolve::resolve(app, &services, request, &at).await
         })
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    for (work, resolution) in works.iter_mut().zip(resolutions) {
+    for ((_, work), resolution) in works.iter_mut().zip(resolutions) {
         work.resolution = resolution;
     }
-    let results = execute::run(app, execute::plan(&works), deadline).await;
+    let (request_places, works): (Vec<usize>, Vec<Work>) = works.into_iter().unzip();
+    let results = execute::run(app, execute::plan(&works), deadline, &home, &context.request_id).await;
     for (id, job) in results.accepted_servers() {
         sent.insert(id.to_owned(), job.to_owned());
     }
-    let mut settled: Vec<(usize, settle::Settled)> =
-        request_places.into_iter().zip(works.into_iter().map(|work| settle::settle(app, work, &results))).collect();
-    let checked = check::settle_checks(app, checks, now, deadline).await;
+    let mut settled: Vec<(usize, settle::Settled)> = request_places
+        .into_iter()
+        .zip(works.into_iter().map(|work| settle::settle(app, work, &results, &home)))
+        .collect();
+    for (place, work) in fan_outs {
+        settled.push((place, fan_out::settle(app, work, &home, deadline).await));
+    }
+    let checked = check::settle_checks(app, checks, now, deadline, &home, &context.request_id).await;
     settled.extend(check_places.into_iter().zip(checked));
     settled.sort_by_key(|(place, _)| *place);
 

@@ -12,6 +12,7 @@ use crate::classify::ServiceError;
 use crate::guard::{Candidate, Verdict, judge};
 use crate::outcome::Outcome;
 use crate::request::{ProductRef, Request, Scope, Target};
+use crate::services::Services;
 
 /// What the lookups of one request need to know besides the request.
 pub(super) struct Lookup<'a> {
@@ -23,9 +24,9 @@ pub(super) struct Lookup<'a> {
     pub sent_at: Option<OffsetDateTime>,
 }
 
-pub(super) async fn resolve(app: &App, request: &Request, at: &Lookup<'_>) -> Resolution {
+pub(super) async fn resolve(app: &App, services: &Services, request: &Request, at: &Lookup<'_>) -> Resolution {
     let known_jobs: HashSet<String> = at.sent.values().cloned().collect();
-    let looked_up = within_deadline(at.deadline, look_up(app, request, at, &known_jobs)).await;
+    let looked_up = within_deadline(at.deadline, look_up(app, services, request, at, &known_jobs)).await;
     match looked_up {
         Ok(Ok(Resolution::Judged(judged))) if matches!(request.target, Target::TargetInstances(_)) => {
             Resolution::Judged(judged.into_iter().map(|(id, verdict)| already_sent(id, verdict, at.sent)).collect())
@@ -50,11 +51,11 @@ fn already_sent(id: String, verdict: Verdict, sent: &SentServers) -> (String, Ve
 
 async fn look_up(
     app: &App,
+    services: &Services,
     request: &Request,
     at: &Lookup<'_>,
     known_jobs: &HashSet<String>,
 ) -> Result<Resolution, ServiceError> {
-    let services = &app.services;
     let target = &request.target;
     let found = match target {
         Target::Workspaces(Scope::Named(w)) => {
@@ -110,7 +111,7 @@ async fn look_up(
         return Ok(Resolution::TooMany(judged.len()));
     }
     Ok(Resolution::Judged(match target {
-        Target::ProvisionedProduct(Scope::Select(_)) => confirm_products(app, target, judged, at.now).await,
+        Target::ProvisionedProduct(Scope::Select(_)) => confirm_products(app, services, target, judged, at.now).await,
         Target::Workspaces(_) | Target::TargetInstances(_) | Target::ProvisionedProduct(Scope::Named(_)) => {
             judged.into_iter().map(|(c, v)| (c.id, v)).collect()
         }
@@ -156,6 +157,7 @@ fn named(
 /// grow with the matches, never with the catalog.
 async fn confirm_products(
     app: &App,
+    services: &Services,
     target: &Target,
     judged: Vec<(Candidate, Verdict)>,
     now: OffsetDateTime,
@@ -166,7 +168,7 @@ async fn confirm_products(
             if !matches!(verdict, Verdict::Terminate { .. }) {
                 return Some((indexed.id, verdict));
             }
-            match app.services.catalog.confirm(&indexed).await {
+            match services.catalog.confirm(&indexed).await {
                 Ok(Some(authoritative)) => match judge(target, &authoritative, protect, now) {
                     Verdict::Unselected => None,
                     verdict => Some((indexed.id, verdict)),

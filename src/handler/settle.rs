@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::app::App;
+use super::app::{App, Home};
 use super::execute::CallResults;
 use super::work::{Resolution, Work};
 use crate::classify::ServiceError;
@@ -23,8 +23,8 @@ pub(super) struct Settled {
     pub follow_up: Vec<(Check, u64)>,
 }
 
-pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> Settled {
-    let Work { delivery, operation, request, dry_run, resolution } = work;
+pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) -> Settled {
+    let Work { delivery, operation, request, dry_run, resolution, .. } = work;
     let operation = operation.map(Operation::as_str);
     let request = match request {
         Err(refused) => {
@@ -40,6 +40,9 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> Settled {
                 follow_up: FollowUp::NotNeeded,
                 is_check: false,
                 audit_source: None,
+                account: None,
+                region: None,
+                children: Vec::new(),
             };
             let record = record(app, &delivery, operation, Outcome::Invalid, failure, Vec::new(), None);
             return Settled { result, record: Some(record), follow_up: Vec::new() };
@@ -100,11 +103,19 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> Settled {
                 (Some(_), None) => Some(delivery.raw.clone()),
                 _ => retry_request(&request, &ids),
             };
-            Some(record(app, &delivery, operation, outcome, failure.clone(), failed_targets, retry))
+            let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets, retry);
+            // The record names the place only when the request named another one.
+            record.account = request.account.clone();
+            record.region = request.region.clone();
+            Some(record)
         }
         _ => None,
     };
     let follow_up = if dry_run { Vec::new() } else { follow_up(app, &request, &delivery, &targets) };
+    let (account, region) = (
+        request.account.clone().or_else(|| home.account.clone()),
+        request.region.clone().or_else(|| home.region.clone()),
+    );
     let result = RequestResult {
         origin: delivery.origin,
         operation,
@@ -116,6 +127,9 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults) -> Settled {
         follow_up: FollowUp::NotNeeded,
         is_check: false,
         audit_source: None,
+        account,
+        region,
+        children: Vec::new(),
     };
     Settled { result, record, follow_up }
 }
@@ -247,6 +261,8 @@ pub(super) fn record(
         error,
         failed_targets,
         retry_request,
+        account: None,
+        region: None,
         truncated: false,
         operation: operation.map(str::to_owned),
         message_group_id: match &delivery.origin {

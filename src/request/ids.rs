@@ -125,3 +125,27 @@ pub(crate) fn dedup(ids: Vec<String>) -> Vec<String> {
     let mut seen = HashSet::with_capacity(ids.len());
     ids.into_iter().filter(|id| seen.insert(id.clone())).collect()
 }
+
+/// An AWS region name, as `^[a-z]{2}(-[a-z]+)+-\d$`.
+pub(crate) fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts.last().is_some_and(|d| d.len() == 1 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+pub(crate) const REGION_RULE: &str = "is not a region name (^[a-z]{2}(-[a-z]+)+-\\d$)";
+
+/// A non-empty list of account ids, duplicates removed.
+pub(crate) fn account_list(value: &Value, path: &str) -> Result<Vec<String>> {
+    let list =
+        value.as_array().ok_or_else(|| ValidationError::new(path, format!("must be a list, not {}", kind(value))))?;
+    if list.is_empty() {
+        return Err(ValidationError::new(path, "must name at least one account"));
+    }
+    let ids =
+        list.iter().enumerate().map(|(i, v)| account_id(v, &format!("{path}[{i}]"))).collect::<Result<Vec<_>>>()?;
+    Ok(dedup(ids))
+}

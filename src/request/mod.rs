@@ -15,7 +15,7 @@ mod validate;
 pub use error::ValidationError;
 pub use retry::retry_request;
 pub use types::{
-    Operation, ProductRef, ProvisionedProductFilters, ProvisionedProductInput, Request, Scope, Selection, Target,
-    TargetInstancesFilters, TargetInstancesInput, WorkspacesFilters, WorkspacesInput,
+    FanOut, Operation, ProductRef, ProvisionedProductFilters, ProvisionedProductInput, Request, Scope, Selection,
+    Target, TargetInstancesFilters, TargetInstancesInput, WorkspacesFilters, WorkspacesInput,
 };
 pub use validate::{Limits, validate};

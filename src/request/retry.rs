@@ -31,6 +31,9 @@ pub fn retry_request(request: &Request, ids: &[String]) -> Option<Value> {
     if let Some(dry_run) = request.dry_run {
         out.insert("dryRun".into(), json!(dry_run));
     }
+    // Where the targets are stays; `origin` does not: a replay derives fresh tokens.
+    put(&mut out, "account", &request.account);
+    put(&mut out, "region", &request.region);
     Some(Value::Object(out))
 }
 

@@ -42,6 +42,22 @@ pub struct Request {
     pub target: Target,
     /// `None` when the request did not say; the `DRY_RUN` setting decides.
     pub dry_run: Option<bool>,
+    /// Where the targets are (contract §9); `None`: the function's own account or region.
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// A fan-out to every (account, region) pair, in place of `account` / `region`.
+    pub fan_out: Option<FanOut>,
+    /// Set by teardown on the children of a fan-out: the tokens derive from it.
+    pub origin: Option<String>,
+}
+
+/// `accounts` and / or `regions`: one child request per pair.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FanOut {
+    /// Empty: the function's own account.
+    pub accounts: Vec<String>,
+    /// Empty: the function's own region.
+    pub regions: Vec<String>,
 }
 
 /// What to terminate, per service.

@@ -7,15 +7,17 @@ use serde_json::Value;
 
 use super::error::ValidationError;
 use super::ids::{
-    LANGUAGE_RULE, PRODUCT_ID_RULE, SOURCE_SERVER_RULE, TOKEN_RULE, WORKSPACE_RULE, account_id, dedup, id_list, is_arn,
-    is_language, is_product_id, is_product_name, is_source_server_id, is_token, is_workspace_id, tag_map,
+    LANGUAGE_RULE, PRODUCT_ID_RULE, REGION_RULE, SOURCE_SERVER_RULE, TOKEN_RULE, WORKSPACE_RULE, account_id,
+    account_list, dedup, id_list, is_arn, is_language, is_product_id, is_product_name, is_region, is_source_server_id,
+    is_token, is_workspace_id, tag_map,
 };
 use super::json::{
     Result, kind, object, only_members, optional_bool, optional_pattern, quote, required_array, required_string, string,
 };
 use super::select::selection;
 use super::types::{
-    Operation, ProductRef, ProvisionedProductInput, Request, Scope, Target, TargetInstancesInput, WorkspacesInput,
+    FanOut, Operation, ProductRef, ProvisionedProductInput, Request, Scope, Target, TargetInstancesInput,
+    WorkspacesInput,
 };
 
 /// Bounds that come from settings rather than from the AWS model.
@@ -32,7 +34,11 @@ impl Default for Limits {
 
 pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
     let root = object(value, "request")?;
-    only_members(root, "", &["operation", "input", "select", "dryRun"])?;
+    only_members(
+        root,
+        "",
+        &["operation", "input", "select", "dryRun", "account", "region", "accounts", "regions", "origin"],
+    )?;
 
     let operation = match root.get("operation") {
         None => return Err(ValidationError::new("operation", "is required")),
@@ -56,12 +62,16 @@ pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
         }
     };
 
+    let place = place(root)?;
     let input = match (root.get("input"), root.get("select")) {
         (Some(_), Some(_)) => {
             return Err(ValidationError::new("input", "and select are exclusive: give exactly one"));
         }
         (None, None) => return Err(ValidationError::new("input", "is required (or select)")),
-        (None, Some(select)) => return Ok(Request { target: selection(operation, select)?, dry_run }),
+        (None, Some(select)) => {
+            let (account, region, fan_out, origin) = place;
+            return Ok(Request { target: selection(operation, select)?, dry_run, account, region, fan_out, origin });
+        }
         (Some(input), None) => input,
     };
 
@@ -70,7 +80,8 @@ pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
         Operation::TerminateTargetInstances => Target::TargetInstances(Scope::Named(target_instances(input)?)),
         Operation::TerminateProvisionedProduct => Target::ProvisionedProduct(Scope::Named(provisioned_product(input)?)),
     };
-    let request = Request { target, dry_run };
+    let (account, region, fan_out, origin) = place;
+    let request = Request { target, dry_run, account, region, fan_out, origin };
 
     let count = request.named_ids().map_or(0, |ids| ids.len());
     if count > limits.max_targets {
@@ -81,6 +92,55 @@ pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
         ));
     }
     Ok(request)
+}
+
+/// Contract §9: `account` / `region`, or a fan-out's `accounts` / `regions`, and `origin`.
+type Place = (Option<String>, Option<String>, Option<FanOut>, Option<String>);
+
+fn place(root: &serde_json::Map<String, Value>) -> Result<Place> {
+    let account = root.get("account").map(|v| account_id(v, "account")).transpose()?;
+    let region = optional_pattern(root, "", "region", is_region, REGION_RULE)?;
+    let accounts = root.get("accounts").map(|v| account_list(v, "accounts")).transpose()?;
+    let regions = match root.get("regions") {
+        None => None,
+        Some(value) => {
+            let list = value
+                .as_array()
+                .ok_or_else(|| ValidationError::new("regions", format!("must be a list, not {}", kind(value))))?;
+            if list.is_empty() {
+                return Err(ValidationError::new("regions", "must name at least one region"));
+            }
+            let mut regions = Vec::with_capacity(list.len());
+            for (i, item) in list.iter().enumerate() {
+                let field = format!("regions[{i}]");
+                let name = string(item, &field)?;
+                if !is_region(name) {
+                    return Err(ValidationError::new(field, format!("{} {REGION_RULE}", quote(name))));
+                }
+                regions.push(name.to_owned());
+            }
+            Some(dedup(regions))
+        }
+    };
+    if accounts.is_some() && account.is_some() {
+        return Err(ValidationError::new("accounts", "and account are exclusive: a fan-out names its accounts"));
+    }
+    if regions.is_some() && region.is_some() {
+        return Err(ValidationError::new("regions", "and region are exclusive: a fan-out names its regions"));
+    }
+    if (accounts.is_some() || regions.is_some()) && (account.is_some() || region.is_some()) {
+        return Err(ValidationError::new("accounts", "a fan-out (accounts, regions) takes no account or region"));
+    }
+    let fan_out = (accounts.is_some() || regions.is_some())
+        .then(|| FanOut { accounts: accounts.unwrap_or_default(), regions: regions.unwrap_or_default() });
+    let origin = optional_pattern(
+        root,
+        "",
+        "origin",
+        |s| (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+        "is not an origin teardown set",
+    )?;
+    Ok((account, region, fan_out, origin))
 }
 
 fn workspaces(input: &Value) -> Result<WorkspacesInput> {

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod mgn;
+pub mod places;
 pub mod workspaces;
 
 pub use catalog::Catalog;

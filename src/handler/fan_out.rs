@@ -1,0 +1,109 @@
+//! Contract §9: a request for many (account, region) pairs becomes one child request
+//! per pair, sent to the request queue; SQS and Lambda then work them in parallel,
+//! each account throttled on its own. The parent ends `fanned_out`.
+
+use serde_json::{Value, json};
+
+use super::app::{App, Home, within_deadline};
+use super::settle::{Settled, record};
+use super::work::Work;
+use crate::decode::Delivery;
+use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult};
+use crate::request::FanOut;
+
+/// The children of a fan-out: the request as received, but for `account`, `region`
+/// and `origin`; the origin (from the parent's delivery) is what a child's tokens
+/// derive from, with its own place, so a fan-out sent twice terminates once.
+pub(super) fn children(delivery: &Delivery, fan_out: &FanOut) -> Vec<(Option<String>, Option<String>, Value)> {
+    let origin = delivery.idempotency_token();
+    let accounts: Vec<Option<&String>> =
+        if fan_out.accounts.is_empty() { vec![None] } else { fan_out.accounts.iter().map(Some).collect() };
+    let regions: Vec<Option<&String>> =
+        if fan_out.regions.is_empty() { vec![None] } else { fan_out.regions.iter().map(Some).collect() };
+    let mut out = Vec::new();
+    for account in &accounts {
+        for region in &regions {
+            let mut child = delivery.raw.clone();
+            if let Value::Object(map) = &mut child {
+                map.remove("accounts");
+                map.remove("regions");
+                if let Some(account) = account {
+                    map.insert("account".into(), json!(account));
+                }
+                if let Some(region) = region {
+                    map.insert("region".into(), json!(region));
+                }
+                map.insert("origin".into(), json!(origin));
+            }
+            out.push((account.cloned(), region.cloned(), child));
+        }
+    }
+    out
+}
+
+pub(super) async fn settle(app: &App, work: Work, home: &Home, deadline: Option<tokio::time::Instant>) -> Settled {
+    let Work { delivery, operation, request, dry_run, .. } = work;
+    let operation = operation.map(|o| o.as_str());
+    let Some(fan_out) = request.ok().and_then(|r| r.fan_out) else {
+        // `work` only hands fan-outs here.
+        let failure = Failure::new("InternalError", "not a fan-out");
+        return failed(app, delivery, operation, dry_run, failure);
+    };
+    let children = children(&delivery, &fan_out);
+    let bodies: Vec<String> = children.iter().map(|(_, _, child)| child.to_string()).collect();
+    let listed: Vec<Value> = children
+        .iter()
+        .map(|(account, region, _)| {
+            json!({"account": account.clone().or_else(|| home.account.clone()), "region": region.clone().or_else(|| home.region.clone())})
+        })
+        .collect();
+    match within_deadline(deadline, app.request_queue.send_all(&bodies)).await {
+        Ok(Ok(_)) => {
+            let result = RequestResult {
+                origin: delivery.origin,
+                operation,
+                outcome: Outcome::FannedOut,
+                dry_run,
+                targets: Vec::new(),
+                error: None,
+                dead_letter: DeadLetterStatus::NotNeeded,
+                follow_up: FollowUp::NotNeeded,
+                is_check: false,
+                audit_source: None,
+                account: None,
+                region: None,
+                children: listed,
+            };
+            Settled { result, record: None, follow_up: Vec::new() }
+        }
+        // Children already sent are harmless to send again: their tokens derive from
+        // this delivery, and their targets are looked up again.
+        Ok(Err(e)) => failed(app, delivery, operation, dry_run, Failure::new(e.code, e.message)),
+        Err(failure) => failed(app, delivery, operation, dry_run, failure),
+    }
+}
+
+/// Some children could not be sent: the parent is `transient` — redelivered (SQS),
+/// or dead-lettered with itself as the retry (other sources).
+fn failed(app: &App, delivery: Delivery, operation: Option<&'static str>, dry_run: bool, failure: Failure) -> Settled {
+    let sqs = matches!(delivery.origin, crate::decode::Origin::Sqs { .. });
+    let record = (!sqs).then(|| {
+        record(app, &delivery, operation, Outcome::Transient, failure.clone(), Vec::new(), Some(delivery.raw.clone()))
+    });
+    let result = RequestResult {
+        origin: delivery.origin,
+        operation,
+        outcome: Outcome::Transient,
+        dry_run,
+        targets: Vec::new(),
+        error: Some(failure),
+        dead_letter: DeadLetterStatus::NotNeeded,
+        follow_up: FollowUp::NotNeeded,
+        is_check: false,
+        audit_source: None,
+        account: None,
+        region: None,
+        children: Vec::new(),
+    };
+    Settled { result, record, follow_up: Vec::new() }
+}
