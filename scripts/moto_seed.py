@@ -16,14 +16,22 @@ import boto3
 REGION = "us-east-1"
 
 
+ACCOUNT = None
+
+
 def client(endpoint, service):
-    return boto3.client(
-        service,
-        region_name=REGION,
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    """A client of the default account, or of ACCOUNT through an assumed role (moto
+    keeps each account's resources apart by the credentials' account)."""
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    if ACCOUNT:
+        sts = boto3.client("sts", region_name=REGION, endpoint_url=endpoint, **keys)
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/teardown-spoke", RoleSessionName="seed")["Credentials"]
+        keys = {
+            "aws_access_key_id": creds["AccessKeyId"],
+            "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"],
+        }
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint, **keys)
 
 
 def directory(endpoint):
@@ -80,11 +88,22 @@ def main():
     w.add_argument("count", type=int)
     w.add_argument("--tag", action="append", default=[], help="key=value")
     w.add_argument("--user-prefix", default="user")
+    w.add_argument("--account", default=None, help="make them in this account (through an assumed role)")
+    s = sub.add_parser("still-live", help="which of these WorkSpaces of ACCOUNT are not terminating or terminated")
+    s.add_argument("ids", nargs="+")
+    s.add_argument("--account", default=None)
     b = sub.add_parser("audit-bus", help="an EventBridge bus whose teardown events a rule delivers to a queue")
     b.add_argument("bus")
     b.add_argument("queue")
     args = parser.parse_args()
+    global ACCOUNT
+    ACCOUNT = getattr(args, "account", None)
 
+    if args.what == "still-live":
+        found = client(args.endpoint, "workspaces").describe_workspaces(WorkspaceIds=args.ids)["Workspaces"]
+        live = [w["WorkspaceId"] for w in found if w["State"] not in ("TERMINATING", "TERMINATED")]
+        print(json.dumps({"live": live}))
+        return
     if args.what == "queue":
         url = client(args.endpoint, "sqs").create_queue(QueueName=args.name)["QueueUrl"]
         print(json.dumps({"queueUrl": url}))

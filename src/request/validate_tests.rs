@@ -430,3 +430,49 @@ fn a_member_name_that_is_not_a_plain_word_is_quoted_in_the_path() {
     let e = validate(&json!({"operation": "TerminateWorkspaces", "input": {"a b": 1}}), Limits::default()).unwrap_err();
     assert_eq!(e.field, r#"input["a b"]"#);
 }
+
+#[test]
+fn accounts_and_regions_are_checked_and_a_fan_out_takes_no_single_place() {
+    let base = || json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": "ws-abcd1234"}]}});
+    let with = |member: &str, value: Value| {
+        let mut r = base();
+        r[member] = value;
+        r
+    };
+    let ok = validate(&with("account", json!("111122223333")), Limits::default()).unwrap();
+    assert_eq!(ok.account.as_deref(), Some("111122223333"));
+    let ok = validate(&with("region", json!("eu-west-1")), Limits::default()).unwrap();
+    assert_eq!(ok.region.as_deref(), Some("eu-west-1"));
+    let ok = validate(&with("regions", json!(["us-gov-west-1", "eu-west-1", "eu-west-1"])), Limits::default()).unwrap();
+    assert_eq!(ok.fan_out.unwrap().regions, vec!["us-gov-west-1", "eu-west-1"], "duplicates removed");
+    for (member, value, field, text) in [
+        ("account", json!("1111"), "account", "12 digits"),
+        ("region", json!("EU-WEST-1"), "region", "is not a region name"),
+        ("region", json!("eu-west"), "region", "is not a region name"),
+        ("accounts", json!([]), "accounts", "at least one"),
+        ("accounts", json!(["111122223333", "x"]), "accounts[1]", "12 digits"),
+        ("regions", json!("eu-west-1"), "regions", "must be a list"),
+        ("origin", json!("no spaces allowed"), "origin", "is not an origin"),
+    ] {
+        let e = validate(&with(member, value), Limits::default()).unwrap_err();
+        assert_eq!(e.field, field, "{member}");
+        assert!(e.message.contains(text), "{member}: {e}");
+    }
+    let mut both = with("account", json!("111122223333"));
+    both["accounts"] = json!(["111122223333"]);
+    assert_eq!(validate(&both, Limits::default()).unwrap_err().field, "accounts");
+    let mut mixed = with("region", json!("eu-west-1"));
+    mixed["accounts"] = json!(["111122223333"]);
+    assert_eq!(validate(&mixed, Limits::default()).unwrap_err().field, "accounts");
+}
+
+#[test]
+fn a_retry_keeps_the_account_and_region_and_drops_the_origin() {
+    let original = json!({"operation": "TerminateWorkspaces", "account": "111122223333", "region": "eu-west-1",
+        "origin": "abc123", "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": "ws-abcd1234"}]}});
+    let request = validate(&original, Limits::default()).unwrap();
+    let retry = retry_request(&request, &["ws-abcd1234".to_owned()]).unwrap();
+    assert_eq!(retry["account"], "111122223333");
+    assert_eq!(retry["region"], "eu-west-1");
+    assert!(retry.get("origin").is_none(), "a replay derives fresh tokens");
+}

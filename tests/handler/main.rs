@@ -14,5 +14,6 @@ mod fixture;
 mod calls;
 mod corpus;
 mod follow_up;
+mod places;
 mod properties;
 mod scenarios;

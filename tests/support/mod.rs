@@ -69,6 +69,20 @@ impl Moto {
         serde_json::from_slice(&out.stdout).expect("the seed script prints JSON")
     }
 
+    /// `count` WorkSpaces made in `account`, through an assumed role.
+    pub fn workspaces_in(&self, account: &str, count: usize) -> Vec<String> {
+        let made = self.seed(&["workspaces", &count.to_string(), "--account", account]);
+        made["workspaceIds"].as_array().expect("ids").iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+    }
+
+    /// Which of `ids` in `account` are neither terminating nor terminated.
+    pub fn still_live_in(&self, account: &str, ids: &[String]) -> Vec<String> {
+        let mut args = vec!["still-live", "--account", account];
+        args.extend(ids.iter().map(String::as_str));
+        let answer = self.seed(&args);
+        answer["live"].as_array().expect("ids").iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+    }
+
     /// An EventBridge bus with a rule that delivers teardown's events to a new queue.
     pub fn audit_bus(&self, bus: &str, queue: &str) -> String {
         self.seed(&["audit-bus", bus, queue])["queueUrl"].as_str().expect("a queue URL").to_owned()
