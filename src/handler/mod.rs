@@ -171,7 +171,8 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
     let home = Home::of(context, app.region.as_deref());
     let works: Vec<Work> = requests.into_iter().map(|d| Work::validated(app, d, &home)).collect();
     // A fan-out is settled by sending its children (contract §9); the rest take the steps.
-    let (fan_outs, mut works): (Vec<(usize, Work)>, Vec<(usize, Work)>) =
+    type PlacedWork = Vec<(usize, Work)>;
+    let (fan_outs, mut works): (PlacedWork, PlacedWork) =
         request_places.into_iter().zip(works).partition(|(_, w)| w.request.as_ref().is_ok_and(|r| r.fan_out.is_some()));
     let resolutions: Vec<Resolution> = stream::iter(&works)
         .map(|(_, work)| async {
