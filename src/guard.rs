@@ -34,6 +34,9 @@ pub struct Candidate {
     /// authoritative ones in `tags`. Consulted for protection only, where a stale tag
     /// can only leave a target alone.
     pub index_tags: BTreeMap<String, String>,
+    /// Why a fact the guards need (its tags) could not be read: the target is then
+    /// not judged at all, and ends with this outcome and error.
+    pub unreadable: Option<(Outcome, crate::outcome::Failure)>,
     /// The id to call the service with, when the request named the target otherwise
     /// (a Service Catalog product named by name or ARN).
     pub call_id: Option<String>,
@@ -51,6 +54,8 @@ pub enum Verdict {
     Stop { outcome: Outcome, reason: String },
     /// Already being terminated by an earlier call: reported `terminated`, not sent again.
     Underway { job_id: String, reason: String },
+    /// A fact the guards need could not be read: left alone, with this end.
+    Unreadable { outcome: Outcome, failure: crate::outcome::Failure },
     /// Not part of the selection at all.
     Unselected,
 }
@@ -58,6 +63,10 @@ pub enum Verdict {
 /// Judges one candidate for `target`: a selection's filters first (when it is one),
 /// then the guards.
 pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: OffsetDateTime) -> Verdict {
+    // Protection hangs on the tags: a target whose tags could not be read is not judged.
+    if let Some((outcome, failure)) = &candidate.unreadable {
+        return Verdict::Unreadable { outcome: *outcome, failure: failure.clone() };
+    }
     let selected = match target {
         Target::Workspaces(Scope::Named(_))
         | Target::TargetInstances(Scope::Named(_))

@@ -49,6 +49,7 @@ fn outcome(v: &Verdict) -> Option<Outcome> {
         Verdict::Stop { outcome, .. } => Some(*outcome),
         Verdict::Terminate { .. } | Verdict::Underway { .. } => Some(Outcome::Terminated),
         Verdict::Unselected => None,
+        Verdict::Unreadable { outcome, .. } => Some(*outcome),
     }
 }
 

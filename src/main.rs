@@ -57,7 +57,16 @@ async fn main() -> Result<(), Error> {
 }
 
 async fn build(settings: Settings) -> App {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts()).load().await;
+    // Adaptive retries: one invocation can send a burst of calls to one service (a
+    // selection's tag lookups, a batch's checks); the client then paces itself when
+    // the service throttles instead of retrying into the throttle.
+    // AWS_RETRY_MODE, when set, still decides, as aws-config honours it.
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts());
+    if std::env::var_os("AWS_RETRY_MODE").is_none() {
+        let attempts = std::env::var("AWS_MAX_ATTEMPTS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
+        loader = loader.retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(attempts));
+    }
+    let config = loader.load().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let dead_letters = DeadLetterQueue::new(sqs.clone(), settings.dlq_url.clone());
     let requests = RequestQueue::new(sqs, settings.request_queue_url.clone());
@@ -75,11 +84,9 @@ async fn build(settings: Settings) -> App {
     app
 }
 
-/// Bounds on every AWS call. Retries are aws-config's standard mode (3 attempts,
-/// exponential backoff with jitter), which `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE`
-/// can change; standard rather than adaptive, because one invocation makes a
-/// handful of calls, too few for client-side rate limiting to learn anything. A
-/// hung attempt is cut at 10 s so that its retry still fits in the invocation;
+/// Bounds on every AWS call. Retries are adaptive (3 attempts, backoff with jitter,
+/// and client-side pacing once a service throttles), which `AWS_MAX_ATTEMPTS` and
+/// `AWS_RETRY_MODE` can change. A hung attempt is cut at 10 s so that its retry still fits in the invocation;
 /// the invocation's own deadline bounds everything else.
 fn timeouts() -> TimeoutConfig {
     TimeoutConfig::builder()

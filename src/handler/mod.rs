@@ -24,6 +24,8 @@ use serde_json::Value;
 use crate::decode::{Decoded, Delivery, decode};
 use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult};
 use crate::report::{BatchResponse, Report};
+use crate::request::{Request, Scope, Target};
+use crate::services::places::Place;
 pub use app::App;
 use app::{CONCURRENCY, Home, PUBLISH_RESERVE, within_deadline, work_deadline};
 pub use work::Refused;
@@ -174,6 +176,36 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
     type PlacedWork = Vec<(usize, Work)>;
     let (fan_outs, mut works): (PlacedWork, PlacedWork) =
         request_places.into_iter().zip(works).partition(|(_, w)| w.request.as_ref().is_ok_and(|r| r.fan_out.is_some()));
+    // The named WorkSpaces of the whole batch are looked up together, per place:
+    // ⌈n/25⌉ DescribeWorkspaces for the batch, not one round per request.
+    let mut named_workspaces: std::collections::BTreeMap<Place, Vec<String>> = Default::default();
+    for (_, work) in &works {
+        if let Ok(Request { target: Target::Workspaces(Scope::Named(w)), .. }) = &work.request {
+            let ids = named_workspaces.entry(work.place.clone()).or_default();
+            ids.extend(w.workspace_ids.iter().filter(|id| !ids.contains(id)).cloned().collect::<Vec<_>>());
+        }
+    }
+    let prefetched: std::collections::BTreeMap<
+        Place,
+        Result<Vec<crate::guard::Candidate>, crate::classify::ServiceError>,
+    > = stream::iter(named_workspaces)
+        .map(|(place, ids)| {
+            let home = &home;
+            async move {
+                let found = match app.services_for(&place, home, &context.request_id).await {
+                    Ok(services) => {
+                        within_deadline(deadline, services.workspaces.describe(&ids)).await.unwrap_or_else(|failure| {
+                            Err(crate::classify::ServiceError { outcome: Outcome::Transient, failure })
+                        })
+                    }
+                    Err(error) => Err(error),
+                };
+                (place, found)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
     let resolutions: Vec<Resolution> = stream::iter(&works)
         .map(|(_, work)| async {
             let Ok(request) = &work.request else { return Resolution::Nothing };
@@ -181,7 +213,13 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
                 Ok(services) => services,
                 Err(error) => return Resolution::Failed(error),
             };
-            let at = resolve::Lookup { now, deadline, sent, sent_at: work.delivery.sent_at };
+            let at = resolve::Lookup {
+                now,
+                deadline,
+                sent,
+                sent_at: work.delivery.sent_at,
+                workspaces: prefetched.get(&work.place),
+            };
             resolve::resolve(app, &services, request, &at).await
         })
         .buffered(CONCURRENCY)

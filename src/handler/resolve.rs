@@ -22,6 +22,8 @@ pub(super) struct Lookup<'a> {
     pub sent: &'a SentServers,
     /// When the request was sent, if known.
     pub sent_at: Option<OffsetDateTime>,
+    /// The named WorkSpaces of the whole batch in this place, looked up together.
+    pub workspaces: Option<&'a Result<Vec<Candidate>, ServiceError>>,
 }
 
 pub(super) async fn resolve(app: &App, services: &Services, request: &Request, at: &Lookup<'_>) -> Resolution {
@@ -59,14 +61,13 @@ async fn look_up(
     let target = &request.target;
     let found = match target {
         Target::Workspaces(Scope::Named(w)) => {
-            return Ok(named(
-                app,
-                target,
-                &w.workspace_ids,
-                services.workspaces.describe(&w.workspace_ids).await?,
-                "DescribeWorkspaces",
-                at,
-            ));
+            // Looked up once for every named WorkSpace of the batch in this place.
+            let found = match at.workspaces {
+                Some(Ok(found)) => found.clone(),
+                Some(Err(error)) => return Err(error.clone()),
+                None => services.workspaces.describe(&w.workspace_ids).await?,
+            };
+            return Ok(named(app, target, &w.workspace_ids, found, "DescribeWorkspaces", at));
         }
         Target::TargetInstances(Scope::Named(t)) => {
             let found =

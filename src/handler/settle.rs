@@ -222,6 +222,7 @@ fn target_result(
                 Target::Workspaces(_) | Target::TargetInstances(_) => TargetResult { job_id: Some(job_id), ..result },
             }
         }
+        Verdict::Unreadable { outcome, failure } => TargetResult::failed(id, outcome, failure),
         Verdict::Unselected => TargetResult::because(id, Outcome::Skipped, "not selected"),
     }
 }

@@ -22,7 +22,9 @@ pub struct Services {
 impl Services {
     pub fn from_conf(config: &aws_config::SdkConfig, calls_in_flight: usize) -> Self {
         Services {
-            workspaces: Workspaces::new(aws_sdk_workspaces::Client::new(config)).with_gate(Gate::new(calls_in_flight)),
+            workspaces: Workspaces::new(aws_sdk_workspaces::Client::new(config))
+                .with_tagging(aws_sdk_resourcegroupstagging::Client::new(config))
+                .with_gate(Gate::new(calls_in_flight)),
             mgn: Mgn::new(aws_sdk_mgn::Client::new(config)).with_gate(Gate::new(calls_in_flight)),
             catalog: Catalog::new(aws_sdk_servicecatalog::Client::new(config)).with_gate(Gate::new(calls_in_flight)),
         }

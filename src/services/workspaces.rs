@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use aws_sdk_workspaces::types::{TerminateRequest, WorkspaceState};
 use futures_util::future::join_all;
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{StreamExt, stream};
 
 use super::{Gate, LOOKUP_CONCURRENCY, LookupError, to_time};
 use crate::classify::{ServiceError, classify};
@@ -20,11 +20,18 @@ pub const IDS_PER_CALL: usize = 25;
 pub struct Workspaces {
     client: aws_sdk_workspaces::Client,
     gate: Gate,
+    /// The Resource Groups Tagging API: finds the WorkSpaces that carry a selection's
+    /// tags without reading every WorkSpace's tags.
+    tagging: Option<aws_sdk_resourcegroupstagging::Client>,
 }
 
 impl Workspaces {
     pub fn new(client: aws_sdk_workspaces::Client) -> Self {
-        Workspaces { client, gate: Gate::default() }
+        Workspaces { client, gate: Gate::default(), tagging: None }
+    }
+
+    pub fn with_tagging(self, tagging: aws_sdk_resourcegroupstagging::Client) -> Self {
+        Workspaces { tagging: Some(tagging), ..self }
     }
 
     pub fn with_gate(self, gate: Gate) -> Self {
@@ -128,14 +135,16 @@ impl Workspaces {
                 continue;
             }
             // Protection hangs on the tags: a live WorkSpace whose tags could not be
-            // read is not judged at all.
-            c.tags = match tags.remove(&c.id) {
-                Some(Ok(Some(tags))) => tags,
-                Some(Err(error)) => return Err(error),
+            // read is not judged at all. That is its own end, no other target's.
+            match tags.remove(&c.id) {
+                Some(Ok(Some(tags))) => c.tags = tags,
+                Some(Err(error)) => c.unreadable = Some((error.outcome, error.failure)),
                 Some(Ok(None)) | None => {
-                    return Err(ServiceError::transient("TagsUnknown", format!("DescribeTags does not know {}", c.id)));
+                    let failure =
+                        crate::outcome::Failure::new("TagsUnknown", format!("DescribeTags does not know {}", c.id));
+                    c.unreadable = Some((Outcome::Transient, failure));
                 }
-            };
+            }
         }
         Ok(found)
     }
@@ -162,6 +171,13 @@ impl Workspaces {
         let WorkspacesFilters { directory_id, bundle_id, user_name, idle_days, .. } = &selection.filters;
         let found = if !selection.ids.is_empty() {
             self.describe_ids(&selection.ids).await?
+        } else if let (false, Some(tagging)) = (selection.tags.is_empty(), &self.tagging) {
+            // Only the WorkSpaces that carry every tag asked for, from the tag index:
+            // the calls grow with the matches, not with the fleet. The index decides
+            // nothing on its own: each match is described, and its tags read from
+            // DescribeTags, before it is judged.
+            let ids = self.tagged(tagging, &selection.tags).await?;
+            self.describe_ids(&ids).await?
         } else {
             let mut call = self.client.describe_workspaces();
             // The API takes a directory (with an optional user) or a bundle, not both.
@@ -177,11 +193,40 @@ impl Workspaces {
             }
             found
         };
-        let mut found = self.with_tags(found).await?;
+        // Filters that need no tags go first, so tags are read only for what may match.
+        let found: Vec<Candidate> = found.into_iter().filter(|c| may_match(c, &selection.filters)).collect();
+        let mut found = self.with_tags(found).await;
         if idle_days.is_some() {
             self.with_connections(&mut found).await?;
         }
         Ok(found)
+    }
+
+    /// The ids of the WorkSpaces whose tags include every one of `tags`, following
+    /// every `PaginationToken` (an index that pages must be read to its end).
+    async fn tagged(
+        &self,
+        tagging: &aws_sdk_resourcegroupstagging::Client,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>, LookupError> {
+        use aws_sdk_resourcegroupstagging::types::TagFilter;
+        let filters: Vec<TagFilter> = tags.iter().map(|(k, v)| TagFilter::builder().key(k).values(v).build()).collect();
+        let mut pages = tagging
+            .get_resources()
+            .set_tag_filters(Some(filters))
+            .resource_type_filters("workspaces:workspace")
+            .into_paginator()
+            .send();
+        let mut ids = Vec::new();
+        while let Some(page) = self.gate.pass(pages.next()).await {
+            for mapping in page.map_err(|e| classify(&e))?.resource_tag_mapping_list() {
+                // arn:aws:workspaces:us-east-1:123456789012:workspace/ws-abc12345
+                if let Some(id) = mapping.resource_arn().and_then(|arn| arn.rsplit('/').next()) {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        Ok(ids)
     }
 
     async fn describe_ids(&self, ids: &[String]) -> Result<Vec<Candidate>, LookupError> {
@@ -196,26 +241,31 @@ impl Workspaces {
 
     /// `DescribeTags` takes one WorkSpace a call: run them concurrently, bounded.
     /// A WorkSpace that went between the listing and its tag lookup is gone: it is
-    /// dropped from the selection, not a failure of every other target in it.
-    async fn with_tags(&self, candidates: Vec<Candidate>) -> Result<Vec<Candidate>, LookupError> {
+    /// dropped from the selection; one whose tags cannot be read is left alone with
+    /// that error. Neither is a failure of every other target in the selection.
+    async fn with_tags(&self, candidates: Vec<Candidate>) -> Vec<Candidate> {
         let tagged: Vec<Option<Candidate>> = stream::iter(candidates)
             .map(|mut c| async move {
                 match self.gate.pass(self.client.describe_tags().resource_id(&c.id).send()).await {
                     Ok(out) => {
                         c.tags = tag_map(out.tag_list());
-                        Ok(Some(c))
+                        Some(c)
                     }
                     Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
                         tracing::info!(workspace_id = %c.id, "gone between the listing and its tag lookup: dropped from the selection");
-                        Ok(None)
+                        None
                     }
-                    Err(e) => Err(classify(&e)),
+                    Err(e) => {
+                        let error = classify(&e);
+                        c.unreadable = Some((error.outcome, error.failure));
+                        Some(c)
+                    }
                 }
             })
             .buffered(LOOKUP_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(tagged.into_iter().flatten().collect())
+            .collect()
+            .await;
+        tagged.into_iter().flatten().collect()
     }
 
     async fn with_connections(&self, candidates: &mut [Candidate]) -> Result<(), LookupError> {
@@ -299,4 +349,14 @@ impl Workspaces {
             })
             .collect())
     }
+}
+
+/// Whether a WorkSpace can still match `filters` on what the listing says (directory,
+/// bundle, user, state); the guards check every filter again.
+fn may_match(c: &Candidate, filters: &WorkspacesFilters) -> bool {
+    let same = |name: &str, wanted: &Option<String>| wanted.as_ref().is_none_or(|w| c.attributes.get(name) == Some(w));
+    same("directoryId", &filters.directory_id)
+        && same("bundleId", &filters.bundle_id)
+        && same("userName", &filters.user_name)
+        && (filters.states.is_empty() || c.state.as_ref().is_some_and(|s| filters.states.contains(s)))
 }

@@ -124,3 +124,24 @@ async fn a_role_that_cannot_be_assumed_is_rejected_with_a_record_naming_the_acco
     assert!(body.contains("RoleSessionName=teardown-"), "{body}");
     assert!(body.contains(&format!("arn%3Aaws%3Aiam%3A%3A{MEMBER_A}%3Arole%2Fteardown-spoke")), "{body}");
 }
+
+/// The tag index pages (moto at 50): a selection by tags reads every page, so all 60
+/// tagged WorkSpaces are found, and the untagged ones are never touched.
+#[tokio::test]
+async fn a_selection_by_tags_follows_every_page_of_the_tag_index() {
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let (_, sandbox) = moto.tagged_workspaces(60, "sbx", &[("env", "sandbox")]);
+    let (_, prod) = moto.tagged_workspaces(5, "prod", &[("env", "prod")]);
+    let api = RuntimeApi::start().await.unwrap();
+    let _function = Function::start(bin(), &api, &[("AWS_ENDPOINT_URL", &moto.endpoint), ("DLQ_URL", &dlq)]);
+
+    let report = api
+        .invoke(json!({"operation": "TerminateWorkspaces", "select": {"tags": {"env": "sandbox"}}}), TIMEOUT)
+        .await
+        .unwrap();
+
+    assert_eq!(report["counts"]["targets"]["terminated"], 60, "{}", report["counts"]);
+    assert!(moto.still_live_in("123456789012", &sandbox).is_empty());
+    assert_eq!(moto.still_live_in("123456789012", &prod), prod);
+}

@@ -140,6 +140,8 @@ async fn run(request: Value, fault: Fault, faulted: Mock, dlq_fault: bool) -> (V
             ("AWS_ENDPOINT_URL_SERVICE_CATALOG", sc),
             ("AWS_ENDPOINT_URL_SQS", sqs),
             ("AWS_MAX_ATTEMPTS", attempts),
+            // Standard retries: the faults are about where a message ends, not pacing.
+            ("AWS_RETRY_MODE", "standard"),
             ("DLQ_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-dlq"),
         ],
     );

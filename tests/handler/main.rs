@@ -16,4 +16,5 @@ mod corpus;
 mod follow_up;
 mod places;
 mod properties;
+mod scale;
 mod scenarios;
