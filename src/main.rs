@@ -34,13 +34,10 @@ async fn main() -> Result<(), Error> {
         tracing::warn!("REQUEST_QUEUE_URL is not set: accepted terminations will not be followed up to confirm them");
     }
 
-    // Lambda sends SIGTERM only between invocations, so nothing is half done then;
-    // what remains is to say so and let the last log lines out.
-    lambda_runtime::spawn_graceful_shutdown_handler(|| async {
-        tracing::info!("SIGTERM: shutting down between invocations");
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-    })
-    .await;
+    // No shutdown hook: it would cost a registration round trip at every cold start
+    // (Lambda sends SIGTERM only to runtimes with an extension), and there is nothing
+    // for it to do. Every log and metric line is written whole, newline included, to a
+    // line-buffered stdout, so a line written is a line out when the process goes.
 
     // The clients are built on the first invocation, not before the first poll:
     // start-up stays at the runtime's floor, and an invocation that needs no AWS

@@ -52,14 +52,14 @@ impl RequestQueue {
 }
 
 impl RequestQueue {
-    /// Sends every body, 10 and at most 256 KiB a `SendMessageBatch`; entries the
-    /// batch reports failed are sent once more. `Err` when some still failed.
+    /// Sends every body, 10 and at most 256 KiB a `SendMessageBatch`, 8 calls at a
+    /// time; entries a batch reports failed are sent once more. Returns the number of
+    /// calls made; `Err` when some entries still failed.
     pub async fn send_all(&self, bodies: &[String]) -> Result<usize, SendError> {
-        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+        use futures_util::{StreamExt, stream};
         let (Some(client), Some(url)) = (&self.client, &self.url) else {
             return Err(SendError { code: "NoRequestQueue".into(), message: "REQUEST_QUEUE_URL is not set".into() });
         };
-        let mut calls = 0;
         let mut batches: Vec<Vec<(usize, &String)>> = Vec::new();
         let mut bytes = 0;
         for (i, body) in bodies.iter().enumerate() {
@@ -73,41 +73,48 @@ impl RequestQueue {
                 batch.push((i, body));
             }
         }
-        for batch in batches {
-            let mut pending = batch;
-            for attempt in 0..2 {
-                let entries: Vec<SendMessageBatchRequestEntry> = pending
-                    .iter()
-                    .filter_map(|(i, body)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(format!("c{i}"))
-                            .message_body(body.as_str())
-                            .build()
-                            .ok()
-                    })
-                    .collect();
-                calls += 1;
-                let answer = client.send_message_batch().queue_url(url).set_entries(Some(entries)).send().await;
-                let failed: Vec<String> = match &answer {
-                    Ok(out) => out.failed().iter().map(|f| f.id().to_owned()).collect(),
-                    Err(_) => pending.iter().map(|(i, _)| format!("c{i}")).collect(),
-                };
-                pending.retain(|(i, _)| failed.contains(&format!("c{i}")));
-                if pending.is_empty() {
-                    break;
-                }
-                if attempt == 1 {
-                    let (code, message) = match answer {
-                        Err(e) => {
-                            let f = classify(&e).failure;
-                            (f.code, f.message)
-                        }
-                        Ok(_) => ("BatchEntryFailed".to_owned(), format!("{} entries were not sent", pending.len())),
-                    };
-                    return Err(SendError { code, message });
-                }
-            }
+        let sent: Vec<Result<usize, SendError>> =
+            stream::iter(batches).map(|batch| send_batch(client, url, batch)).buffer_unordered(8).collect().await;
+        let mut calls = 0;
+        for result in sent {
+            calls += result?;
         }
         Ok(calls)
     }
+}
+
+/// One batch, and its failed entries once more; the calls it took.
+async fn send_batch(client: &aws_sdk_sqs::Client, url: &str, batch: Vec<(usize, &String)>) -> Result<usize, SendError> {
+    use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+    let mut pending = batch;
+    let mut calls = 0;
+    for attempt in 0..2 {
+        let entries: Vec<SendMessageBatchRequestEntry> = pending
+            .iter()
+            .filter_map(|(i, body)| {
+                SendMessageBatchRequestEntry::builder().id(format!("c{i}")).message_body(body.as_str()).build().ok()
+            })
+            .collect();
+        calls += 1;
+        let answer = client.send_message_batch().queue_url(url).set_entries(Some(entries)).send().await;
+        let failed: Vec<String> = match &answer {
+            Ok(out) => out.failed().iter().map(|f| f.id().to_owned()).collect(),
+            Err(_) => pending.iter().map(|(i, _)| format!("c{i}")).collect(),
+        };
+        pending.retain(|(i, _)| failed.contains(&format!("c{i}")));
+        if pending.is_empty() {
+            return Ok(calls);
+        }
+        if attempt == 1 {
+            let (code, message) = match answer {
+                Err(e) => {
+                    let f = classify(&e).failure;
+                    (f.code, f.message)
+                }
+                Ok(_) => ("BatchEntryFailed".to_owned(), format!("{} entries were not sent", pending.len())),
+            };
+            return Err(SendError { code, message });
+        }
+    }
+    Ok(calls)
 }
