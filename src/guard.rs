@@ -65,6 +65,20 @@ pub enum Verdict {
 pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: OffsetDateTime) -> Verdict {
     // Protection hangs on the tags: a target whose tags could not be read is not judged.
     if let Some((outcome, failure)) = &candidate.unreadable {
+        // Unless what it is, without its tags, already leaves it out of a selection.
+        let may_be_selected = match target {
+            Target::Workspaces(Scope::Select(s)) => untagged_match(candidate, s, now, workspaces_match),
+            Target::TargetInstances(Scope::Select(s)) => untagged_match(candidate, s, now, target_instances_match),
+            Target::ProvisionedProduct(Scope::Select(s)) => {
+                untagged_match(candidate, s, now, provisioned_product_match)
+            }
+            Target::Workspaces(Scope::Named(_))
+            | Target::TargetInstances(Scope::Named(_))
+            | Target::ProvisionedProduct(Scope::Named(_)) => true,
+        };
+        if !may_be_selected {
+            return Verdict::Unselected;
+        }
         return Verdict::Unreadable { outcome: *outcome, failure: failure.clone() };
     }
     let selected = match target {
@@ -180,6 +194,16 @@ fn matches<F>(
         }
     }
     Ok(Some(format!("matched: {}", why.join(", "))))
+}
+
+/// Whether a candidate matches every filter of a selection that needs no tags.
+fn untagged_match<F>(
+    c: &Candidate,
+    s: &Selection<F>,
+    now: OffsetDateTime,
+    service: fn(&Candidate, &F, OffsetDateTime, &mut Vec<String>) -> bool,
+) -> bool {
+    (s.ids.is_empty() || s.ids.contains(&c.id)) && service(c, &s.filters, now, &mut Vec::new())
 }
 
 fn attribute(c: &Candidate, name: &str, wanted: &Option<String>, why: &mut Vec<String>) -> bool {

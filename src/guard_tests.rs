@@ -297,3 +297,23 @@ fn select_is_validated_like_input() {
         .is_ok()
     );
 }
+
+#[test]
+fn a_target_whose_tags_cannot_be_read_is_left_alone_unless_the_selection_leaves_it_out_anyway() {
+    let (op, sel) = selection(
+        "TerminateWorkspaces",
+        serde_json::json!({"tags": {"env": "sandbox"}, "directoryId": "d-1234567890"}),
+    );
+    let unreadable = |directory: &str| Candidate {
+        unreadable: Some((Outcome::Transient, crate::outcome::Failure::new("ThrottlingException", "slow down"))),
+        attributes: BTreeMap::from([("directoryId", directory.to_owned())]),
+        ..candidate("ws-aaaaaaaa", "AVAILABLE", &[])
+    };
+    assert_eq!(judge(op, &unreadable("d-9999999999"), Some(&sel), PROTECT, NOW), Verdict::Unselected);
+    assert!(matches!(
+        judge(op, &unreadable("d-1234567890"), Some(&sel), PROTECT, NOW),
+        Verdict::Unreadable { outcome: Outcome::Transient, .. }
+    ));
+    // Named, it is never judged without its tags.
+    assert!(matches!(judge(op, &unreadable("d-9999999999"), None, PROTECT, NOW), Verdict::Unreadable { .. }));
+}

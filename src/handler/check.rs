@@ -43,18 +43,29 @@ async fn settle_check(
         Some(Ok(check)) => check,
         Some(Err(error)) => {
             let failure = Failure::new(error.code, error.to_string());
-            return refused(app, delivery, failure);
+            return refused_check(app, delivery, failure);
         }
-        None => return refused(app, delivery, Failure::new("InvalidCheck", "confirm: is missing")),
+        None => return refused_check(app, delivery, Failure::new("InvalidCheck", "confirm: is missing")),
     };
     let operation = check.operation();
     let last_delivery = last_delivery(app, &delivery);
     // The check asks where the request's targets are: its account and region.
-    let named = |member: &str| check.request.get(member).and_then(|v| v.as_str()).map(str::to_owned);
-    let place = Place {
-        account: named("account").filter(|a| home.account.as_deref() != Some(a.as_str())),
-        region: named("region").filter(|r| home.region.as_deref() != Some(r.as_str())),
+    // Held to the same rules as any request: a check comes through the request queue too.
+    let request = validate(&check.request, Limits { max_targets: usize::MAX })
+        .map_err(crate::handler::Refused::from)
+        .and_then(|r| super::work::allowed(app, home, r));
+    let request = match request {
+        Ok(request) => request,
+        Err(refused) => return refused_check(app, delivery, refused.failure()),
     };
+    let place = Place {
+        account: request.account.clone().filter(|a| home.account.as_deref() != Some(a.as_str())),
+        region: request.region.clone().filter(|r| home.region.as_deref() != Some(r.as_str())),
+    };
+    let (account, region) = (
+        request.account.clone().or_else(|| home.account.clone()),
+        request.region.clone().or_else(|| home.region.clone()),
+    );
     let asked = within_deadline(deadline, async {
         let services = app.services_for(&place, home, request_id).await?;
         ask(&services, &check).await
@@ -136,6 +147,8 @@ async fn settle_check(
             record(app, &delivery, operation.map(Operation::as_str), outcome, error, failed_targets(&failed), retry);
         record.source = check.source.clone();
         record.request = check.request.clone();
+        record.account = request.account.clone();
+        record.region = request.region.clone();
         record
     });
     let error = record.as_ref().map(|r| r.error.clone());
@@ -150,8 +163,8 @@ async fn settle_check(
         follow_up: FollowUp::NotNeeded,
         is_check: true,
         audit_source: Some(check.source.clone()),
-        account: None,
-        region: None,
+        account,
+        region,
         children: Vec::new(),
     };
     Settled { result, record, follow_up }
@@ -220,7 +233,7 @@ fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceErro
 
 /// A check teardown cannot read: it is not teardown's own any more. Dead-lettered
 /// as invalid, never retried.
-fn refused(app: &App, delivery: Delivery, failure: Failure) -> Settled {
+fn refused_check(app: &App, delivery: Delivery, failure: Failure) -> Settled {
     let record = record(app, &delivery, None, Outcome::Invalid, failure.clone(), Vec::new(), None);
     let result = RequestResult {
         origin: delivery.origin,

@@ -87,7 +87,12 @@ pub(super) async fn settle(app: &App, work: Work, home: &Home, deadline: Option<
 /// or dead-lettered with itself as the retry (other sources).
 fn failed(app: &App, delivery: Delivery, operation: Option<&'static str>, dry_run: bool, failure: Failure) -> Settled {
     let sqs = matches!(delivery.origin, crate::decode::Origin::Sqs { .. });
-    let record = (!sqs).then(|| {
+    // On its last delivery SQS would move the bare body on: it is settled with a record.
+    let last = match (app.settings.max_receives, delivery.origin.receive_count()) {
+        (Some(max), Some(count)) => count >= max,
+        _ => false,
+    };
+    let record = (!sqs || last).then(|| {
         record(app, &delivery, operation, Outcome::Transient, failure.clone(), Vec::new(), Some(delivery.raw.clone()))
     });
     let result = RequestResult {

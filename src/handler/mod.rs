@@ -192,14 +192,13 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
         .map(|(place, ids)| {
             let home = &home;
             async move {
-                let found = match app.services_for(&place, home, &context.request_id).await {
-                    Ok(services) => {
-                        within_deadline(deadline, services.workspaces.describe(&ids)).await.unwrap_or_else(|failure| {
-                            Err(crate::classify::ServiceError { outcome: Outcome::Transient, failure })
-                        })
-                    }
-                    Err(error) => Err(error),
-                };
+                // Reaching the place (AssumeRole) is bounded by the deadline like any call.
+                let found = within_deadline(deadline, async {
+                    let services = app.services_for(&place, home, &context.request_id).await?;
+                    services.workspaces.describe(&ids).await
+                })
+                .await
+                .unwrap_or_else(|failure| Err(crate::classify::ServiceError { outcome: Outcome::Transient, failure }));
                 (place, found)
             }
         })
@@ -209,9 +208,13 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
     let resolutions: Vec<Resolution> = stream::iter(&works)
         .map(|(_, work)| async {
             let Ok(request) = &work.request else { return Resolution::Nothing };
-            let services = match app.services_for(&work.place, &home, &context.request_id).await {
-                Ok(services) => services,
-                Err(error) => return Resolution::Failed(error),
+            let reached = within_deadline(deadline, app.services_for(&work.place, &home, &context.request_id)).await;
+            let services = match reached {
+                Ok(Ok(services)) => services,
+                Ok(Err(error)) => return Resolution::Failed(error),
+                Err(failure) => {
+                    return Resolution::Failed(crate::classify::ServiceError { outcome: Outcome::Transient, failure });
+                }
             };
             let at = resolve::Lookup {
                 now,

@@ -100,7 +100,8 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
                 (Some(error), _) if error.outcome == Outcome::Invalid => None,
                 // A selection's lookup failed before any target was known: the request
                 // itself is the retry.
-                (Some(_), None) => Some(delivery.raw.clone()),
+                // Without its `origin`: a replay derives fresh tokens.
+                (Some(_), None) => Some(without_origin(&delivery.raw)),
                 _ => retry_request(&request, &ids),
             };
             let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets, retry);
@@ -271,4 +272,12 @@ pub(super) fn record(
             Origin::EventBridge { .. } | Origin::Direct { .. } => None,
         },
     }
+}
+
+fn without_origin(raw: &serde_json::Value) -> serde_json::Value {
+    let mut raw = raw.clone();
+    if let serde_json::Value::Object(map) = &mut raw {
+        map.remove("origin");
+    }
+    raw
 }

@@ -7,7 +7,7 @@ use crate::classify::ServiceError;
 use crate::decode::{DecodeError, Delivery};
 use crate::guard::Verdict;
 use crate::outcome::Failure;
-use crate::request::{Limits, Operation, Request, ValidationError, validate};
+use crate::request::{Limits, Operation, Request, Scope, Target, ValidationError, validate};
 use crate::services::places::Place;
 
 /// Why a delivery is not a request that can be worked.
@@ -79,7 +79,7 @@ impl Work {
 /// Contract §9: an account not in `ALLOWED_ACCOUNTS` (besides the function's own) is
 /// refused before any call; so is a fan-out with nowhere to send its children, or
 /// more of them than `MAX_FANOUT`.
-fn allowed(app: &App, home: &Home, request: Request) -> Result<Request, Refused> {
+pub(super) fn allowed(app: &App, home: &Home, request: Request) -> Result<Request, Refused> {
     let settings = &app.settings;
     let ok = |account: &str| {
         home.account.as_deref() == Some(account) || settings.allowed_accounts.iter().any(|a| a == account)
@@ -94,6 +94,18 @@ fn allowed(app: &App, home: &Home, request: Request) -> Result<Request, Refused>
             "account".into(),
             format!("{account} is not the function's own account nor in ALLOWED_ACCOUNTS"),
         );
+    }
+    // MGN's own `accountID` reaches another account too (an MGN multi-account
+    // administrator terminates there): it is held to the same list.
+    let mgn_account = match &request.target {
+        Target::TargetInstances(Scope::Named(input)) => input.account_id.as_deref().map(|a| ("input.accountID", a)),
+        Target::TargetInstances(Scope::Select(s)) => s.filters.account_id.as_deref().map(|a| ("select.accountID", a)),
+        Target::Workspaces(_) | Target::ProvisionedProduct(_) => None,
+    };
+    if let Some((field, account)) = mgn_account
+        && !ok(account)
+    {
+        return refuse(field.into(), format!("{account} is not the function's own account nor in ALLOWED_ACCOUNTS"));
     }
     if let Some(fan_out) = &request.fan_out {
         if let Some((i, account)) = fan_out.accounts.iter().enumerate().find(|(_, a)| !ok(a)) {

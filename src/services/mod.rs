@@ -21,12 +21,42 @@ pub struct Services {
 
 impl Services {
     pub fn from_conf(config: &aws_config::SdkConfig, calls_in_flight: usize) -> Self {
+        Services::in_partition(config, calls_in_flight, None)
+    }
+
+    /// Clients whose retry budget and client-side rate limit are their own
+    /// (`partition`), not shared with other accounts' clients of the same service and
+    /// region: one account's throttling must not slow another's work.
+    pub fn in_partition(config: &aws_config::SdkConfig, calls_in_flight: usize, partition: Option<&str>) -> Self {
+        use aws_smithy_runtime::client::retries::RetryPartition;
+        let part = |service: &str| partition.map(|p| RetryPartition::new(format!("{service}-{p}")));
+        let workspaces = {
+            let mut b = aws_sdk_workspaces::config::Builder::from(config);
+            b.set_retry_partition(part("workspaces"));
+            b.build()
+        };
+        let tagging = {
+            let mut b = aws_sdk_resourcegroupstagging::config::Builder::from(config);
+            b.set_retry_partition(part("tagging"));
+            b.build()
+        };
+        let mgn = {
+            let mut b = aws_sdk_mgn::config::Builder::from(config);
+            b.set_retry_partition(part("mgn"));
+            b.build()
+        };
+        let catalog = {
+            let mut b = aws_sdk_servicecatalog::config::Builder::from(config);
+            b.set_retry_partition(part("servicecatalog"));
+            b.build()
+        };
         Services {
-            workspaces: Workspaces::new(aws_sdk_workspaces::Client::new(config))
-                .with_tagging(aws_sdk_resourcegroupstagging::Client::new(config))
+            workspaces: Workspaces::new(aws_sdk_workspaces::Client::from_conf(workspaces))
+                .with_tagging(aws_sdk_resourcegroupstagging::Client::from_conf(tagging))
                 .with_gate(Gate::new(calls_in_flight)),
-            mgn: Mgn::new(aws_sdk_mgn::Client::new(config)).with_gate(Gate::new(calls_in_flight)),
-            catalog: Catalog::new(aws_sdk_servicecatalog::Client::new(config)).with_gate(Gate::new(calls_in_flight)),
+            mgn: Mgn::new(aws_sdk_mgn::Client::from_conf(mgn)).with_gate(Gate::new(calls_in_flight)),
+            catalog: Catalog::new(aws_sdk_servicecatalog::Client::from_conf(catalog))
+                .with_gate(Gate::new(calls_in_flight)),
         }
     }
 }

@@ -81,7 +81,8 @@ impl Places {
         if let Some(credentials) = credentials {
             config = config.credentials_provider(credentials);
         }
-        let services = Arc::new(Services::from_conf(&config.build(), self.calls_in_flight));
+        let partition = format!("{}-{region}", account.unwrap_or("home"));
+        let services = Arc::new(Services::in_partition(&config.build(), self.calls_in_flight, Some(&partition)));
         if let Ok(mut cache) = self.services.lock() {
             cache.insert(key, services.clone());
         }

@@ -239,8 +239,11 @@ async fn two_hundred_and_one_source_servers_go_in_calls_of_200_and_1_with_tags_a
             TerminateTargetInstancesOutput::builder().job(job.build().unwrap()).build()
         })
     };
-    let app =
-        Doubles { ws: &[], mgn: &[&terminate], sc: &[], sqs: &[] }.app(Settings { max_targets: 500, ..settings() });
+    let app = Doubles { ws: &[], mgn: &[&terminate], sc: &[], sqs: &[] }.app(Settings {
+        max_targets: 500,
+        allowed_accounts: vec!["123456789012".into()],
+        ..settings()
+    });
     let ids = source_ids(201);
 
     let report = invoke(&app, json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ids, "tags": {"ticket": "CHG-1"}, "accountID": "123456789012"}})).await.unwrap();

@@ -484,7 +484,8 @@ async fn an_mgn_check_asks_the_account_the_selection_named() {
     };
     let sent = log();
     let checks = checks_sent(&sent);
-    let app = with_follow_up(Doubles { ws: &[], mgn: &[&jobs], sc: &[], sqs: &[] }.app(settings()), &checks);
+    let allowed = Settings { allowed_accounts: vec!["111122223333".into()], ..settings() };
+    let app = with_follow_up(Doubles { ws: &[], mgn: &[&jobs], sc: &[], sqs: &[] }.app(allowed), &checks);
     let mut body = check("TerminateTargetInstances", &[("s-aaaaaaaaaaaaaaaaa", Some("mgnjob-1"), None)], 1, NOW);
     body["confirm"]["request"] = json!({"operation": "TerminateTargetInstances", "select": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa"], "accountID": "111122223333"}});
 

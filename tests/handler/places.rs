@@ -170,3 +170,99 @@ async fn without_spoke_access_another_account_is_rejected_with_a_record() {
     let records = taken(&records);
     assert_eq!(records[0].1["account"], "111122223333", "the record names the account");
 }
+
+// ── What the review of accounts and regions found ─────────────────────────────
+
+#[tokio::test]
+async fn mgns_own_account_id_is_held_to_allowed_accounts_too() {
+    let calls = log();
+    let terminate = mock!(aws_sdk_mgn::Client::terminate_target_instances).then_compute_output({
+        let calls = calls.clone();
+        move |req| {
+            calls.lock().unwrap().push(req.source_server_ids().to_vec());
+            aws_sdk_mgn::operation::terminate_target_instances::TerminateTargetInstancesOutput::builder().build()
+        }
+    });
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[], mgn: &[&terminate], sc: &[], sqs: &[&send] }.app(settings());
+    let request = json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa"], "accountID": "999988887777"}});
+
+    let report = invoke(&app, request).await.unwrap();
+
+    assert_eq!(report["requests"][0]["outcome"], "invalid");
+    assert!(taken(&calls).is_empty());
+    assert_eq!(taken(&records)[0].1["error"]["code"], "AccountNotAllowed");
+}
+
+#[tokio::test]
+async fn a_check_naming_an_account_not_allowed_is_refused_without_a_call() {
+    let describes = log::<Vec<String>>();
+    let describe = {
+        let describes = describes.clone();
+        mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(move |req| {
+            describes.lock().unwrap().push(req.workspace_ids().to_vec());
+            DescribeWorkspacesOutput::builder().build()
+        })
+    };
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
+    let mut body = check("TerminateWorkspaces", &[("ws-aaaaaaaa", None, None)], 1, "2026-11-24T10:00:00Z");
+    body["confirm"]["request"]["account"] = json!("999988887777");
+
+    invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
+
+    assert!(taken(&describes).is_empty());
+    assert_eq!(taken(&records)[0].3, "invalid");
+}
+
+#[tokio::test]
+async fn a_workspace_whose_tags_cannot_be_read_but_that_the_selection_leaves_out_decides_nothing() {
+    let listed = mock!(aws_sdk_workspaces::Client::describe_workspaces).then_output(|| {
+        DescribeWorkspacesOutput::builder()
+            .workspaces(workspace("ws-indir001", WorkspaceState::Available))
+            .workspaces(
+                Workspace::builder()
+                    .workspace_id("ws-elsewhere")
+                    .state(WorkspaceState::Available)
+                    .directory_id("d-9999999999")
+                    .build(),
+            )
+            .build()
+    });
+    let throttled = mock!(aws_sdk_workspaces::Client::describe_tags)
+        .match_requests(|req| req.resource_id() == Some("ws-elsewhere"))
+        .then_http_response(|| http(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#));
+    let tags = mock!(aws_sdk_workspaces::Client::describe_tags).then_output(|| {
+        DescribeTagsOutput::builder()
+            .tag_list(aws_sdk_workspaces::types::Tag::builder().key("env").value("sandbox").build().unwrap())
+            .build()
+    });
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let app = Doubles { ws: &[&listed, &throttled, &tags, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+    // Both are listed (no server-side filter here); only ws-indir001 is in the directory.
+    let select = json!({"operation": "TerminateWorkspaces", "select": {"tags": {"env": "sandbox"}, "states": ["AVAILABLE"], "userName": "alice"}});
+
+    let report = invoke(&app, sqs_event(&[("m-1", select)])).await.unwrap();
+
+    assert!(failures(&report).is_empty(), "a WorkSpace the selection leaves out cannot make it transient");
+    assert_eq!(taken(&calls), vec![vec!["ws-indir001".to_owned()]]);
+}
+
+#[tokio::test]
+async fn a_failed_selection_lookup_of_a_child_is_retried_without_its_origin() {
+    let down = mock!(aws_sdk_workspaces::Client::describe_workspaces)
+        .then_http_response(|| http(500, r#"{"__type":"InternalServiceError","message":"down"}"#));
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[&down], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
+    let child = json!({"operation": "TerminateWorkspaces", "origin": "abc123", "select": {"tags": {"env": "sandbox"}}});
+
+    invoke(&app, child).await.unwrap();
+
+    let retry = &taken(&records)[0].1["retryRequest"];
+    assert_eq!(retry["select"]["tags"]["env"], "sandbox");
+    assert!(retry.get("origin").is_none(), "a replay derives fresh tokens");
+}
