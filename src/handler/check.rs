@@ -52,7 +52,7 @@ async fn settle_check(
     // The check asks where the request's targets are: its account and region.
     // Held to the same rules as any request: a check comes through the request queue too.
     let request = validate(&check.request, Limits { max_targets: usize::MAX })
-        .map_err(crate::handler::Refused::from)
+        .map_err(super::work::Refused::from)
         .and_then(|r| super::work::allowed(app, home, r));
     let request = match request {
         Ok(request) => request,
