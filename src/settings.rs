@@ -40,7 +40,7 @@ impl Default for Settings {
             max_targets: 100,
             protect_tag: "teardown:protect".to_owned(),
             max_receives: None,
-            max_calls_in_flight: 8,
+            max_calls_in_flight: 16,
             request_queue_url: None,
             confirm_within: 7200,
             audit_bus: None,

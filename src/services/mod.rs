@@ -74,7 +74,7 @@ pub(crate) fn to_time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDate
 pub(crate) const LOOKUP_CONCURRENCY: usize = 16;
 
 /// The most calls in flight to one service unless the `MAX_CALLS_IN_FLIGHT` setting says.
-pub const DEFAULT_CALLS_IN_FLIGHT: usize = 8;
+pub const DEFAULT_CALLS_IN_FLIGHT: usize = 16;
 
 /// Bounds the calls in flight to one service across a whole invocation. Requests
 /// are resolved concurrently and each may fan out into many lookups: without one
