@@ -7,10 +7,13 @@
 //! → [`guard`] (filters and guards, pure) → [`services`] (the AWS calls, one module
 //! per service) → [`classify`] (what an AWS error means) → [`outcome`] (what each
 //! request and target ends as) → [`deadletter`] (where failures go) → [`report`]
-//! (what is answered and logged).
+//! (what is answered and logged). Around them: [`wiring`] (the clients from the
+//! environment), [`cli`] (the operator's command line), [`confirm`], [`audit`],
+//! [`metrics`], [`request_queue`] (contract §7–§9).
 
 pub mod audit;
 pub mod classify;
+pub mod cli;
 pub mod confirm;
 pub mod deadletter;
 pub mod decode;
@@ -23,3 +26,4 @@ pub mod request;
 pub mod request_queue;
 pub mod services;
 pub mod settings;
+pub mod wiring;

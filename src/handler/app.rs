@@ -63,6 +63,8 @@ pub struct App {
     pub region: Option<String>,
     /// The services of other accounts and regions; none: only the function's own.
     pub places: Option<crate::services::places::Places>,
+    /// Whether to write EMF metric lines (the function does; the command line does not).
+    pub metrics: bool,
     /// Set by the first invocation of the container (the `ColdStart` metric).
     pub(super) warm: std::sync::atomic::AtomicBool,
 }
@@ -79,6 +81,7 @@ impl App {
             audit: AuditBus::none(),
             region: None,
             places: None,
+            metrics: true,
             warm: std::sync::atomic::AtomicBool::new(false),
         }
     }

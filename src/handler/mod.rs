@@ -71,6 +71,9 @@ async fn account(app: &App, results: &[RequestResult], context: &Context) {
     };
     let cold_start = !app.warm.swap(true, std::sync::atomic::Ordering::Relaxed);
     let now_ms = i64::try_from((app.clock)().unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    if !app.metrics {
+        return;
+    }
     for line in crate::metrics::lines(&app.settings.metrics_namespace, results, cold_start, not_sent, now_ms) {
         // Raw lines, not through the log formatter: CloudWatch reads them as they are.
         println!("{line}");

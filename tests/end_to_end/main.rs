@@ -9,6 +9,7 @@
 mod support;
 
 mod accounts;
+mod cli;
 mod e2e;
 mod faults;
 mod follow_up;

@@ -1,0 +1,304 @@
+//! The operator's side: the release binary, run from a laptop with the usual AWS
+//! credentials, profile and region, is a command line. Under Lambda
+//! (`AWS_LAMBDA_RUNTIME_API` set) it never gets here.
+//!
+//! Exit codes scripts can use: 0 done, 1 some items failed, 2 usage.
+
+use std::ffi::OsString;
+use std::io::Read;
+
+use clap::{Parser, Subcommand};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+use crate::handler::handle;
+use crate::request::{Limits, validate};
+use crate::settings::Settings;
+
+pub const DONE: i32 = 0;
+pub const SOME_FAILED: i32 = 1;
+pub const USAGE: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "teardown",
+    version,
+    about = "Terminates WorkSpaces, MGN target instances and Service Catalog provisioned products, safely.",
+    long_about = "Run under AWS Lambda it is the function. Run anywhere else it is the operator's tool: \
+                  plan a request, send one, redrive dead-letter records. It uses the usual AWS credentials, \
+                  profile and region, and the function's settings (DRY_RUN, MAX_TARGETS, PROTECT_TAG, …)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a request as a dry run where the credentials point: the same lookups,
+    /// guards and report as the function. It never terminates anything.
+    Plan {
+        /// The request (JSON), or - for standard input.
+        file: String,
+        /// Print the report itself, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a request here (the function's own rules) and send it to the queue.
+    Send {
+        /// The request (JSON), or - for standard input.
+        file: String,
+        /// The request queue's URL.
+        #[arg(long)]
+        queue: String,
+    },
+    /// Send the retry requests of dead-letter records back to the request queue,
+    /// deleting each record only once its retry was sent.
+    Redrive {
+        /// The dead-letter queue's URL.
+        #[arg(long)]
+        dlq: String,
+        /// The request queue's URL.
+        #[arg(long)]
+        queue: String,
+        /// Only records with these outcomes (comma-separated: rejected,transient,…).
+        #[arg(long, value_delimiter = ',')]
+        outcome: Vec<String>,
+        /// List what would be sent; send and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Runs the command line; returns the exit code.
+pub async fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { USAGE } else { DONE };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("teardown: {e}");
+            return USAGE;
+        }
+    };
+    match cli.command {
+        Command::Plan { file, json } => plan(settings, &file, json).await,
+        Command::Send { file, queue } => send(settings, &file, &queue).await,
+        Command::Redrive { dlq, queue, outcome, dry_run } => redrive(&dlq, &queue, &outcome, dry_run).await,
+    }
+}
+
+fn read_request(file: &str) -> Result<Value, String> {
+    let text = if file == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("standard input: {e}"))?;
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?
+    };
+    serde_json::from_str(&text).map_err(|e| format!("{file}: not JSON: {e}"))
+}
+
+async fn plan(settings: Settings, file: &str, json: bool) -> i32 {
+    let request = match read_request(file) {
+        Ok(request) => request,
+        Err(e) => {
+            eprintln!("teardown plan: {e}");
+            return USAGE;
+        }
+    };
+    // A plan can never terminate anything: the kill switch is on, nothing is sent to
+    // a queue (a fan-out is refused), no record or audit event is published.
+    let settings =
+        Settings { enforce_dry_run: true, dlq_url: None, request_queue_url: None, audit_bus: None, ..settings };
+    let mut app = crate::wiring::app(settings).await;
+    // The report is the output here; metrics are the function's.
+    app.metrics = false;
+    let mut context = Context::default();
+    context.request_id = "plan".to_owned();
+    let report = match handle(&app, LambdaEvent::new(request, context)).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("teardown plan: {e}");
+            return SOME_FAILED;
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{}", table(&report));
+    }
+    let failed = report["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| matches!(r["outcome"].as_str(), Some("invalid" | "rejected" | "transient")));
+    if failed { SOME_FAILED } else { DONE }
+}
+
+/// The report as a person reads it: one line per target, what would happen and why.
+pub fn table(report: &Value) -> String {
+    let mut out = String::new();
+    for request in report["requests"].as_array().into_iter().flatten() {
+        let place = [request["account"].as_str(), request["region"].as_str()].into_iter().flatten().collect::<Vec<_>>();
+        out.push_str(&format!(
+            "{} {}{}\n",
+            request["operation"].as_str().unwrap_or("(no operation)"),
+            request["outcome"].as_str().unwrap_or("?"),
+            if place.is_empty() { String::new() } else { format!(" in {}", place.join(" ")) }
+        ));
+        if let Some(error) = request["error"].as_object() {
+            out.push_str(&format!(
+                "  {}: {}\n",
+                error.get("code").and_then(Value::as_str).unwrap_or(""),
+                error.get("message").and_then(Value::as_str).unwrap_or("")
+            ));
+        }
+        for t in request["targets"].as_array().into_iter().flatten() {
+            let verdict = match t["outcome"].as_str().unwrap_or("?") {
+                "dry_run" => "WOULD TERMINATE",
+                "protected" => "PROTECTED",
+                "skipped" => "SKIPPED",
+                "not_found" => "ALREADY GONE",
+                other => other,
+            };
+            let why = t["reason"].as_str().or(t["error"]["message"].as_str()).unwrap_or("");
+            out.push_str(&format!("  {:<16} {:<24} {why}\n", verdict, t["id"].as_str().unwrap_or("?")));
+        }
+    }
+    let totals = &report["counts"]["targets"];
+    if let Some(totals) = totals.as_object().filter(|t| !t.is_empty()) {
+        let parts: Vec<String> = totals.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!("totals: {}\n", parts.join(" ")));
+    }
+    out
+}
+
+async fn send(settings: Settings, file: &str, queue: &str) -> i32 {
+    let request = match read_request(file) {
+        Ok(request) => request,
+        Err(e) => {
+            eprintln!("teardown send: {e}");
+            return USAGE;
+        }
+    };
+    // The function's own rules: a request refused here is never sent.
+    if let Err(e) = validate(&request, Limits { max_targets: settings.max_targets }) {
+        eprintln!("teardown send: invalid request, not sent: {e}");
+        return SOME_FAILED;
+    }
+    let sqs = aws_sdk_sqs::Client::new(&crate::wiring::aws_config().await);
+    match sqs.send_message().queue_url(queue).message_body(request.to_string()).send().await {
+        Ok(out) => {
+            println!("{}", out.message_id().unwrap_or(""));
+            DONE
+        }
+        Err(e) => {
+            eprintln!("teardown send: not sent: {}", crate::classify::classify(&e));
+            SOME_FAILED
+        }
+    }
+}
+
+/// What became of one dead-letter record.
+enum Fate {
+    Sent,
+    WouldSend,
+    Left(String),
+    Skipped,
+}
+
+async fn redrive(dlq: &str, queue: &str, outcomes: &[String], dry_run: bool) -> i32 {
+    let sqs = aws_sdk_sqs::Client::new(&crate::wiring::aws_config().await);
+    let (mut sent, mut left, mut seen) = (0usize, Vec::<(String, String)>::new(), 0usize);
+    let mut kept: Vec<String> = Vec::new();
+    loop {
+        // Records looked at stay invisible while the drain goes on (so none is seen
+        // twice); those left in place are made visible again at the end.
+        let got = sqs
+            .receive_message()
+            .queue_url(dlq)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .wait_time_seconds(1)
+            .send()
+            .await;
+        let messages = match got {
+            Ok(got) => got.messages().to_vec(),
+            Err(e) => {
+                eprintln!("teardown redrive: cannot read {dlq}: {}", crate::classify::classify(&e));
+                return SOME_FAILED;
+            }
+        };
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            seen += 1;
+            let handle = m.receipt_handle().unwrap_or_default().to_owned();
+            let id = m.message_id().unwrap_or("?").to_owned();
+            let record: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
+            let fate = fate(&sqs, queue, &record, outcomes, dry_run).await;
+            match fate {
+                Fate::Sent => {
+                    // Deleted only once its retry is on the queue.
+                    match sqs.delete_message().queue_url(dlq).receipt_handle(&handle).send().await {
+                        Ok(_) => sent += 1,
+                        Err(e) => {
+                            left.push((id.clone(), format!("sent, but not deleted: {}", crate::classify::classify(&e))))
+                        }
+                    }
+                    println!("sent     {id}");
+                }
+                Fate::WouldSend => {
+                    println!("would send {id}: {}", record["retryRequest"]);
+                    kept.push(handle);
+                }
+                Fate::Left(why) => {
+                    println!("left     {id}: {why}");
+                    left.push((id, why));
+                    kept.push(handle);
+                }
+                Fate::Skipped => kept.push(handle),
+            }
+            if seen % 100 == 0 {
+                eprintln!("… {seen} records read, {sent} sent, {} left", left.len());
+            }
+        }
+    }
+    for handle in kept {
+        let _ =
+            sqs.change_message_visibility().queue_url(dlq).receipt_handle(handle).visibility_timeout(0).send().await;
+    }
+    println!("{seen} records read, {sent} sent, {} left in place", left.len());
+    if left.is_empty() { DONE } else { SOME_FAILED }
+}
+
+async fn fate(sqs: &aws_sdk_sqs::Client, queue: &str, record: &Value, outcomes: &[String], dry_run: bool) -> Fate {
+    let outcome = record["outcome"].as_str().unwrap_or("");
+    if !outcomes.is_empty() && !outcomes.iter().any(|o| o == outcome) {
+        return Fate::Skipped;
+    }
+    let Some(retry) = record.get("retryRequest") else {
+        return Fate::Left(format!("no retryRequest (outcome {outcome})"));
+    };
+    // A check is teardown's own message; a request is held to the function's rules.
+    if crate::confirm::confirm_member(retry).is_none()
+        && let Err(e) = validate(retry, Limits { max_targets: usize::MAX })
+    {
+        return Fate::Left(format!("its retryRequest is invalid: {e}"));
+    }
+    if dry_run {
+        return Fate::WouldSend;
+    }
+    match sqs.send_message().queue_url(queue).message_body(retry.to_string()).send().await {
+        Ok(_) => Fate::Sent,
+        Err(e) => Fate::Left(format!("not sent: {}", crate::classify::classify(&e))),
+    }
+}
