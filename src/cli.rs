@@ -117,11 +117,23 @@ async fn plan(settings: Settings, file: &str, json: bool) -> i32 {
     // a queue (a fan-out is refused), no record or audit event is published.
     let settings =
         Settings { enforce_dry_run: true, dlq_url: None, request_queue_url: None, audit_bus: None, ..settings };
+    if request.get("Records").is_some() || request.get("detail-type").is_some() {
+        eprintln!("teardown plan: give it a request (or {{\"requests\": [...]}}), not an event");
+        return USAGE;
+    }
     let mut app = crate::wiring::app(settings).await;
     // The report is the output here; metrics are the function's.
     app.metrics = false;
     let mut context = Context::default();
     context.request_id = "plan".to_owned();
+    // Where the credentials point is "home", as the function's own account is to it.
+    let config = crate::wiring::aws_config().await;
+    if let Ok(me) = aws_sdk_sts::Client::new(&config).get_caller_identity().send().await {
+        let partition = me.arn().and_then(|a| a.split(':').nth(1)).unwrap_or("aws");
+        let region = config.region().map_or("us-east-1".to_owned(), |r| r.to_string());
+        context.invoked_function_arn =
+            format!("arn:{partition}:lambda:{region}:{}:function:teardown-plan", me.account().unwrap_or(""));
+    }
     let report = match handle(&app, LambdaEvent::new(request, context)).await {
         Ok(report) => report,
         Err(e) => {
@@ -134,11 +146,9 @@ async fn plan(settings: Settings, file: &str, json: bool) -> i32 {
     } else {
         print!("{}", table(&report));
     }
-    let failed = report["requests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|r| matches!(r["outcome"].as_str(), Some("invalid" | "rejected" | "transient")));
+    let failed = report["requests"].as_array().into_iter().flatten().any(|r| {
+        matches!(r["outcome"].as_str(), Some("invalid" | "rejected" | "transient" | "failed" | "unconfirmed"))
+    });
     if failed { SOME_FAILED } else { DONE }
 }
 
@@ -215,10 +225,23 @@ enum Fate {
 }
 
 async fn redrive(dlq: &str, queue: &str, outcomes: &[String], dry_run: bool) -> i32 {
+    if dlq == queue {
+        eprintln!("teardown redrive: --dlq and --queue are the same queue");
+        return USAGE;
+    }
+    const OUTCOMES: [&str; 6] = ["invalid", "rejected", "transient", "failed", "unconfirmed", "not_found"];
+    if let Some(unknown) = outcomes.iter().find(|o| !OUTCOMES.contains(&o.as_str())) {
+        eprintln!("teardown redrive: --outcome {unknown} is not one of {}", OUTCOMES.join(", "));
+        return USAGE;
+    }
     let sqs = aws_sdk_sqs::Client::new(&crate::wiring::aws_config().await);
     let (mut sent, mut left, mut seen) = (0usize, Vec::<(String, String)>::new(), 0usize);
     let mut kept: Vec<String> = Vec::new();
-    loop {
+    // Every record is handled once: one that comes back into view during a long drain
+    // is neither listed nor sent again, and when only such records come back, the
+    // drain is over.
+    let mut handled: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let code = loop {
         // Records looked at stay invisible while the drain goes on (so none is seen
         // twice); those left in place are made visible again at the end.
         let got = sqs
@@ -233,16 +256,22 @@ async fn redrive(dlq: &str, queue: &str, outcomes: &[String], dry_run: bool) -> 
             Ok(got) => got.messages().to_vec(),
             Err(e) => {
                 eprintln!("teardown redrive: cannot read {dlq}: {}", crate::classify::classify(&e));
-                return SOME_FAILED;
+                break SOME_FAILED;
             }
         };
-        if messages.is_empty() {
-            break;
+        let fresh: Vec<_> = messages.iter().filter(|m| !handled.contains(m.message_id().unwrap_or(""))).collect();
+        if fresh.is_empty() {
+            kept.extend(messages.iter().filter_map(|m| m.receipt_handle().map(str::to_owned)));
+            break DONE;
         }
-        for m in messages {
+        for m in messages.iter().filter(|m| handled.contains(m.message_id().unwrap_or(""))) {
+            kept.extend(m.receipt_handle().map(str::to_owned));
+        }
+        for m in fresh {
             seen += 1;
             let handle = m.receipt_handle().unwrap_or_default().to_owned();
             let id = m.message_id().unwrap_or("?").to_owned();
+            handled.insert(id.clone());
             let record: Value = serde_json::from_str(m.body().unwrap_or_default()).unwrap_or(Value::Null);
             let fate = fate(&sqs, queue, &record, outcomes, dry_run).await;
             match fate {
@@ -271,13 +300,13 @@ async fn redrive(dlq: &str, queue: &str, outcomes: &[String], dry_run: bool) -> 
                 eprintln!("… {seen} records read, {sent} sent, {} left", left.len());
             }
         }
-    }
+    };
     for handle in kept {
         let _ =
             sqs.change_message_visibility().queue_url(dlq).receipt_handle(handle).visibility_timeout(0).send().await;
     }
     println!("{seen} records read, {sent} sent, {} left in place", left.len());
-    if left.is_empty() { DONE } else { SOME_FAILED }
+    if code != DONE || !left.is_empty() { SOME_FAILED } else { DONE }
 }
 
 async fn fate(sqs: &aws_sdk_sqs::Client, queue: &str, record: &Value, outcomes: &[String], dry_run: bool) -> Fate {
@@ -297,7 +326,15 @@ async fn fate(sqs: &aws_sdk_sqs::Client, queue: &str, record: &Value, outcomes: 
     if dry_run {
         return Fate::WouldSend;
     }
-    match sqs.send_message().queue_url(queue).message_body(retry.to_string()).send().await {
+    let mut send = sqs.send_message().queue_url(queue).message_body(retry.to_string());
+    // A FIFO request queue takes the record's source group, and a deduplication id of
+    // the retry itself: the same retry sent twice is kept once.
+    if queue.ends_with(".fifo") {
+        let group = record["source"]["messageGroupId"].as_str().unwrap_or("teardown");
+        let dedup = crate::deadletter::DeadLetterRecord::deduplication_id(&retry.to_string());
+        send = send.message_group_id(group).message_deduplication_id(dedup);
+    }
+    match send.send().await {
         Ok(_) => Fate::Sent,
         Err(e) => Fate::Left(format!("not sent: {}", crate::classify::classify(&e))),
     }

@@ -12,8 +12,10 @@ use teardown::settings::Settings;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // Under Lambda it is the function and nothing else: one look at the environment.
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+    // Under Lambda it is the function and nothing else: Lambda starts it with no
+    // arguments and its Runtime API set. Given a command, it is always the command
+    // line, wherever it runs: `teardown plan` can never become a live function.
+    if std::env::args_os().len() > 1 || std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         std::process::exit(teardown::cli::run(std::env::args_os()).await);
     }
     lambda_runtime::tracing::init_default_subscriber();

@@ -104,6 +104,14 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
                 (Some(_), None) => Some(without_origin(&delivery.raw)),
                 _ => retry_request(&request, &ids),
             };
+            // A run that was a dry run only by the settings replays as one: a replay is
+            // never more than what happened.
+            let retry = retry.map(|mut retry| {
+                if dry_run && request.dry_run.is_none() {
+                    retry["dryRun"] = serde_json::Value::Bool(true);
+                }
+                retry
+            });
             let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets, retry);
             // The record names the place only when the request named another one.
             record.account = request.account.clone();

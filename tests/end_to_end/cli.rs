@@ -136,8 +136,29 @@ fn usage_errors_exit_2_and_help_exits_0() {
     let run = |args: &[&str]| Command::new(bin()).args(args).env_clear().output().expect("runs");
     assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
     assert_eq!(run(&["send", "request.json"]).status.code(), Some(2), "--queue is required");
+    let same = run(&["redrive", "--dlq", "https://q/1/a", "--queue", "https://q/1/a"]);
+    assert_eq!(same.status.code(), Some(2), "redriving a queue into itself is refused");
+    let typo = run(&["redrive", "--dlq", "https://q/1/a", "--queue", "https://q/1/b", "--outcome", "rejectd"]);
+    assert_eq!(typo.status.code(), Some(2), "an outcome that does not exist is refused, not matched by nothing");
     let help = run(&["--help"]);
     assert_eq!(help.status.code(), Some(0));
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("plan") && text.contains("send") && text.contains("redrive"), "{text}");
+    // With a command it is the command line even where a Runtime API is set.
+    let planned = Command::new(bin())
+        .args(["plan", "-"])
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert_eq!(planned.status.code(), Some(2), "an empty request is a usage error, not a function start");
+}
+
+#[tokio::test]
+async fn plan_takes_a_request_not_an_event() {
+    let moto = Moto::start();
+    let (code, _, error) = teardown(&moto, &["plan", "-"], Some(r#"{"Records": []}"#));
+    assert_eq!(code, 2);
+    assert!(error.contains("not an event"), "{error}");
 }

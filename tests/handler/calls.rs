@@ -1961,3 +1961,21 @@ async fn a_name_that_is_another_products_id_never_shares_its_answer() {
     assert_eq!(sent[0].1["source"]["messageId"], "m-2");
     assert_eq!(sent[0].3, "rejected");
 }
+
+/// A run that was a dry run only by the DRY_RUN setting replays as a dry run: a
+/// redriven record never turns a preview into a termination.
+#[tokio::test]
+async fn the_retry_of_a_dry_run_by_setting_is_a_dry_run() {
+    let down = mock!(aws_sdk_workspaces::Client::describe_workspaces)
+        .then_http_response(|| http(500, r#"{"__type":"InternalServiceError","message":"down"}"#));
+    let sent = log();
+    let send = sqs_send_ok(&sent);
+    let app = Doubles { ws: &[&down], mgn: &[], sc: &[], sqs: &[&send] }.app(Settings { dry_run: true, ..settings() });
+
+    invoke(&app, json!({"operation": "TerminateWorkspaces", "select": {"tags": {"env": "sandbox"}}})).await.unwrap();
+    invoke(&app, ws_request(&ws_ids(1, "d"))).await.unwrap();
+
+    let sent = taken(&sent);
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|(_, body, _, _)| body["retryRequest"]["dryRun"] == true), "{sent:?}");
+}
