@@ -145,3 +145,76 @@ async fn a_selection_by_tags_follows_every_page_of_the_tag_index() {
     assert!(moto.still_live_in("123456789012", &sandbox).is_empty());
     assert_eq!(moto.still_live_in("123456789012", &prod), prod);
 }
+
+/// MGN and Service Catalog in a member account (moto emulates neither: an HTTP
+/// stand-in answers them): each call reaches the stand-in signed with the spoke
+/// role's credentials that moto's STS gave, never with the hub's own.
+#[tokio::test]
+async fn mgn_and_service_catalog_in_a_member_account_are_called_with_the_spoke_roles_credentials() {
+    use wiremock::matchers::{header, path};
+    let moto = Moto::start();
+    let fake = MockServer::start().await;
+    let ok = |body: Value| ResponseTemplate::new(200).set_body_json(body);
+    Mock::given(method("POST")).and(path("/DescribeJobs")).respond_with(ok(json!({"items": []}))).mount(&fake).await;
+    Mock::given(method("POST"))
+        .and(path("/DescribeSourceServers"))
+        .respond_with(ok(
+            json!({"items": [{"sourceServerID": "s-0123456789abcdefA", "lifeCycle": {"state": "READY_FOR_TEST"},
+            "launchedInstance": {"ec2InstanceID": "i-0abc"}, "tags": {}}]}),
+        ))
+        .mount(&fake)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/TerminateTargetInstances"))
+        .respond_with(
+            ResponseTemplate::new(202)
+                .set_body_json(json!({"job": {"jobID": "mgnjob-member", "participatingServers": []}})),
+        )
+        .mount(&fake)
+        .await;
+    let target = |t: &str| Mock::given(method("POST")).and(header("x-amz-target", t));
+    target("AWS242ServiceCatalogService.DescribeProvisionedProduct")
+        .respond_with(ok(json!({"ProvisionedProductDetail": {"Id": "pp-member01", "Status": "AVAILABLE", "LastSuccessfulProvisioningRecordId": "rec-p"}})))
+        .mount(&fake)
+        .await;
+    target("AWS242ServiceCatalogService.SearchProvisionedProducts")
+        .respond_with(ok(json!({"ProvisionedProducts": [{"Id": "pp-member01", "Name": "m", "Status": "AVAILABLE"}]})))
+        .mount(&fake)
+        .await;
+    target("AWS242ServiceCatalogService.DescribeRecord")
+        .respond_with(ok(json!({"RecordDetail": {"RecordId": "rec-p", "RecordTags": []}})))
+        .mount(&fake)
+        .await;
+    target("AWS242ServiceCatalogService.TerminateProvisionedProduct")
+        .respond_with(ok(json!({"RecordDetail": {"RecordId": "rec-t", "Status": "CREATED"}})))
+        .mount(&fake)
+        .await;
+    let api = RuntimeApi::start().await.unwrap();
+    let _function = Function::start(
+        bin(),
+        &api,
+        &[
+            ("AWS_ENDPOINT_URL", &moto.endpoint),
+            ("AWS_ENDPOINT_URL_MGN", &fake.uri()),
+            ("AWS_ENDPOINT_URL_SERVICE_CATALOG", &fake.uri()),
+            ("ALLOWED_ACCOUNTS", MEMBER_A),
+        ],
+    );
+    let requests = json!({"requests": [
+        {"operation": "TerminateTargetInstances", "account": MEMBER_A, "input": {"sourceServerIDs": ["s-0123456789abcdefA"]}},
+        {"operation": "TerminateProvisionedProduct", "account": MEMBER_A, "input": {"ProvisionedProductId": "pp-member01"}}
+    ]});
+
+    let report = api.invoke(requests, TIMEOUT).await.unwrap();
+
+    assert_eq!(report["requests"][0]["outcome"], "terminated", "{report}");
+    assert_eq!(report["requests"][1]["outcome"], "terminated", "{report}");
+    assert_eq!(report["requests"][0]["account"], MEMBER_A);
+    let received = fake.received_requests().await.unwrap();
+    assert!(received.len() >= 6);
+    for request in &received {
+        let auth = request.headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(!auth.contains("Credential=testing/"), "signed with the hub's credentials: {auth}");
+        assert!(auth.contains("Credential="), "{auth}");
+    }
+}
