@@ -120,21 +120,8 @@ fn not_sent_lines(decisions: &[Decision]) -> usize {
 
 /// Entries cut by count and by size.
 fn batches(decisions: &[Decision]) -> Vec<Vec<Decision>> {
-    let mut out: Vec<Vec<Decision>> = Vec::new();
-    let mut bytes = 0;
-    for d in decisions {
-        let size = serde_json::to_string(d).map_or(0, |s| s.len()) + SOURCE.len() + DETAIL_TYPE.len();
-        let full = out.last().is_none_or(|b| b.len() >= ENTRIES_PER_CALL || bytes + size > BYTES_PER_CALL);
-        if full {
-            out.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += size;
-        if let Some(batch) = out.last_mut() {
-            batch.push(d.clone());
-        }
-    }
-    out
+    let size = |d: &Decision| serde_json::to_string(d).map_or(0, |s| s.len()) + SOURCE.len() + DETAIL_TYPE.len();
+    crate::batches::cut(decisions.iter().cloned(), size, ENTRIES_PER_CALL, BYTES_PER_CALL)
 }
 
 /// Puts one batch; returns the decisions that were not put.

@@ -12,6 +12,7 @@
 //! [`metrics`], [`request_queue`] (contract §7–§9).
 
 pub mod audit;
+mod batches;
 pub mod classify;
 pub mod cli;
 pub mod confirm;

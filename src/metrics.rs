@@ -87,23 +87,12 @@ mod tests {
 
     use super::*;
     use crate::decode::Origin;
-    use crate::outcome::{DeadLetterStatus, FollowUp, Outcome, TargetResult};
+    use crate::outcome::{Outcome, TargetResult};
 
     fn result(operation: Option<&'static str>, outcome: Outcome, targets: &[Outcome]) -> RequestResult {
         RequestResult {
-            origin: Origin::Direct { request_id: "r".into() },
-            operation,
-            outcome,
-            dry_run: false,
             targets: targets.iter().enumerate().map(|(i, o)| TargetResult::new(format!("t{i}"), *o)).collect(),
-            error: None,
-            dead_letter: DeadLetterStatus::NotNeeded,
-            follow_up: FollowUp::NotNeeded,
-            is_check: false,
-            audit_source: None,
-            account: None,
-            region: None,
-            children: Vec::new(),
+            ..RequestResult::new(Origin::Direct { request_id: "r".into() }, operation, outcome, false)
         }
     }
 

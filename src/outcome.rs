@@ -188,6 +188,26 @@ pub struct RequestResult {
 }
 
 impl RequestResult {
+    /// A request's end with nothing settled yet: no targets, no error, no record or
+    /// follow-up owed, no place named.
+    pub fn new(origin: Origin, operation: Option<&'static str>, outcome: Outcome, dry_run: bool) -> Self {
+        RequestResult {
+            origin,
+            operation,
+            outcome,
+            dry_run,
+            targets: Vec::new(),
+            error: None,
+            dead_letter: DeadLetterStatus::NotNeeded,
+            follow_up: FollowUp::NotNeeded,
+            is_check: false,
+            audit_source: None,
+            account: None,
+            region: None,
+            children: Vec::new(),
+        }
+    }
+
     /// Whether SQS must deliver the message again: it may still succeed, and no
     /// record settled it; or its record could not be published, so it must not be lost.
     pub fn redeliver(&self) -> bool {

@@ -60,19 +60,7 @@ impl RequestQueue {
         let (Some(client), Some(url)) = (&self.client, &self.url) else {
             return Err(SendError { code: "NoRequestQueue".into(), message: "REQUEST_QUEUE_URL is not set".into() });
         };
-        let mut batches: Vec<Vec<(usize, &String)>> = Vec::new();
-        let mut bytes = 0;
-        for (i, body) in bodies.iter().enumerate() {
-            let full = batches.last().is_none_or(|b| b.len() >= 10 || bytes + body.len() > 250 * 1024);
-            if full {
-                batches.push(Vec::new());
-                bytes = 0;
-            }
-            bytes += body.len();
-            if let Some(batch) = batches.last_mut() {
-                batch.push((i, body));
-            }
-        }
+        let batches = crate::batches::cut(bodies.iter().enumerate(), |(_, body)| body.len(), 10, 250 * 1024);
         let sent: Vec<Result<usize, SendError>> =
             stream::iter(batches).map(|batch| send_batch(client, url, batch)).buffer_unordered(8).collect().await;
         let mut calls = 0;

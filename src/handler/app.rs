@@ -91,6 +91,15 @@ impl App {
         App { request_queue: queue, ..self }
     }
 
+    /// Whether SQS delivers this message for the last time (`MAX_RECEIVES`): then it
+    /// is settled with a record, since SQS would move the bare body on.
+    pub fn last_delivery(&self, origin: &crate::decode::Origin) -> bool {
+        match (self.settings.max_receives, origin.receive_count()) {
+            (Some(max), Some(count)) => count >= max,
+            _ => false,
+        }
+    }
+
     /// Other accounts and regions are reached through `places`.
     pub fn with_places(self, places: crate::services::places::Places) -> Self {
         App { places: Some(places), ..self }

@@ -10,7 +10,7 @@ use super::settle::{Settled, failed_targets, record};
 use crate::classify::ServiceError;
 use crate::confirm::{Check, Decision, Followed, Status, confirm_member};
 use crate::decode::Delivery;
-use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult, TargetResult};
+use crate::outcome::{Failure, Outcome, RequestResult, TargetResult};
 use crate::request::{Limits, Operation, retry_request, validate};
 use crate::services::places::Place;
 
@@ -48,7 +48,7 @@ async fn settle_check(
         None => return refused_check(app, delivery, Failure::new("InvalidCheck", "confirm: is missing")),
     };
     let operation = check.operation();
-    let last_delivery = last_delivery(app, &delivery);
+    let last_delivery = app.last_delivery(&delivery.origin);
     // The check asks where the request's targets are: its account and region.
     // Held to the same rules as any request: a check comes through the request queue too.
     let request = validate(&check.request, Limits { max_targets: usize::MAX })
@@ -153,19 +153,13 @@ async fn settle_check(
     });
     let error = record.as_ref().map(|r| r.error.clone());
     let result = RequestResult {
-        origin: delivery.origin,
-        operation: operation.map(Operation::as_str),
-        outcome,
-        dry_run: false,
         error,
         targets,
-        dead_letter: DeadLetterStatus::NotNeeded,
-        follow_up: FollowUp::NotNeeded,
         is_check: true,
         audit_source: Some(check.source.clone()),
         account,
         region,
-        children: Vec::new(),
+        ..RequestResult::new(delivery.origin, operation.map(Operation::as_str), outcome, false)
     };
     Settled { result, record, follow_up }
 }
@@ -190,7 +184,7 @@ async fn ask(services: &crate::services::Services, check: &Check) -> Result<Vec<
 /// The service could not be asked. The check is redelivered like any message;
 /// on its last delivery its targets end `unconfirmed`, with a record and no retry.
 fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceError) -> Settled {
-    let last_delivery = last_delivery(app, &delivery);
+    let last_delivery = app.last_delivery(&delivery.origin);
     // Outside SQS nothing redelivers: the record carries the check itself to send again.
     let sqs = matches!(delivery.origin, crate::decode::Origin::Sqs { .. });
     let operation = check.operation().map(Operation::as_str);
@@ -214,19 +208,11 @@ fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceErro
         record
     });
     let result = RequestResult {
-        origin: delivery.origin,
-        operation,
-        outcome,
-        dry_run: false,
         targets,
         error: Some(failure),
-        dead_letter: DeadLetterStatus::NotNeeded,
-        follow_up: FollowUp::NotNeeded,
         is_check: true,
         audit_source: Some(check.source.clone()),
-        account: None,
-        region: None,
-        children: Vec::new(),
+        ..RequestResult::new(delivery.origin, operation, outcome, false)
     };
     Settled { result, record, follow_up: Vec::new() }
 }
@@ -236,29 +222,11 @@ fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceErro
 fn refused_check(app: &App, delivery: Delivery, failure: Failure) -> Settled {
     let record = record(app, &delivery, None, Outcome::Invalid, failure.clone(), Vec::new(), None);
     let result = RequestResult {
-        origin: delivery.origin,
-        operation: None,
-        outcome: Outcome::Invalid,
-        dry_run: false,
-        targets: Vec::new(),
         error: Some(failure),
-        dead_letter: DeadLetterStatus::NotNeeded,
-        follow_up: FollowUp::NotNeeded,
         is_check: true,
-        audit_source: None,
-        account: None,
-        region: None,
-        children: Vec::new(),
+        ..RequestResult::new(delivery.origin, None, Outcome::Invalid, false)
     };
     Settled { result, record: Some(record), follow_up: Vec::new() }
-}
-
-/// Whether SQS delivers this message for the last time (`MAX_RECEIVES`).
-fn last_delivery(app: &App, delivery: &Delivery) -> bool {
-    match (app.settings.max_receives, delivery.origin.receive_count()) {
-        (Some(max), Some(count)) => count >= max,
-        _ => false,
-    }
 }
 
 /// The next check for `pending`, its request narrowed to them, cut into as many

@@ -8,7 +8,7 @@ use super::app::{App, Home, within_deadline};
 use super::settle::{Settled, record};
 use super::work::Work;
 use crate::decode::Delivery;
-use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult};
+use crate::outcome::{Failure, Outcome, RequestResult};
 use crate::request::FanOut;
 
 /// The children of a fan-out: the request as received, but for `account`, `region`
@@ -60,19 +60,8 @@ pub(super) async fn settle(app: &App, work: Work, home: &Home, deadline: Option<
     match within_deadline(deadline, app.request_queue.send_all(&bodies)).await {
         Ok(Ok(_)) => {
             let result = RequestResult {
-                origin: delivery.origin,
-                operation,
-                outcome: Outcome::FannedOut,
-                dry_run,
-                targets: Vec::new(),
-                error: None,
-                dead_letter: DeadLetterStatus::NotNeeded,
-                follow_up: FollowUp::NotNeeded,
-                is_check: false,
-                audit_source: None,
-                account: None,
-                region: None,
                 children: listed,
+                ..RequestResult::new(delivery.origin, operation, Outcome::FannedOut, dry_run)
             };
             Settled { result, record: None, follow_up: Vec::new() }
         }
@@ -88,27 +77,13 @@ pub(super) async fn settle(app: &App, work: Work, home: &Home, deadline: Option<
 fn failed(app: &App, delivery: Delivery, operation: Option<&'static str>, dry_run: bool, failure: Failure) -> Settled {
     let sqs = matches!(delivery.origin, crate::decode::Origin::Sqs { .. });
     // On its last delivery SQS would move the bare body on: it is settled with a record.
-    let last = match (app.settings.max_receives, delivery.origin.receive_count()) {
-        (Some(max), Some(count)) => count >= max,
-        _ => false,
-    };
+    let last = app.last_delivery(&delivery.origin);
     let record = (!sqs || last).then(|| {
         record(app, &delivery, operation, Outcome::Transient, failure.clone(), Vec::new(), Some(delivery.raw.clone()))
     });
     let result = RequestResult {
-        origin: delivery.origin,
-        operation,
-        outcome: Outcome::Transient,
-        dry_run,
-        targets: Vec::new(),
         error: Some(failure),
-        dead_letter: DeadLetterStatus::NotNeeded,
-        follow_up: FollowUp::NotNeeded,
-        is_check: false,
-        audit_source: None,
-        account: None,
-        region: None,
-        children: Vec::new(),
+        ..RequestResult::new(delivery.origin, operation, Outcome::Transient, dry_run)
     };
     Settled { result, record, follow_up: Vec::new() }
 }

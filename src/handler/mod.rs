@@ -142,19 +142,13 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
         ),
     );
     let result = RequestResult {
-        origin: item.origin,
-        operation: None,
-        outcome: Outcome::Transient,
-        dry_run: app.settings.dry_run || app.settings.enforce_dry_run,
-        targets: Vec::new(),
         error: Some(failure),
-        dead_letter: DeadLetterStatus::NotNeeded,
-        follow_up: FollowUp::NotNeeded,
-        is_check: false,
-        audit_source: None,
-        account: None,
-        region: None,
-        children: Vec::new(),
+        ..RequestResult::new(
+            item.origin,
+            None,
+            Outcome::Transient,
+            app.settings.dry_run || app.settings.enforce_dry_run,
+        )
     };
     crate::report::log(&result, request_id);
     result

@@ -11,7 +11,7 @@ use crate::confirm::{Check, Followed};
 use crate::deadletter::{DeadLetterRecord, FailedTarget};
 use crate::decode::{Delivery, Origin};
 use crate::guard::Verdict;
-use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult, TargetResult};
+use crate::outcome::{Failure, Outcome, RequestResult, TargetResult};
 use crate::request::{Operation, Request, Target, retry_request};
 
 /// A request (or a check) at its end, before its record is published and its
@@ -30,19 +30,8 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
         Err(refused) => {
             let failure = refused.failure();
             let result = RequestResult {
-                origin: delivery.origin.clone(),
-                operation,
-                outcome: Outcome::Invalid,
-                dry_run,
-                targets: Vec::new(),
                 error: Some(failure.clone()),
-                dead_letter: DeadLetterStatus::NotNeeded,
-                follow_up: FollowUp::NotNeeded,
-                is_check: false,
-                audit_source: None,
-                account: None,
-                region: None,
-                children: Vec::new(),
+                ..RequestResult::new(delivery.origin.clone(), operation, Outcome::Invalid, dry_run)
             };
             let record = record(app, &delivery, operation, Outcome::Invalid, failure, Vec::new(), None);
             return Settled { result, record: Some(record), follow_up: Vec::new() };
@@ -86,10 +75,7 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
     // A message SQS will redeliver gets its record when it settles, not now: a record
     // per attempt would fill the dead-letter queue with duplicates. On its last
     // delivery it is settled here, so the dead-letter queue holds a record, not a bare body.
-    let last_delivery = match (app.settings.max_receives, delivery.origin.receive_count()) {
-        (Some(max), Some(count)) => count >= max,
-        _ => false,
-    };
+    let last_delivery = app.last_delivery(&delivery.origin);
     let sqs = matches!(delivery.origin, Origin::Sqs { .. });
     let redelivered = sqs && outcome == Outcome::Transient && delivery.origin.message_id().is_some() && !last_delivery;
     let record = match (&error, outcome.is_failure() && !redelivered) {
@@ -126,19 +112,11 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
         request.region.clone().or_else(|| home.region.clone()),
     );
     let result = RequestResult {
-        origin: delivery.origin,
-        operation,
-        outcome,
-        dry_run,
         targets,
         error,
-        dead_letter: DeadLetterStatus::NotNeeded,
-        follow_up: FollowUp::NotNeeded,
-        is_check: false,
-        audit_source: None,
         account,
         region,
-        children: Vec::new(),
+        ..RequestResult::new(delivery.origin, operation, outcome, dry_run)
     };
     Settled { result, record, follow_up }
 }

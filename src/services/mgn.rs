@@ -172,6 +172,33 @@ impl Mgn {
             t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).ok()
         });
         let filters = DescribeJobsRequestFilters::builder().set_from_date(from).build();
+        let mut running = HashMap::new();
+        for job in self.jobs(filters, account_id).await? {
+            let terminating = job.r#type() == Some(&JobType::Terminate)
+                && matches!(job.status(), Some(JobStatus::Pending | JobStatus::Started));
+            if !terminating {
+                continue;
+            }
+            let recent = job
+                .creation_date_time()
+                .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+                .is_none_or(|created| now - created < UNLISTED_WINDOW);
+            if job.participating_servers().is_empty() && recent {
+                running.insert(UNLISTED.to_owned(), job.job_id().to_owned());
+            }
+            for server in job.participating_servers() {
+                running.insert(server.source_server_id().to_owned(), job.job_id().to_owned());
+            }
+        }
+        Ok(running)
+    }
+
+    /// Every job `DescribeJobs` lists for `filters`, every page read.
+    async fn jobs(
+        &self,
+        filters: DescribeJobsRequestFilters,
+        account_id: Option<&str>,
+    ) -> Result<Vec<aws_sdk_mgn::types::Job>, LookupError> {
         let mut pages = self
             .client
             .describe_jobs()
@@ -179,27 +206,11 @@ impl Mgn {
             .set_account_id(account_id.map(str::to_owned))
             .into_paginator()
             .send();
-        let mut running = HashMap::new();
+        let mut jobs = Vec::new();
         while let Some(page) = self.gate.pass(pages.next()).await {
-            for job in page.map_err(|e| classify(&e))?.items() {
-                let terminating = job.r#type() == Some(&JobType::Terminate)
-                    && matches!(job.status(), Some(JobStatus::Pending | JobStatus::Started));
-                if !terminating {
-                    continue;
-                }
-                let recent = job
-                    .creation_date_time()
-                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-                    .is_none_or(|created| now - created < UNLISTED_WINDOW);
-                if job.participating_servers().is_empty() && recent {
-                    running.insert(UNLISTED.to_owned(), job.job_id().to_owned());
-                }
-                for server in job.participating_servers() {
-                    running.insert(server.source_server_id().to_owned(), job.job_id().to_owned());
-                }
-            }
+            jobs.extend(page.map_err(|e| classify(&e))?.items().iter().cloned());
         }
-        Ok(running)
+        Ok(jobs)
     }
 
     /// The source servers a selection could match; the guards check every filter again.
@@ -269,17 +280,8 @@ impl Mgn {
         let mut jobs = HashMap::new();
         for chunk in job_ids.chunks(1000) {
             let filters = DescribeJobsRequestFilters::builder().set_job_ids(Some(chunk.to_vec())).build();
-            let mut pages = self
-                .client
-                .describe_jobs()
-                .filters(filters)
-                .set_account_id(account_id.map(str::to_owned))
-                .into_paginator()
-                .send();
-            while let Some(page) = self.gate.pass(pages.next()).await {
-                for job in page.map_err(|e| classify(&e))?.items() {
-                    jobs.insert(job.job_id().to_owned(), job.clone());
-                }
+            for job in self.jobs(filters, account_id).await? {
+                jobs.insert(job.job_id().to_owned(), job);
             }
         }
         Ok(targets
