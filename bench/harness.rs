@@ -122,7 +122,7 @@ async fn main() {
 
     println!("cold start (median of {RUNS}; process start → first poll of the Runtime API → first response)");
     println!("  {:<20} {:>12} {:>16}", "", "first poll", "first response");
-    let mut floors = Vec::new();
+    let (mut floors, mut first_responses) = (Vec::new(), Vec::new());
     for c in &candidates {
         let (mut polls, mut responses) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
@@ -140,11 +140,37 @@ async fn main() {
         }
         let (poll, response) = (median(polls), median(responses));
         floors.push(poll);
+        first_responses.push(response);
         println!("  {:<20} {:>9.1} ms {:>13.1} ms", c.name, poll, response);
     }
     if let [teardown, hello, python] = floors[..] {
         println!("  teardown / floor = {:.2}×; python / teardown = {:.0}×", teardown / hello, python / teardown);
     }
+
+    // The first answer of a fresh process to a real batch: against the ideal of the
+    // floor's first response plus two rounds of latency (lookup, then terminate).
+    println!(
+        "\nfirst answer of a fresh process to a 10-record batch (5 WorkSpaces each, calls answered after 50 ms; median of {RUNS})"
+    );
+    let mut answers = Vec::new();
+    for _ in 0..RUNS {
+        let server = slow_workspaces().await;
+        let api = RuntimeApi::start().await.expect("a port");
+        let (event, _) = batch(10, 5);
+        let started = Instant::now();
+        let mut child = spawn(&candidates[0], &api, &server.uri());
+        if api.invoke(event, Duration::from_secs(60)).await.is_ok() {
+            answers.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let ideal = first_responses.get(1).copied().unwrap_or(f64::NAN) + 2.0 * LATENCY.as_secs_f64() * 1000.0;
+    let answer = median(answers);
+    println!(
+        "  teardown {answer:.1} ms; ideal (floor's first response + 2 rounds) {ideal:.1} ms; {:.2}× ideal",
+        answer / ideal
+    );
 
     println!("\npeak RSS on a 10-record batch (5 WorkSpaces each, every call answered after 50 ms)");
     let server = slow_workspaces().await;

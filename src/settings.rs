@@ -40,7 +40,7 @@ impl Default for Settings {
             max_targets: 100,
             protect_tag: "teardown:protect".to_owned(),
             max_receives: None,
-            max_calls_in_flight: 16,
+            max_calls_in_flight: crate::services::DEFAULT_CALLS_IN_FLIGHT,
             request_queue_url: None,
             confirm_within: 7200,
             audit_bus: None,
@@ -112,7 +112,7 @@ impl Settings {
         let max_targets = number("MAX_TARGETS", 1..=10_000, "must be a whole number from 1 to 10000")?
             .map_or(defaults.max_targets, |n| n as usize);
         let max_receives = number("MAX_RECEIVES", 1..=1000, "must be a whole number from 1 to 1000")?;
-        let max_calls_in_flight = number("MAX_CALLS_IN_FLIGHT", 1..=64, "must be a whole number from 1 to 64")?
+        let max_calls_in_flight = number("MAX_CALLS_IN_FLIGHT", 1..=256, "must be a whole number from 1 to 256")?
             .map_or(defaults.max_calls_in_flight, |n| n as usize);
 
         let protect_tag = match lookup("PROTECT_TAG") {
@@ -250,7 +250,7 @@ mod tests {
             ("MAX_RECEIVES", "0"),
             ("MAX_RECEIVES", "1001"),
             ("MAX_CALLS_IN_FLIGHT", "0"),
-            ("MAX_CALLS_IN_FLIGHT", "65"),
+            ("MAX_CALLS_IN_FLIGHT", "257"),
             ("REQUEST_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/teardown-requests.fifo"),
             ("REQUEST_QUEUE_URL", "teardown-requests"),
             ("CONFIRM_WITHIN", "299"),

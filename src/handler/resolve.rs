@@ -181,7 +181,7 @@ async fn confirm_products(
                 }
             }
         })
-        .buffered(crate::services::LOOKUP_CONCURRENCY)
+        .buffered(services.catalog.calls_in_flight())
         .collect()
         .await;
     confirmed.into_iter().flatten().collect()

@@ -35,6 +35,11 @@ impl Catalog {
         Catalog { gate, ..self }
     }
 
+    /// The most calls this service has in flight at once (its gate's capacity).
+    pub fn calls_in_flight(&self) -> usize {
+        self.gate.capacity()
+    }
+
     /// `token` is used when the request gave none: the caller derives it from the
     /// delivery, so a redelivered message cannot start a second termination.
     pub async fn terminate(&self, input: &ProvisionedProductInput, token: &str) -> TargetResult {
@@ -275,7 +280,7 @@ impl Catalog {
         // One record a call: asked side by side, bounded by the service's gate.
         stream::iter(targets)
             .map(|t| async move { self.check_one(t).await.map(|status| (t.id.clone(), status)) })
-            .buffer_unordered(super::LOOKUP_CONCURRENCY)
+            .buffer_unordered(self.gate.capacity())
             .try_collect()
             .await
     }

@@ -69,36 +69,41 @@ pub(crate) fn to_time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDate
     time::OffsetDateTime::from_unix_timestamp(t.secs()).ok()
 }
 
-/// How many describe calls (tags, for example) one lookup asks for at once; the
-/// service's [`Gate`] bounds what is really in flight across the invocation.
-pub(crate) const LOOKUP_CONCURRENCY: usize = 16;
-
 /// The most calls in flight to one service unless the `MAX_CALLS_IN_FLIGHT` setting says.
-pub const DEFAULT_CALLS_IN_FLIGHT: usize = 16;
+/// A batch of 10 requests naming 5 WorkSpaces each needs 52 lookups (50 `DescribeTags`,
+/// one WorkSpace a call, and 2 `DescribeWorkspaces`): at 64 they are one round of
+/// latency, not four. It caps the burst; the rate an account sustains is the SDK's
+/// adaptive retry mode's to find, which slows the client once the service throttles.
+pub const DEFAULT_CALLS_IN_FLIGHT: usize = 64;
 
 /// Bounds the calls in flight to one service across a whole invocation. Requests
 /// are resolved concurrently and each may fan out into many lookups: without one
-/// bound shared by all of them, 16 × 16 calls could be in flight at once, and the
-/// APIs throttle long before that.
+/// bound shared by all of them, the calls in flight would be requests × lookups,
+/// with no limit but the batch.
 #[derive(Clone, Debug)]
-pub struct Gate(std::sync::Arc<tokio::sync::Semaphore>);
+pub struct Gate {
+    places: std::sync::Arc<tokio::sync::Semaphore>,
+    capacity: usize,
+}
 
 impl Gate {
     pub fn new(calls_in_flight: usize) -> Self {
-        Gate(std::sync::Arc::new(tokio::sync::Semaphore::new(calls_in_flight.max(1))))
+        let capacity = calls_in_flight.max(1);
+        Gate { places: std::sync::Arc::new(tokio::sync::Semaphore::new(capacity)), capacity }
+    }
+
+    /// How many calls may be in flight at once: lookups ask for no more than this
+    /// side by side, so no lower bound of their own hides the gate's.
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Runs one call once a place is free.
     pub async fn pass<T>(&self, call: impl std::future::Future<Output = T>) -> T {
         // The semaphore is never closed, so acquiring cannot fail; were it to, the
         // call runs unbounded rather than not at all.
-        let _permit = self.0.acquire().await.ok();
+        let _permit = self.places.acquire().await.ok();
         call.await
-    }
-
-    /// Places free now (tests read it to prove the bound).
-    pub fn available(&self) -> usize {
-        self.0.available_permits()
     }
 }
 

@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use aws_sdk_workspaces::types::{TerminateRequest, WorkspaceState};
+use aws_sdk_workspaces::types::{TerminateRequest, Workspace, WorkspaceState};
 use futures_util::future::join_all;
-use futures_util::{StreamExt, stream};
+use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::{Gate, LOOKUP_CONCURRENCY, LookupError, to_time};
+use super::{Gate, LookupError, to_time};
 use crate::classify::{ServiceError, classify};
 use crate::confirm::Status;
 use crate::guard::Candidate;
@@ -102,17 +102,13 @@ impl Workspaces {
 
     /// The ids among `ids` that still exist and are not on their way out.
     async fn still_present(&self, ids: &[String]) -> Result<HashSet<String>, ServiceError> {
+        // A describe that is refused leaves the terminate failure unexplained: it
+        // stays rejected unless the describe itself may succeed later.
         let mut present = HashSet::new();
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let call = self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send();
-            // A describe that is refused leaves the terminate failure unexplained: it
-            // stays rejected unless the describe itself may succeed later.
-            let output = self.gate.pass(call).await.map_err(|e| classify(&e))?;
-            for workspace in output.workspaces() {
-                let gone = matches!(workspace.state(), Some(WorkspaceState::Terminating | WorkspaceState::Terminated));
-                if let (Some(id), false) = (workspace.workspace_id(), gone) {
-                    present.insert(id.to_owned());
-                }
+        for workspace in self.described(ids).await? {
+            let gone = matches!(workspace.state(), Some(WorkspaceState::Terminating | WorkspaceState::Terminated));
+            if let (Some(id), false) = (workspace.workspace_id(), gone) {
+                present.insert(id.to_owned());
             }
         }
         Ok(present)
@@ -160,7 +156,7 @@ impl Workspaces {
                 };
                 (id.clone(), tags)
             })
-            .buffer_unordered(LOOKUP_CONCURRENCY)
+            .buffer_unordered(self.gate.capacity())
             .collect()
             .await
     }
@@ -230,13 +226,41 @@ impl Workspaces {
     }
 
     async fn describe_ids(&self, ids: &[String]) -> Result<Vec<Candidate>, LookupError> {
+        Ok(self.described(ids).await?.iter().filter_map(candidate).collect())
+    }
+
+    /// `DescribeWorkspaces` for `ids`, 25 a call, the calls side by side through the
+    /// gate: 500 ids are one round of latency, not twenty. Any failed call fails the
+    /// whole lookup: an id missing from the answer means "gone", so a partial answer
+    /// must never be read as one.
+    async fn described(&self, ids: &[String]) -> Result<Vec<Workspace>, LookupError> {
+        stream::iter(ids.chunks(IDS_PER_CALL))
+            .map(|chunk| self.described_chunk(chunk))
+            .buffered(self.gate.capacity())
+            .try_concat()
+            .await
+    }
+
+    /// One call's worth of ids, following `NextToken` should the service page even
+    /// an id list: the ids on a page not read would otherwise count as gone.
+    async fn described_chunk(&self, chunk: &[String]) -> Result<Vec<Workspace>, LookupError> {
         let mut found = Vec::new();
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let call = self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send();
+        let mut token: Option<String> = None;
+        // Every page but the last holds at least one of the chunk's ids.
+        for _ in 0..=chunk.len() {
+            let call =
+                self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).set_next_token(token).send();
             let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
-            found.extend(out.workspaces().iter().filter_map(candidate));
+            found.extend_from_slice(out.workspaces());
+            match out.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
+                _ => return Ok(found),
+            }
         }
-        Ok(found)
+        Err(LookupError {
+            outcome: Outcome::Transient,
+            failure: Failure::new("PagingDidNotEnd", "DescribeWorkspaces kept answering with a NextToken"),
+        })
     }
 
     /// `DescribeTags` takes one WorkSpace a call: run them concurrently, bounded.
@@ -262,7 +286,7 @@ impl Workspaces {
                     }
                 }
             })
-            .buffered(LOOKUP_CONCURRENCY)
+            .buffered(self.gate.capacity())
             .collect()
             .await;
         tagged.into_iter().flatten().collect()
@@ -270,17 +294,22 @@ impl Workspaces {
 
     async fn with_connections(&self, candidates: &mut [Candidate]) -> Result<(), LookupError> {
         let ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
+        let statuses: Vec<_> = stream::iter(ids.chunks(IDS_PER_CALL))
+            .map(|chunk| async move {
+                let call =
+                    self.client.describe_workspaces_connection_status().set_workspace_ids(Some(chunk.to_vec())).send();
+                let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
+                Ok::<_, LookupError>(out.workspaces_connection_status().to_vec())
+            })
+            .buffered(self.gate.capacity())
+            .try_concat()
+            .await?;
         let mut last: HashMap<String, time::OffsetDateTime> = HashMap::new();
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let call =
-                self.client.describe_workspaces_connection_status().set_workspace_ids(Some(chunk.to_vec())).send();
-            let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
-            for status in out.workspaces_connection_status() {
-                if let (Some(id), Some(at)) =
-                    (status.workspace_id(), status.last_known_user_connection_timestamp().and_then(to_time))
-                {
-                    last.insert(id.to_owned(), at);
-                }
+        for status in statuses {
+            if let (Some(id), Some(at)) =
+                (status.workspace_id(), status.last_known_user_connection_timestamp().and_then(to_time))
+            {
+                last.insert(id.to_owned(), at);
             }
         }
         for c in candidates {
@@ -315,15 +344,11 @@ impl Workspaces {
     /// at the first check (the service may not show the termination yet), failed after.
     pub async fn check(&self, ids: &[String], attempt: u32) -> Result<HashMap<String, Status>, LookupError> {
         let mut states: HashMap<String, (String, Option<Failure>)> = HashMap::new();
-        for chunk in ids.chunks(IDS_PER_CALL) {
-            let call = self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).send();
-            let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
-            for w in out.workspaces() {
-                if let (Some(id), Some(state)) = (w.workspace_id(), w.state()) {
-                    // The WorkSpace's own error, when it says one.
-                    let error = w.error_code().map(|code| Failure::new(code, w.error_message().unwrap_or(code)));
-                    states.insert(id.to_owned(), (state.as_str().to_owned(), error));
-                }
+        for w in self.described(ids).await? {
+            if let (Some(id), Some(state)) = (w.workspace_id(), w.state()) {
+                // The WorkSpace's own error, when it says one.
+                let error = w.error_code().map(|code| Failure::new(code, w.error_message().unwrap_or(code)));
+                states.insert(id.to_owned(), (state.as_str().to_owned(), error));
             }
         }
         Ok(ids
