@@ -76,10 +76,11 @@ pub(crate) fn to_time(t: &aws_smithy_types::DateTime) -> Option<time::OffsetDate
 /// adaptive retry mode's to find, which slows the client once the service throttles.
 pub const DEFAULT_CALLS_IN_FLIGHT: usize = 64;
 
-/// Bounds the calls in flight to one service across a whole invocation. Requests
-/// are resolved concurrently and each may fan out into many lookups: without one
-/// bound shared by all of them, the calls in flight would be requests × lookups,
-/// with no limit but the batch.
+/// Bounds the calls in flight to one service in one place (account and region)
+/// across a whole invocation (a container serves one invocation at a time).
+/// Requests are resolved concurrently and each may fan out into many lookups:
+/// without one bound shared by all of them, the calls in flight would be
+/// requests × lookups, with no limit but the batch.
 #[derive(Clone, Debug)]
 pub struct Gate {
     places: std::sync::Arc<tokio::sync::Semaphore>,

@@ -421,3 +421,18 @@ async fn every_line_is_out_when_the_function_is_stopped_between_invocations() {
         "the metric line is out"
     );
 }
+
+/// The function is linked at a fixed address (build.rs): the dynamic loader has no
+/// relocations to apply before the first poll of a cold start. ELF `e_type` 2 is a
+/// fixed-address executable; 3 would be position-independent.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_function_is_linked_at_a_fixed_address() {
+    use std::io::Read;
+    let mut header = [0u8; 18];
+    std::fs::File::open(env!("CARGO_BIN_EXE_teardown"))
+        .and_then(|mut f| f.read_exact(&mut header))
+        .expect("the built binary's ELF header");
+    assert_eq!(&header[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([header[16], header[17]]), 2, "ET_EXEC, not ET_DYN (PIE)");
+}

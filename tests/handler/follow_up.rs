@@ -527,3 +527,41 @@ async fn past_the_deadline_no_audit_event_is_started_and_nothing_is_redelivered_
     assert_eq!(events.num_calls(), 0, "a slow bus cannot time the invocation out");
     assert_eq!(failures(&response), vec!["m-1"], "redelivered for its lookups, not for its audit events");
 }
+
+/// A check of thirty WorkSpaces asks `DescribeWorkspaces` twice, side by side. When
+/// one of the two calls fails, the other's answer confirms nothing: an id missing
+/// from half an answer is not gone. The check is redelivered whole.
+#[tokio::test]
+async fn a_check_whose_second_describe_call_fails_confirms_nothing_and_is_redelivered() {
+    let ids = ws_ids(30, "k");
+    let late = ids[27].clone();
+    let down = mock!(aws_sdk_workspaces::Client::describe_workspaces)
+        .match_requests(move |req| req.workspace_ids().contains(&late))
+        .then_http_response(|| http(500, r#"{"__type":"InternalServiceError","message":"down"}"#));
+    // The first call answers that none of its ids exist any more.
+    let first = mock!(aws_sdk_workspaces::Client::describe_workspaces)
+        .then_output(|| DescribeWorkspacesOutput::builder().set_workspaces(Some(vec![])).build());
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let put = log();
+    let events = events_put(&put);
+    let app =
+        with_follow_up(Doubles { ws: &[&down, &first], mgn: &[], sc: &[], sqs: &[&send] }.app(settings()), &checks)
+            .with_audit(audit_bus(&[&events]));
+    let targets: Vec<(&str, Option<&str>, Option<&str>)> = ids.iter().map(|id| (id.as_str(), None, None)).collect();
+    let body = check("TerminateWorkspaces", &targets, 1, NOW);
+
+    let response = invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
+
+    assert_eq!((down.num_calls(), first.num_calls()), (1, 1), "the two calls were made");
+    assert_eq!(failures(&response), vec!["c-1"], "the check is redelivered");
+    assert!(taken(&sent).is_empty(), "no next check: nothing was decided");
+    assert!(taken(&records).is_empty(), "no record");
+    let confirmed: Vec<Value> = taken(&put).into_iter().map(|(_, _, detail, _)| detail).collect();
+    assert!(
+        !confirmed.iter().any(|d| d.to_string().contains("confirmed")),
+        "no WorkSpace is audited as confirmed: {confirmed:?}"
+    );
+}
