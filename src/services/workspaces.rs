@@ -233,12 +233,35 @@ impl Workspaces {
     /// gate: 500 ids are one round of latency, not twenty. Any failed call fails the
     /// whole lookup: an id missing from the answer means "gone", so a partial answer
     /// must never be read as one.
+    ///
+    /// A WorkSpace answered twice (on two pages) counts once; answered in two
+    /// different states, neither answer can be trusted and the lookup fails.
     async fn described(&self, ids: &[String]) -> Result<Vec<Workspace>, LookupError> {
-        stream::iter(ids.chunks(IDS_PER_CALL))
+        let answered: Vec<Workspace> = stream::iter(ids.chunks(IDS_PER_CALL))
             .map(|chunk| self.described_chunk(chunk))
             .buffered(self.gate.capacity())
             .try_concat()
-            .await
+            .await?;
+        let mut at: HashMap<String, usize> = HashMap::new();
+        let mut once: Vec<Workspace> = Vec::with_capacity(answered.len());
+        for w in answered {
+            let Some(id) = w.workspace_id().map(str::to_owned) else { continue };
+            match at.get(&id) {
+                None => {
+                    at.insert(id, once.len());
+                    once.push(w);
+                }
+                Some(&i) if once[i].state() == w.state() => {}
+                Some(_) => {
+                    let message = format!("DescribeWorkspaces answered {id} twice, in two different states");
+                    return Err(LookupError {
+                        outcome: Outcome::Transient,
+                        failure: Failure::new("AnswersDisagree", message),
+                    });
+                }
+            }
+        }
+        Ok(once)
     }
 
     /// One call's worth of ids, following `NextToken` should the service page even

@@ -565,3 +565,37 @@ async fn a_check_whose_second_describe_call_fails_confirms_nothing_and_is_redeli
         "no WorkSpace is audited as confirmed: {confirmed:?}"
     );
 }
+
+/// A WorkSpace answered on two pages in two different states is neither confirmed
+/// nor failed: the check is redelivered and asks again.
+#[tokio::test]
+async fn a_workspace_answered_twice_in_different_states_is_not_confirmed() {
+    let pages = mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(|req| {
+        let id = req.workspace_ids()[0].clone();
+        match req.next_token() {
+            None => DescribeWorkspacesOutput::builder()
+                .workspaces(workspace(&id, WorkspaceState::Available))
+                .next_token("page-2")
+                .build(),
+            Some(_) => {
+                DescribeWorkspacesOutput::builder().workspaces(workspace(&id, WorkspaceState::Terminated)).build()
+            }
+        }
+    });
+    let sent = log();
+    let checks = checks_sent(&sent);
+    let records = log();
+    let send = sqs_send_ok(&records);
+    let put = log();
+    let events = events_put(&put);
+    let app = with_follow_up(Doubles { ws: &[&pages], mgn: &[], sc: &[], sqs: &[&send] }.app(settings()), &checks)
+        .with_audit(audit_bus(&[&events]));
+    let body = check("TerminateWorkspaces", &[("ws-twice001", None, None)], 2, NOW);
+
+    let response = invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
+
+    assert_eq!(pages.num_calls(), 2, "both pages were read");
+    assert_eq!(failures(&response), vec!["c-1"], "the check is redelivered");
+    assert!(taken(&sent).is_empty() && taken(&records).is_empty(), "nothing decided");
+    assert!(taken(&put).is_empty(), "no decision audited: {:?}", taken(&put));
+}

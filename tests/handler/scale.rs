@@ -277,3 +277,21 @@ async fn a_paged_describe_answer_is_read_to_its_end_before_anything_is_called_go
     terminated.sort();
     assert_eq!(terminated, ids);
 }
+
+/// A `DescribeWorkspaces` that keeps paging without an end is not an answer: after
+/// one page more than the ids asked for, the lookup fails `transient` and nothing is
+/// terminated or called gone.
+#[tokio::test]
+async fn a_describe_that_never_stops_paging_terminates_nothing() {
+    let endless = mock!(aws_sdk_workspaces::Client::describe_workspaces)
+        .then_output(|| DescribeWorkspacesOutput::builder().set_workspaces(Some(vec![])).next_token("more").build());
+    let calls = log();
+    let terminate = ws_terminate_ok(&calls);
+    let app = Doubles { ws: &[&endless, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+
+    let response = invoke(&app, sqs_event(&[("m-1", ws_request(&ws_ids(3, "e")))])).await.unwrap();
+
+    assert_eq!(endless.num_calls(), 4, "three ids: at most four pages");
+    assert_eq!(failures(&response), vec!["m-1"], "redelivered");
+    assert!(taken(&calls).is_empty(), "no TerminateWorkspaces call");
+}
