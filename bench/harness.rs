@@ -23,6 +23,10 @@ struct Candidate {
 }
 
 fn spawn(c: &Candidate, api: &RuntimeApi, endpoint: &str) -> Child {
+    spawn_with(c, api, endpoint, &[])
+}
+
+fn spawn_with(c: &Candidate, api: &RuntimeApi, endpoint: &str, settings: &[(&str, String)]) -> Child {
     Command::new(&c.program)
         .args(&c.args)
         .env_clear()
@@ -37,6 +41,7 @@ fn spawn(c: &Candidate, api: &RuntimeApi, endpoint: &str) -> Child {
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_LAMBDA_LOG_LEVEL", "error")
+        .envs(settings.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -46,6 +51,21 @@ fn spawn(c: &Candidate, api: &RuntimeApi, endpoint: &str) -> Child {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Whether a batch's answer settled every record (nothing handed back to be retried).
+fn settled(answer: &Result<Value, Value>) -> bool {
+    answer.as_ref().is_ok_and(|a| a["batchItemFailures"].as_array().is_some_and(Vec::is_empty))
+}
+
+/// CPU time the process has used so far, every thread's, in milliseconds.
+fn cpu_ms(pid: u32) -> f64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e6
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -152,15 +172,16 @@ async fn main() {
     println!(
         "\nfirst answer of a fresh process to a 10-record batch (5 WorkSpaces each, calls answered after 50 ms; median of {RUNS})"
     );
-    let mut answers = Vec::new();
+    let (mut answers, mut cpus) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let server = slow_workspaces().await;
         let api = RuntimeApi::start().await.expect("a port");
         let (event, _) = batch(10, 5);
         let started = Instant::now();
         let mut child = spawn(&candidates[0], &api, &server.uri());
-        if api.invoke(event, Duration::from_secs(60)).await.is_ok() {
+        if settled(&api.invoke(event, Duration::from_secs(60)).await) {
             answers.push(started.elapsed().as_secs_f64() * 1000.0);
+            cpus.push(cpu_ms(child.id()));
         }
         let _ = child.kill();
         let _ = child.wait();
@@ -168,7 +189,8 @@ async fn main() {
     let ideal = first_responses.get(1).copied().unwrap_or(f64::NAN) + 2.0 * LATENCY.as_secs_f64() * 1000.0;
     let answer = median(answers);
     println!(
-        "  teardown {answer:.1} ms; ideal (floor's first response + 2 rounds) {ideal:.1} ms; {:.2}× ideal",
+        "  teardown {answer:.1} ms (CPU {:.1} ms); ideal (floor's first response + 2 rounds) {ideal:.1} ms; {:.2}× ideal",
+        median(cpus),
         answer / ideal
     );
 
@@ -238,6 +260,59 @@ async fn main() {
         }
     }
     println!("  (one round of latency is 50 ms)");
+
+    // Over TLS, as in Lambda: every connection a cold start opens is a handshake.
+    // The CPU it takes is what a small memory size (a small share of a CPU) slows.
+    println!("\na cold 10-record batch over TLS (50 ms a call; median of 5): CPU used by the function");
+    let dir = std::env::temp_dir().join(format!("teardown-bench-tls-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let port = support::free_port();
+    let standin = Command::new(repo.join(".venv/emulator/bin/python"))
+        .arg(repo.join("bench/tls_standin.py"))
+        .arg(port.to_string())
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Ok(mut standin) = standin {
+        let ready = standin.stdout.take().map(|out| {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+            line.starts_with("ready")
+        });
+        if ready == Some(true) {
+            for bound in [16usize, 64] {
+                let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+                for _ in 0..5 {
+                    let api = RuntimeApi::start().await.expect("a port");
+                    let settings = [
+                        ("MAX_CALLS_IN_FLIGHT", bound.to_string()),
+                        ("SSL_CERT_FILE", dir.join("ca.pem").to_string_lossy().into_owned()),
+                    ];
+                    let endpoint = format!("https://localhost:{port}");
+                    let (event, _) = batch(10, 5);
+                    let started = Instant::now();
+                    let mut child = spawn_with(&candidates[0], &api, &endpoint, &settings);
+                    if settled(&api.invoke(event, Duration::from_secs(60)).await) {
+                        walls.push(started.elapsed().as_secs_f64() * 1000.0);
+                        cpus.push(cpu_ms(child.id()));
+                    }
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                println!(
+                    "  MAX_CALLS_IN_FLIGHT {bound:>3}: first answer {:>6.1} ms, CPU {:>5.1} ms",
+                    median(walls),
+                    median(cpus)
+                );
+            }
+        } else {
+            println!("  (the TLS stand-in did not start)");
+        }
+        let _ = standin.kill();
+        let _ = standin.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 
     // What the SDK itself costs a call (serialising, signing, parsing), with no
     // network: what a round of 52 calls costs on top of the wire and the stand-in.
