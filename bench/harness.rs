@@ -53,9 +53,21 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Whether a batch's answer settled every record (nothing handed back to be retried).
-fn settled(answer: &Result<Value, Value>) -> bool {
-    answer.as_ref().is_ok_and(|a| a["batchItemFailures"].as_array().is_some_and(Vec::is_empty))
+/// A fresh process's first answer to a 10-record batch (5 WorkSpaces each): the
+/// wall time from its start and the CPU it used, in milliseconds; none unless every
+/// record settled (a batch that failed fast is no measure).
+async fn fresh_batch(c: &Candidate, endpoint: &str, settings: &[(&str, String)]) -> Option<(f64, f64)> {
+    let api = RuntimeApi::start().await.expect("a port");
+    let (event, _) = batch(10, 5);
+    let started = Instant::now();
+    let mut child = spawn_with(c, &api, endpoint, settings);
+    let answer = api.invoke(event, Duration::from_secs(60)).await;
+    let wall = started.elapsed().as_secs_f64() * 1000.0;
+    let settled = answer.is_ok_and(|a| a["batchItemFailures"].as_array().is_some_and(Vec::is_empty));
+    let measured = settled.then(|| (wall, cpu_ms(child.id())));
+    let _ = child.kill();
+    let _ = child.wait();
+    measured
 }
 
 /// CPU time the process has used so far, every thread's, in milliseconds.
@@ -175,16 +187,10 @@ async fn main() {
     let (mut answers, mut cpus) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let server = slow_workspaces().await;
-        let api = RuntimeApi::start().await.expect("a port");
-        let (event, _) = batch(10, 5);
-        let started = Instant::now();
-        let mut child = spawn(&candidates[0], &api, &server.uri());
-        if settled(&api.invoke(event, Duration::from_secs(60)).await) {
-            answers.push(started.elapsed().as_secs_f64() * 1000.0);
-            cpus.push(cpu_ms(child.id()));
+        if let Some((wall, cpu)) = fresh_batch(&candidates[0], &server.uri(), &[]).await {
+            answers.push(wall);
+            cpus.push(cpu);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
     let ideal = first_responses.get(1).copied().unwrap_or(f64::NAN) + 2.0 * LATENCY.as_secs_f64() * 1000.0;
     let answer = median(answers);
@@ -283,22 +289,16 @@ async fn main() {
         if ready == Some(true) {
             for bound in [16usize, 64] {
                 let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+                let settings = [
+                    ("MAX_CALLS_IN_FLIGHT", bound.to_string()),
+                    ("SSL_CERT_FILE", dir.join("ca.pem").to_string_lossy().into_owned()),
+                ];
+                let endpoint = format!("https://localhost:{port}");
                 for _ in 0..5 {
-                    let api = RuntimeApi::start().await.expect("a port");
-                    let settings = [
-                        ("MAX_CALLS_IN_FLIGHT", bound.to_string()),
-                        ("SSL_CERT_FILE", dir.join("ca.pem").to_string_lossy().into_owned()),
-                    ];
-                    let endpoint = format!("https://localhost:{port}");
-                    let (event, _) = batch(10, 5);
-                    let started = Instant::now();
-                    let mut child = spawn_with(&candidates[0], &api, &endpoint, &settings);
-                    if settled(&api.invoke(event, Duration::from_secs(60)).await) {
-                        walls.push(started.elapsed().as_secs_f64() * 1000.0);
-                        cpus.push(cpu_ms(child.id()));
+                    if let Some((wall, cpu)) = fresh_batch(&candidates[0], &endpoint, &settings).await {
+                        walls.push(wall);
+                        cpus.push(cpu);
                     }
-                    let _ = child.kill();
-                    let _ = child.wait();
                 }
                 println!(
                     "  MAX_CALLS_IN_FLIGHT {bound:>3}: first answer {:>6.1} ms, CPU {:>5.1} ms",
@@ -319,7 +319,9 @@ async fn main() {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_credential_types::Credentials::new("bench", "bench", None, None, "bench"))
-        .http_client(Answered)
+        .http_client(aws_smithy_runtime_api::client::http::http_client_fn(|_, _| {
+            aws_smithy_runtime_api::client::http::SharedHttpConnector::new(Answered)
+        }))
         .load()
         .await;
     let client = aws_sdk_workspaces::Client::new(&config);
@@ -338,8 +340,8 @@ async fn main() {
     );
 }
 
-/// An HTTP client that answers every call at once, in-process: no socket, no stand-in.
-#[derive(Clone, Debug)]
+/// An HTTP connector that answers every call at once, in-process: no socket, no stand-in.
+#[derive(Debug)]
 struct Answered;
 
 impl aws_smithy_runtime_api::client::http::HttpConnector for Answered {
@@ -352,15 +354,5 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for Answered {
         aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Ok(
             aws_smithy_runtime_api::http::Response::new(status, body),
         ))
-    }
-}
-
-impl aws_smithy_runtime_api::client::http::HttpClient for Answered {
-    fn http_connector(
-        &self,
-        _: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
     }
 }

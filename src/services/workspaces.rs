@@ -237,11 +237,7 @@ impl Workspaces {
     /// A WorkSpace answered twice (on two pages) counts once; answered in two
     /// different states, neither answer can be trusted and the lookup fails.
     async fn described(&self, ids: &[String]) -> Result<Vec<Workspace>, LookupError> {
-        let answered: Vec<Workspace> = stream::iter(ids.chunks(IDS_PER_CALL))
-            .map(|chunk| self.described_chunk(chunk))
-            .buffered(self.gate.capacity())
-            .try_concat()
-            .await?;
+        let answered = self.in_calls_of_25(ids, |chunk| self.described_chunk(chunk)).await?;
         let mut at: HashMap<String, usize> = HashMap::new();
         let mut once: Vec<Workspace> = Vec::with_capacity(answered.len());
         for w in answered {
@@ -262,6 +258,19 @@ impl Workspaces {
             }
         }
         Ok(once)
+    }
+
+    /// Runs `call` for every 25 of `ids`, the calls side by side up to the gate's
+    /// capacity, and joins their answers in order. The first failure fails them all.
+    async fn in_calls_of_25<'a, T, Fut>(
+        &self,
+        ids: &'a [String],
+        call: impl FnMut(&'a [String]) -> Fut,
+    ) -> Result<Vec<T>, LookupError>
+    where
+        Fut: std::future::Future<Output = Result<Vec<T>, LookupError>>,
+    {
+        stream::iter(ids.chunks(IDS_PER_CALL)).map(call).buffered(self.gate.capacity()).try_concat().await
     }
 
     /// One call's worth of ids, following `NextToken` should the service page even
@@ -317,15 +326,13 @@ impl Workspaces {
 
     async fn with_connections(&self, candidates: &mut [Candidate]) -> Result<(), LookupError> {
         let ids: Vec<String> = candidates.iter().map(|c| c.id.clone()).collect();
-        let statuses: Vec<_> = stream::iter(ids.chunks(IDS_PER_CALL))
-            .map(|chunk| async move {
+        let statuses = self
+            .in_calls_of_25(&ids, |chunk| async move {
                 let call =
                     self.client.describe_workspaces_connection_status().set_workspace_ids(Some(chunk.to_vec())).send();
                 let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
-                Ok::<_, LookupError>(out.workspaces_connection_status().to_vec())
+                Ok(out.workspaces_connection_status().to_vec())
             })
-            .buffered(self.gate.capacity())
-            .try_concat()
             .await?;
         let mut last: HashMap<String, time::OffsetDateTime> = HashMap::new();
         for status in statuses {

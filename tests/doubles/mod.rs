@@ -235,12 +235,12 @@ pub async fn invoke(app: &App, payload: Value) -> Result<Value, lambda_runtime::
     handle(app, LambdaEvent::new(payload, context)).await
 }
 
-pub fn sqs_event(records: &[(&str, Value)]) -> Value {
+pub fn sqs_event<S: AsRef<str>>(records: &[(S, Value)]) -> Value {
     let records: Vec<Value> = records
         .iter()
         .map(|(id, body)| {
             json!({
-                "messageId": id,
+                "messageId": id.as_ref(),
                 "receiptHandle": "handle",
                 "body": match body { Value::String(s) => s.clone(), other => other.to_string() },
                 "attributes": {"ApproximateReceiveCount": "1"},

@@ -49,9 +49,8 @@ proptest! {
             .enumerate()
             .map(|(i, ids)| (format!("m-{i}"), ws_request(&ids.iter().map(|n| ws_id(*n)).collect::<Vec<_>>())))
             .collect();
-        let refs: Vec<(&str, Value)> = records.iter().map(|(id, v)| (id.as_str(), v.clone())).collect();
 
-        let response = run(invoke(&app, sqs_event(&refs))).unwrap();
+        let response = run(invoke(&app, sqs_event(&records))).unwrap();
 
         prop_assert!(failures(&response).is_empty());
         let calls = taken(&calls);
@@ -88,9 +87,8 @@ proptest! {
                 (format!("m-{i}"), body)
             })
             .collect();
-        let refs: Vec<(&str, Value)> = records.iter().map(|(id, v)| (id.as_str(), v.clone())).collect();
 
-        let response = run(invoke(&app, sqs_event(&refs))).unwrap();
+        let response = run(invoke(&app, sqs_event(&records))).unwrap();
 
         let redelivered: Vec<String> = failures(&response);
         let dead_lettered: Vec<String> = taken(&sent).iter().map(|(_, b, _, _)| b["source"]["messageId"].as_str().unwrap().to_owned()).collect();

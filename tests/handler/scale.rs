@@ -27,9 +27,8 @@ async fn the_named_workspaces_of_a_batch_are_looked_up_together() {
     let app = Doubles { ws: &[&describe, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
     let records: Vec<(String, Value)> =
         (0..10).map(|i| (format!("m-{i}"), ws_request(&ws_ids(3, &format!("{i}"))))).collect();
-    let refs: Vec<(&str, Value)> = records.iter().map(|(id, v)| (id.as_str(), v.clone())).collect();
 
-    invoke(&app, sqs_event(&refs)).await.unwrap();
+    invoke(&app, sqs_event(&records)).await.unwrap();
 
     let asked = taken(&asked);
     assert_eq!(asked.len(), 2, "30 WorkSpaces of 10 messages: ⌈30/25⌉ DescribeWorkspaces, not 10");
@@ -161,24 +160,16 @@ impl aws_smithy_runtime_api::client::http::HttpConnector for HeldWorkspaces {
     }
 }
 
-impl aws_smithy_runtime_api::client::http::HttpClient for HeldWorkspaces {
-    fn http_connector(
-        &self,
-        _: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
-        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
-    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
-    }
-}
-
 fn held_config(held: &HeldWorkspaces) -> aws_config::SdkConfig {
+    use aws_smithy_runtime_api::client::http::{SharedHttpConnector, http_client_fn};
+    let held = held.clone();
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
             aws_credential_types::Credentials::new("AKID", "SECRET", None, None, "test"),
         ))
-        .http_client(held.clone())
+        .http_client(http_client_fn(move |_, _| SharedHttpConnector::new(held.clone())))
         .build()
 }
 
@@ -193,9 +184,8 @@ async fn calls_in_flight_to_one_service_never_pass_the_setting() {
     app.services.workspaces = Services::from_conf(&held_config(&held), bound).workspaces;
     let records: Vec<(String, Value)> =
         (0..10).map(|i| (format!("m-{i}"), ws_request(&ws_ids(5, &format!("b{i}"))))).collect();
-    let refs: Vec<(&str, Value)> = records.iter().map(|(id, v)| (id.as_str(), v.clone())).collect();
 
-    let response = invoke(&app, sqs_event(&refs)).await.unwrap();
+    let response = invoke(&app, sqs_event(&records)).await.unwrap();
 
     assert_eq!(failures(&response), Vec::<String>::new(), "every record settled");
     let calls = taken(&held.calls);
@@ -243,9 +233,8 @@ async fn one_throttled_describe_call_of_many_terminates_nothing_and_calls_nothin
     let app = Doubles { ws: &[&throttled, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
     let records: Vec<(String, Value)> =
         ids.chunks(20).enumerate().map(|(i, chunk)| (format!("m-{i}"), ws_request(chunk))).collect();
-    let refs: Vec<(&str, Value)> = records.iter().map(|(id, v)| (id.as_str(), v.clone())).collect();
 
-    let response = invoke(&app, sqs_event(&refs)).await.unwrap();
+    let response = invoke(&app, sqs_event(&records)).await.unwrap();
 
     assert_eq!(throttled.num_calls(), 1, "the second of three DescribeWorkspaces calls was throttled");
     assert_eq!(failures(&response), vec!["m-0", "m-1", "m-2"], "every message is redelivered");
