@@ -654,12 +654,7 @@ async fn mgn_selection_reads_every_page_and_terminates_only_what_passes_the_guar
     dry["dryRun"] = json!(true);
     let report = invoke(&app, dry).await.unwrap();
     assert!(taken(&calls).is_empty(), "a dry run makes no terminate call");
-    let summary: Vec<(String, String)> = report["requests"][0]["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["id"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
-        .collect();
+    let summary = target_outcomes(&report, 0);
     assert_eq!(
         summary,
         vec![
@@ -747,12 +742,7 @@ async fn expired_sandboxes_are_found_across_pages_each_with_its_own_token() {
         vec!["pp-past00001", "pp-past00002"]
     );
     assert_ne!(terminated[0].1, terminated[1].1, "one token per product");
-    let outcomes: Vec<(String, String)> = report["requests"][0]["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["id"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
-        .collect();
+    let outcomes = target_outcomes(&report, 0);
     assert_eq!(
         outcomes,
         vec![
