@@ -199,7 +199,7 @@ async fn send(settings: Settings, file: &str, queue: &str) -> i32 {
         }
     };
     // The function's own rules: a request refused here is never sent.
-    if let Err(e) = validate(&request, Limits { max_targets: settings.max_targets }) {
+    if let Err(e) = sendable(&request, settings.max_targets) {
         eprintln!("teardown send: invalid request, not sent: {e}");
         return SOME_FAILED;
     }
@@ -214,6 +214,19 @@ async fn send(settings: Settings, file: &str, queue: &str) -> i32 {
             SOME_FAILED
         }
     }
+}
+
+/// Whether the function would take `request` from the operator: a valid request, and
+/// neither a follow-up check nor a fan-out child, which the function honours only
+/// when it sent them itself (contract §10.1).
+pub fn sendable(request: &Value, max_targets: usize) -> Result<(), String> {
+    if crate::confirm::confirm_member(request).is_some() {
+        return Err("confirm: a follow-up check is the function's own message; only the function sends it".into());
+    }
+    if request.get("origin").is_some() {
+        return Err("origin: only the function sets it, on the children of a fan-out it sent".into());
+    }
+    validate(request, Limits { max_targets }).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// What became of one dead-letter record.
@@ -317,10 +330,8 @@ async fn fate(sqs: &aws_sdk_sqs::Client, queue: &str, record: &Value, outcomes: 
     let Some(retry) = record.get("retryRequest") else {
         return Fate::Left(format!("no retryRequest (outcome {outcome})"));
     };
-    // A check is teardown's own message; a request is held to the function's rules.
-    if crate::confirm::confirm_member(retry).is_none()
-        && let Err(e) = validate(retry, Limits { max_targets: usize::MAX })
-    {
+    // Only a request the function would take from this sender goes back.
+    if let Err(e) = sendable(retry, usize::MAX) {
         return Fate::Left(format!("its retryRequest is invalid: {e}"));
     }
     if dry_run {

@@ -97,21 +97,24 @@ pub struct Delivery {
     /// When the request was sent (SQS `SentTimestamp`, EventBridge `time`), when known:
     /// a product created after it is not the one a name in the request meant.
     pub sent_at: Option<OffsetDateTime>,
+    /// SQS only: the principal that sent the message (`attributes.SenderId`), which
+    /// decides whether a check or a fan-out child is the function's own (contract §10.1).
+    pub sender_id: Option<String>,
 }
 
 impl Delivery {
     fn failed(origin: Origin, raw: Value, error: DecodeError) -> Delivery {
         let token_seed = format!("content:{}", canonical(&raw));
-        Delivery { origin, raw, decoded: Err(error), token_seed, sent_at: None }
+        Delivery { origin, raw, decoded: Err(error), token_seed, sent_at: None, sender_id: None }
     }
 
-    /// A Service Catalog `TerminateToken`: 64 hex characters of SHA-256 of the seed,
-    /// which fits the API's `^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`.
+    /// 64 hex characters of SHA-256 of the seed: the `origin` of a fan-out's children.
     pub fn idempotency_token(&self) -> String {
         hex_sha256(&self.token_seed)
     }
 
-    /// The token for one of several targets found under the same delivery.
+    /// A Service Catalog `TerminateToken` for one target of this delivery, which fits
+    /// the API's `^[a-zA-Z0-9][a-zA-Z0-9_-]{0,127}$`.
     pub fn idempotency_token_for(&self, target: &str) -> String {
         hex_sha256(&format!("{}#{target}", self.token_seed))
     }
@@ -172,6 +175,10 @@ pub fn decode(payload: Value, request_id: &str) -> Decoded {
         };
     }
 
+    // A direct invocation, or a rule's constant `Input`, has no delivery id: the Lambda
+    // request id is the one Lambda keeps across its own retries of the invocation, and
+    // a new schedule run gets a new one (contract §10.4). Content would not do: every
+    // run of one schedule carries the same content.
     let seed = format!("direct:{request_id}");
     Decoded::Other(requests(payload, "payload", direct(), &seed))
 }
@@ -182,9 +189,14 @@ fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Deliver
     let list = match value {
         Value::Object(mut map) if map.len() == 1 && map.contains_key("requests") => map.remove("requests"),
         other => {
-            let token_seed =
-                if seed.starts_with("direct:") { format!("content:{}", canonical(&other)) } else { seed.to_owned() };
-            return vec![Delivery { origin, raw: other.clone(), decoded: Ok(other), token_seed, sent_at: None }];
+            return vec![Delivery {
+                origin,
+                raw: other.clone(),
+                decoded: Ok(other),
+                token_seed: seed.to_owned(),
+                sent_at: None,
+                sender_id: None,
+            }];
         }
     };
     let field = format!("{path}.requests");
@@ -192,19 +204,13 @@ fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Deliver
         Some(Value::Array(list)) if !list.is_empty() => list
             .into_iter()
             .enumerate()
-            .map(|(i, request)| {
-                let token_seed = if seed.starts_with("direct:") {
-                    format!("content:{}", canonical(&request))
-                } else {
-                    format!("{seed}#{i}")
-                };
-                Delivery {
-                    origin: origin.clone(),
-                    raw: request.clone(),
-                    decoded: Ok(request),
-                    token_seed,
-                    sent_at: None,
-                }
+            .map(|(i, request)| Delivery {
+                origin: origin.clone(),
+                raw: request.clone(),
+                decoded: Ok(request),
+                token_seed: format!("{seed}#{i}"),
+                sent_at: None,
+                sender_id: None,
             })
             .collect(),
         Some(Value::Array(list)) => {
@@ -281,6 +287,7 @@ fn sqs_record(index: usize, record: &Value) -> Delivery {
         .and_then(|ms| ms.parse::<i128>().ok())
         .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok());
     let mut item = unwrap_body(parsed, format!("{path}.body"), origin, seed, true);
+    item.sender_id = message.attributes.get("SenderId").cloned();
     // An event the message wraps was sent earlier than the message: the earlier counts.
     item.sent_at = match (item.sent_at, sent_at) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -315,12 +322,19 @@ fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allo
                 let seed = event.id.as_ref().map(|id| format!("eventbridge:{id}")).unwrap_or(seed);
                 let detail = event.detail;
                 let sent_at = event_time(&body);
-                Delivery { origin, raw: detail.clone(), decoded: Ok(detail), token_seed: seed, sent_at }
+                Delivery {
+                    origin,
+                    raw: detail.clone(),
+                    decoded: Ok(detail),
+                    token_seed: seed,
+                    sent_at,
+                    sender_id: None,
+                }
             }
             Err(e) => bad(origin, body, path, format!("is not a valid EventBridge event: {e}")),
         };
     }
-    Delivery { origin, raw: body.clone(), decoded: Ok(body), token_seed: seed, sent_at: None }
+    Delivery { origin, raw: body.clone(), decoded: Ok(body), token_seed: seed, sent_at: None, sender_id: None }
 }
 
 /// An EventBridge event's `time`.

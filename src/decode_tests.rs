@@ -73,10 +73,7 @@ fn sqs_items(payload: Value) -> Vec<Delivery> {
 }
 
 fn other_items(payload: Value) -> Vec<Delivery> {
-    match decode(payload, "req-1") {
-        Decoded::Other(items) => items,
-        other => panic!("decoded as SQS: {other:?}"),
-    }
+    other_items_with(payload, "req-1")
 }
 
 fn error_of(item: &Delivery) -> &DecodeError {
@@ -243,11 +240,38 @@ fn tokens_follow_the_delivery_not_the_attempt() {
     assert_ne!(a, token(sqs(vec![sqs_record("m-2", WS_REQUEST)])), "another message gets another token");
     assert_eq!(a.len(), 64);
     assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+}
 
-    // Direct payloads have no delivery id: the content decides, whatever its key order.
-    let direct = |text: &str| other_items(serde_json::from_str(text).unwrap())[0].idempotency_token();
-    assert_eq!(direct(r#"{"a":1,"b":{"c":2,"d":3}}"#), direct(r#"{"b":{"d":3,"c":2},"a":1}"#));
-    assert_ne!(direct(r#"{"a":1}"#), direct(r#"{"a":2}"#));
+/// Contract §10.4: a direct payload (or a rule's constant `Input`) has no delivery id.
+/// Its tokens follow the Lambda request id, which Lambda keeps across its own retries:
+/// two runs of one schedule, same content, never share one.
+#[test]
+fn direct_tokens_follow_the_lambda_request_id_not_the_content() {
+    let direct = |payload: Value, request_id: &str| match decode(payload, request_id) {
+        Decoded::Other(items) => items.iter().map(|i| i.idempotency_token_for("pp-one")).collect::<Vec<_>>(),
+        other => panic!("decoded as SQS: {other:?}"),
+    };
+    let schedule = request();
+    let first_run = direct(schedule.clone(), "run-1");
+    assert_eq!(first_run, direct(schedule.clone(), "run-1"), "Lambda's retry of one invocation reuses its tokens");
+    assert_ne!(first_run, direct(schedule.clone(), "run-2"), "the next run of the same schedule gets new ones");
+    let listed = direct(json!({"requests": [schedule.clone(), schedule]}), "run-1");
+    assert_ne!(listed[0], listed[1], "two requests of one list never share a token");
+    let seed = |request_id: &str| other_items_with(request(), request_id)[0].token_seed.clone();
+    assert_eq!(seed("run-7"), "direct:run-7");
+}
+
+#[test]
+fn an_sqs_record_names_its_sender_and_other_sources_name_none() {
+    assert_eq!(sqs_items(sqs(vec![sqs_record("m-1", WS_REQUEST)]))[0].sender_id.as_deref(), Some("123456789012"));
+    assert_eq!(other_items(request())[0].sender_id, None, "a direct payload has no sender to trust");
+}
+
+fn other_items_with(payload: Value, request_id: &str) -> Vec<Delivery> {
+    match decode(payload, request_id) {
+        Decoded::Other(items) => items,
+        other => panic!("decoded as SQS: {other:?}"),
+    }
 }
 
 /// Every sample in `events/` decodes, and validates, to the requests it is meant to carry.

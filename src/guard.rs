@@ -52,8 +52,9 @@ pub enum Verdict {
     Terminate { reason: String, call_id: Option<String> },
     /// Leave it, with this outcome and reason.
     Stop { outcome: Outcome, reason: String },
-    /// Already being terminated by an earlier call: reported `terminated`, not sent again.
-    Underway { job_id: String, reason: String },
+    /// Already being terminated by an earlier call: reported `terminated`, not sent
+    /// again; with the MGN job or Service Catalog record doing it (a WorkSpace has none).
+    Underway { job_id: Option<String>, reason: String },
     /// A fact the guards need could not be read: left alone, with this end.
     Unreadable { outcome: Outcome, failure: crate::outcome::Failure },
     /// Not part of the selection at all.
@@ -103,7 +104,12 @@ pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: Off
             "SUSPENDED" => {
                 return stop(Outcome::Skipped, "SUSPENDED: TerminateWorkspaces refuses a suspended WorkSpace".into());
             }
-            "TERMINATING" | "TERMINATED" => return stop(Outcome::NotFound, format!("already {state}")),
+            "TERMINATED" => return stop(Outcome::NotFound, "already TERMINATED".into()),
+            // On its way out because of an earlier call (contract §3): terminated, not
+            // sent again, and followed up as MGN jobs and Service Catalog records are.
+            "TERMINATING" => {
+                return Verdict::Underway { job_id: None, reason: "already TERMINATING".into() };
+            }
             _ => {}
         },
         Target::TargetInstances(_) => {
@@ -131,7 +137,7 @@ pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: Off
             // sent again: a second call would start a second job.
             if let Some(job_id) = &candidate.active_job {
                 return Verdict::Underway {
-                    job_id: job_id.clone(),
+                    job_id: Some(job_id.clone()),
                     reason: format!("already terminating: job {job_id} is PENDING or STARTED"),
                 };
             }
@@ -139,7 +145,7 @@ pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: Off
         Target::ProvisionedProduct(_) => {
             if let Some(record_id) = &candidate.active_job {
                 return Verdict::Underway {
-                    job_id: record_id.clone(),
+                    job_id: Some(record_id.clone()),
                     reason: format!("already terminating: record {record_id} is in progress"),
                 };
             }

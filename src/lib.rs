@@ -9,7 +9,8 @@
 //! request and target ends as) → [`deadletter`] (where failures go) → [`report`]
 //! (what is answered and logged). Around them: [`wiring`] (the clients from the
 //! environment), [`cli`] (the operator's command line), [`confirm`], [`audit`],
-//! [`metrics`], [`request_queue`] (contract §7–§9).
+//! [`metrics`], [`request_queue`] (contract §7–§9), [`identity`] (whose checks and
+//! fan-out children are honoured, contract §10.1).
 
 pub mod audit;
 mod batches;
@@ -20,6 +21,7 @@ pub mod deadletter;
 pub mod decode;
 pub mod guard;
 pub mod handler;
+pub mod identity;
 pub mod metrics;
 pub mod outcome;
 pub mod report;

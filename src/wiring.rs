@@ -8,6 +8,7 @@ use aws_config::timeout::TimeoutConfig;
 use crate::audit::AuditBus;
 use crate::deadletter::DeadLetterQueue;
 use crate::handler::App;
+use crate::identity::Identity;
 use crate::request_queue::RequestQueue;
 use crate::services::Services;
 use crate::services::places::Places;
@@ -39,8 +40,12 @@ pub async fn app(settings: Settings) -> App {
         settings.external_id.clone(),
         settings.max_calls_in_flight,
     );
-    let mut app =
-        App::new(services, dead_letters, settings).with_request_queue(requests).with_audit(audit).with_places(places);
+    let identity = Identity::new(aws_sdk_sts::Client::new(&config));
+    let mut app = App::new(services, dead_letters, settings)
+        .with_request_queue(requests)
+        .with_audit(audit)
+        .with_places(places)
+        .with_identity(identity);
     app.region = config.region().map(|r| r.to_string());
     app
 }

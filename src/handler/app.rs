@@ -65,6 +65,9 @@ pub struct App {
     pub places: Option<crate::services::places::Places>,
     /// Whether to write EMF metric lines (the function does; the command line does not).
     pub metrics: bool,
+    /// The function's own principal: the only sender of checks and fan-out children
+    /// it honours (contract §10.1). None by default: then it honours none.
+    pub identity: crate::identity::Identity,
     /// Set by the first invocation of the container (the `ColdStart` metric).
     pub(super) warm: std::sync::atomic::AtomicBool,
 }
@@ -82,6 +85,7 @@ impl App {
             region: None,
             places: None,
             metrics: true,
+            identity: crate::identity::Identity::none(),
             warm: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -125,6 +129,11 @@ impl App {
         let region = place.region.as_deref().or(home.region.as_deref()).unwrap_or("us-east-1");
         let services = places.services(place.account.as_deref(), region, &home.partition, request_id).await?;
         Ok((*services).clone())
+    }
+
+    /// Checks and fan-out children are honoured when `identity`'s principal sent them.
+    pub fn with_identity(self, identity: crate::identity::Identity) -> Self {
+        App { identity, ..self }
     }
 
     /// Audit events go to `bus`.

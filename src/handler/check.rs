@@ -47,6 +47,13 @@ async fn settle_check(
         }
         None => return refused_check(app, delivery, Failure::new("InvalidCheck", "confirm: is missing")),
     };
+    // The function writes acceptedAt from its own clock before it sends the check, so a
+    // time still to come is not its own: honoured, it would re-send itself for ever.
+    if check.accepted().is_some_and(|accepted| accepted > now) {
+        let failure =
+            Failure::new("InvalidCheck", format!("confirm.acceptedAt: {} lies in the future", check.accepted_at));
+        return refused_check(app, delivery, failure);
+    }
     let operation = check.operation();
     let last_delivery = app.last_delivery(&delivery.origin);
     // The check asks where the request's targets are: its account and region.
@@ -185,7 +192,9 @@ async fn ask(services: &crate::services::Services, check: &Check) -> Result<Vec<
 /// on its last delivery its targets end `unconfirmed`, with a record and no retry.
 fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceError) -> Settled {
     let last_delivery = app.last_delivery(&delivery.origin);
-    // Outside SQS nothing redelivers: the record carries the check itself to send again.
+    // Checks are honoured only from SQS (§10.1); were one worked elsewhere, nothing
+    // would redeliver it, so it is settled with a record. Never with the check as its
+    // retry: a check is the function's own message, which no one else may send.
     let sqs = matches!(delivery.origin, crate::decode::Origin::Sqs { .. });
     let operation = check.operation().map(Operation::as_str);
     let outcome = if last_delivery { Outcome::Unconfirmed } else { Outcome::Transient };
@@ -201,8 +210,7 @@ fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceErro
         .collect();
     let record = (last_delivery || !sqs).then(|| {
         let failed: Vec<&TargetResult> = targets.iter().collect();
-        let retry = (!last_delivery).then(|| check.message());
-        let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets(&failed), retry);
+        let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets(&failed), None);
         record.source = check.source.clone();
         record.request = check.request.clone();
         record

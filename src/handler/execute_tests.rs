@@ -35,6 +35,7 @@ fn work(message_id: &str, group: Option<&str>, request: Value) -> Work {
         dry_run: false,
         place: crate::services::places::Place { account: None, region: None },
         resolution: Resolution::Judged(judged),
+        found_product: None,
     }
 }
 

@@ -13,8 +13,15 @@ use crate::request::FanOut;
 
 /// The children of a fan-out: the request as received, but for `account`, `region`
 /// and `origin`; the origin (from the parent's delivery) is what a child's tokens
-/// derive from, with its own place, so a fan-out sent twice terminates once.
-pub(super) fn children(delivery: &Delivery, fan_out: &FanOut) -> Vec<(Option<String>, Option<String>, Value)> {
+/// derive from, with its own place, so a fan-out sent twice terminates once. A parent
+/// that is a dry run, by its own word or by the settings, has children that say so
+/// (contract §10.2): a child waiting on the queue when the kill switch is lifted
+/// must not terminate what its parent only reported.
+pub(super) fn children(
+    delivery: &Delivery,
+    fan_out: &FanOut,
+    dry_run: bool,
+) -> Vec<(Option<String>, Option<String>, Value)> {
     let origin = delivery.idempotency_token();
     let accounts: Vec<Option<&String>> =
         if fan_out.accounts.is_empty() { vec![None] } else { fan_out.accounts.iter().map(Some).collect() };
@@ -34,6 +41,9 @@ pub(super) fn children(delivery: &Delivery, fan_out: &FanOut) -> Vec<(Option<Str
                     map.insert("region".into(), json!(region));
                 }
                 map.insert("origin".into(), json!(origin));
+                if dry_run {
+                    map.insert("dryRun".into(), json!(true));
+                }
             }
             out.push((account.cloned(), region.cloned(), child));
         }
@@ -49,7 +59,7 @@ pub(super) async fn settle(app: &App, work: Work, home: &Home, deadline: Option<
         let failure = Failure::new("InternalError", "not a fan-out");
         return failed(app, delivery, operation, dry_run, failure);
     };
-    let children = children(&delivery, &fan_out);
+    let children = children(&delivery, &fan_out, dry_run);
     let bodies: Vec<String> = children.iter().map(|(_, _, child)| child.to_string()).collect();
     let listed: Vec<Value> = children
         .iter()
@@ -79,7 +89,8 @@ fn failed(app: &App, delivery: Delivery, operation: Option<&'static str>, dry_ru
     // On its last delivery SQS would move the bare body on: it is settled with a record.
     let last = app.last_delivery(&delivery.origin);
     let record = (!sqs || last).then(|| {
-        record(app, &delivery, operation, Outcome::Transient, failure.clone(), Vec::new(), Some(delivery.raw.clone()))
+        let retry = super::settle::effective_dry_run(delivery.raw.clone(), dry_run);
+        record(app, &delivery, operation, Outcome::Transient, failure.clone(), Vec::new(), Some(retry))
     });
     let result = RequestResult {
         error: Some(failure),

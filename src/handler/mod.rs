@@ -15,6 +15,7 @@ mod execute;
 mod fan_out;
 mod resolve;
 mod settle;
+mod trust;
 mod work;
 
 use futures_util::{StreamExt, stream};
@@ -158,11 +159,19 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
 async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mut SentServers) -> Vec<RequestResult> {
     let deadline = work_deadline(context, app.deadline_reserve);
     let now = (app.clock)();
+    // Checks and fan-out children are honoured only as the function sent them (§10.1).
+    let mut untrusted: Vec<(usize, settle::Settled)> = Vec::new();
+    let mut trusted: Vec<(usize, Delivery)> = Vec::new();
+    for (i, vetted) in trust::vet(app, deliveries).await.into_iter().enumerate() {
+        match vetted {
+            Ok(delivery) => trusted.push((i, delivery)),
+            Err(refused) => untrusted.push((i, refused)),
+        }
+    }
     // Follow-up checks (contract §7) go their own way; requests take the four steps.
     type Placed = Vec<(usize, Delivery)>;
-    let (checks, requests): (Placed, Placed) = deliveries
+    let (checks, requests): (Placed, Placed) = trusted
         .into_iter()
-        .enumerate()
         .partition(|(_, d)| d.decoded.as_ref().ok().and_then(crate::confirm::confirm_member).is_some());
     let (check_places, checks): (Vec<usize>, Vec<Delivery>) = checks.into_iter().unzip();
     let (request_places, requests): (Vec<usize>, Vec<Delivery>) = requests.into_iter().unzip();
@@ -202,15 +211,16 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let resolutions: Vec<Resolution> = stream::iter(&works)
+    let resolutions: Vec<(Resolution, Option<String>)> = stream::iter(&works)
         .map(|(_, work)| async {
-            let Ok(request) = &work.request else { return Resolution::Nothing };
+            let Ok(request) = &work.request else { return (Resolution::Nothing, None) };
             let reached = within_deadline(deadline, app.services_for(&work.place, &home, &context.request_id)).await;
             let services = match reached {
                 Ok(Ok(services)) => services,
-                Ok(Err(error)) => return Resolution::Failed(error),
+                Ok(Err(error)) => return (Resolution::Failed(error), None),
                 Err(failure) => {
-                    return Resolution::Failed(crate::classify::ServiceError { outcome: Outcome::Transient, failure });
+                    let error = crate::classify::ServiceError { outcome: Outcome::Transient, failure };
+                    return (Resolution::Failed(error), None);
                 }
             };
             let at = resolve::Lookup {
@@ -225,8 +235,9 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
         .buffered(CONCURRENCY)
         .collect()
         .await;
-    for ((_, work), resolution) in works.iter_mut().zip(resolutions) {
+    for ((_, work), (resolution, found_product)) in works.iter_mut().zip(resolutions) {
         work.resolution = resolution;
+        work.found_product = found_product;
     }
     let (request_places, works): (Vec<usize>, Vec<Work>) = works.into_iter().unzip();
     let results = execute::run(app, execute::plan(&works), deadline, &home, &context.request_id).await;
@@ -242,6 +253,7 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
     }
     let checked = check::settle_checks(app, checks, now, deadline, &home, &context.request_id).await;
     settled.extend(check_places.into_iter().zip(checked));
+    settled.extend(untrusted);
     settled.sort_by_key(|(place, _)| *place);
 
     // Publishing and follow-ups are bounded by the invocation's own deadline like every

@@ -26,17 +26,26 @@ pub(super) struct Lookup<'a> {
     pub workspaces: Option<&'a Result<Vec<Candidate>, ServiceError>>,
 }
 
-pub(super) async fn resolve(app: &App, services: &Services, request: &Request, at: &Lookup<'_>) -> Resolution {
+/// The request's resolution, and the id of the provisioned product a name led to
+/// (a replay names that id, never the name: contract §10.3).
+pub(super) async fn resolve(
+    app: &App,
+    services: &Services,
+    request: &Request,
+    at: &Lookup<'_>,
+) -> (Resolution, Option<String>) {
     let known_jobs: HashSet<String> = at.sent.values().cloned().collect();
-    let looked_up = within_deadline(at.deadline, look_up(app, services, request, at, &known_jobs)).await;
-    match looked_up {
+    let found = std::sync::OnceLock::new();
+    let looked_up = within_deadline(at.deadline, look_up(app, services, request, at, &known_jobs, &found)).await;
+    let resolution = match looked_up {
         Ok(Ok(Resolution::Judged(judged))) if matches!(request.target, Target::TargetInstances(_)) => {
             Resolution::Judged(judged.into_iter().map(|(id, verdict)| already_sent(id, verdict, at.sent)).collect())
         }
         Ok(Ok(resolution)) => resolution,
         Ok(Err(error)) => Resolution::Failed(error),
         Err(failure) => Resolution::Failed(ServiceError { outcome: Outcome::Transient, failure }),
-    }
+    };
+    (resolution, found.into_inner())
 }
 
 /// A server this invocation already had accepted (an earlier FIFO round) is on its
@@ -45,7 +54,7 @@ fn already_sent(id: String, verdict: Verdict, sent: &SentServers) -> (String, Ve
     match (verdict, sent.get(&id)) {
         (Verdict::Terminate { .. }, Some(job_id)) => {
             let reason = format!("already terminating: job {job_id}, started by this invocation");
-            (id, Verdict::Underway { job_id: job_id.clone(), reason })
+            (id, Verdict::Underway { job_id: Some(job_id.clone()), reason })
         }
         (verdict, _) => (id, verdict),
     }
@@ -57,6 +66,7 @@ async fn look_up(
     request: &Request,
     at: &Lookup<'_>,
     known_jobs: &HashSet<String>,
+    found_product: &std::sync::OnceLock<String>,
 ) -> Result<Resolution, ServiceError> {
     let target = &request.target;
     let found = match target {
@@ -76,7 +86,11 @@ async fn look_up(
         }
         Target::ProvisionedProduct(Scope::Named(p)) => {
             let id = p.product.as_given().to_owned();
-            let verdict = match services.catalog.describe(&p.product).await? {
+            let described = services.catalog.describe(&p.product).await?;
+            if let Some(found) = described.as_ref().and_then(|c| c.call_id.clone()) {
+                let _ = found_product.set(found);
+            }
+            let verdict = match described {
                 None => Verdict::Stop {
                     outcome: Outcome::NotFound,
                     reason: "DescribeProvisionedProduct does not return it: already gone".to_owned(),

@@ -24,7 +24,7 @@ pub(super) struct Settled {
 }
 
 pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) -> Settled {
-    let Work { delivery, operation, request, dry_run, resolution, .. } = work;
+    let Work { delivery, operation, request, dry_run, resolution, found_product, .. } = work;
     let operation = operation.map(Operation::as_str);
     let request = match request {
         Err(refused) => {
@@ -38,6 +38,9 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
         }
         Ok(request) => request,
     };
+    // What a retry or a check names: never a product's name, which a product created
+    // later could take.
+    let replayable = request.replayable(found_product.as_deref());
 
     // What the request as a whole came to, when it is decided before any target is.
     let mut request_failure: Option<ServiceError> = None;
@@ -88,16 +91,9 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
                 // itself is the retry.
                 // Without its `origin`: a replay derives fresh tokens.
                 (Some(_), None) => Some(without_origin(&delivery.raw)),
-                _ => retry_request(&request, &ids),
+                _ => replayable.as_ref().and_then(|replay| retry_request(replay, &ids)),
             };
-            // A run that was a dry run only by the settings replays as one: a replay is
-            // never more than what happened.
-            let retry = retry.map(|mut retry| {
-                if dry_run && request.dry_run.is_none() {
-                    retry["dryRun"] = serde_json::Value::Bool(true);
-                }
-                retry
-            });
+            let retry = retry.map(|retry| effective_dry_run(retry, dry_run));
             let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets, retry);
             // The record names the place only when the request named another one.
             record.account = request.account.clone();
@@ -106,7 +102,12 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
         }
         _ => None,
     };
-    let follow_up = if dry_run { Vec::new() } else { follow_up(app, &request, &delivery, &targets) };
+    let follow_up = match (&replayable, dry_run) {
+        (Some(replayable), false) => follow_up(app, replayable, &delivery, &targets),
+        // A product accepted for termination was found, so it has an id; without one
+        // there is nothing the check could name.
+        (None, _) | (_, true) => Vec::new(),
+    };
     let (account, region) = (
         request.account.clone().or_else(|| home.account.clone()),
         request.region.clone().or_else(|| home.region.clone()),
@@ -205,8 +206,9 @@ fn target_result(
             let result = TargetResult { underway: true, ..TargetResult::because(id, outcome, reason) };
             // The work under way is an MGN job, or a Service Catalog record.
             match request.target {
-                Target::ProvisionedProduct(_) => TargetResult { record_id: Some(job_id), ..result },
-                Target::Workspaces(_) | Target::TargetInstances(_) => TargetResult { job_id: Some(job_id), ..result },
+                Target::ProvisionedProduct(_) => TargetResult { record_id: job_id, ..result },
+                Target::TargetInstances(_) => TargetResult { job_id, ..result },
+                Target::Workspaces(_) => result,
             }
         }
         Verdict::Unreadable { outcome, failure } => TargetResult::failed(id, outcome, failure),
@@ -258,6 +260,16 @@ pub(super) fn record(
             Origin::EventBridge { .. } | Origin::Direct { .. } => None,
         },
     }
+}
+
+/// Contract §10.2: what a dry run leaves behind says `"dryRun": true`, whether the
+/// request said so or the settings made it one (`DRY_RUN`, `ENFORCE_DRY_RUN`, which
+/// outranks a request's `"dryRun": false`). A replay is never more than what happened.
+pub(super) fn effective_dry_run(mut request: serde_json::Value, dry_run: bool) -> serde_json::Value {
+    if dry_run && let serde_json::Value::Object(map) = &mut request {
+        map.insert("dryRun".into(), serde_json::Value::Bool(true));
+    }
+    request
 }
 
 fn without_origin(raw: &serde_json::Value) -> serde_json::Value {

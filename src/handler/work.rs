@@ -40,6 +40,9 @@ pub(crate) struct Work {
     /// Where the targets are: `None` members are the function's own account or region.
     pub(super) place: Place,
     pub(super) resolution: Resolution,
+    /// The provisioned product a name led to, when the lookup found one: what a
+    /// replay names (contract §10.3).
+    pub(super) found_product: Option<String>,
 }
 
 impl Work {
@@ -72,7 +75,7 @@ impl Work {
         // The kill switch outranks what the request says.
         let dry_run = app.settings.enforce_dry_run
             || request.as_ref().ok().and_then(|r| r.dry_run).unwrap_or(app.settings.dry_run);
-        Work { delivery, operation, request, dry_run, place, resolution: Resolution::Nothing }
+        Work { delivery, operation, request, dry_run, place, resolution: Resolution::Nothing, found_product: None }
     }
 }
 

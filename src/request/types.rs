@@ -84,6 +84,23 @@ impl Request {
         }
     }
 
+    /// This request as a replay may name it (contract §10.3): a provisioned product
+    /// named by name (or ARN) is named by the id the lookup found, so that a product
+    /// created later under the name is never reached. `None` when the lookup found no
+    /// id to name: a replay by name could reach another product.
+    pub fn replayable(&self, found_product: Option<&str>) -> Option<Request> {
+        match (&self.target, found_product) {
+            (Target::ProvisionedProduct(Scope::Named(input)), found)
+                if matches!(input.product, ProductRef::Name(_)) =>
+            {
+                let mut input = input.clone();
+                input.product = ProductRef::Id(found?.to_owned());
+                Some(Request { target: Target::ProvisionedProduct(Scope::Named(input)), ..self.clone() })
+            }
+            _ => Some(self.clone()),
+        }
+    }
+
     /// The targets named in `input`, as a person would recognise them, in request
     /// order; `None` for a selection.
     pub fn named_ids(&self) -> Option<Vec<String>> {

@@ -1,6 +1,6 @@
 //! WorkSpaces: `TerminateWorkspaces`, 25 ids a call, answered per id.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_workspaces::types::{TerminateRequest, Workspace, WorkspaceState};
 use futures_util::future::join_all;
@@ -86,8 +86,15 @@ impl Workspaces {
             .map(|id| match failed.get(id.as_str()) {
                 None => TargetResult::new(id, Outcome::Terminated),
                 Some(failure) => match &still_there {
-                    Ok(present) if !present.contains(id.as_str()) => TargetResult::new(id, Outcome::NotFound),
-                    Ok(_) => TargetResult::failed(id, Outcome::Rejected, failure.clone()),
+                    Ok(present) => match present.get(id.as_str()) {
+                        None => TargetResult::new(id, Outcome::NotFound),
+                        // Another call's termination got there first (contract §3).
+                        Some(true) => TargetResult {
+                            underway: true,
+                            ..TargetResult::because(id, Outcome::Terminated, "already TERMINATING")
+                        },
+                        Some(false) => TargetResult::failed(id, Outcome::Rejected, failure.clone()),
+                    },
                     Err(ServiceError { outcome, failure: describe_failure }) => {
                         let message = format!(
                             "{}; and DescribeWorkspaces, asked whether it still exists, failed: {}",
@@ -100,15 +107,19 @@ impl Workspaces {
             .collect()
     }
 
-    /// The ids among `ids` that still exist and are not on their way out.
-    async fn still_present(&self, ids: &[String]) -> Result<HashSet<String>, ServiceError> {
+    /// The ids among `ids` that still exist (not `TERMINATED`), each with whether it
+    /// is `TERMINATING`.
+    async fn still_present(&self, ids: &[String]) -> Result<HashMap<String, bool>, ServiceError> {
         // A describe that is refused leaves the terminate failure unexplained: it
         // stays rejected unless the describe itself may succeed later.
-        let mut present = HashSet::new();
+        let mut present = HashMap::new();
         for workspace in self.described(ids).await? {
-            let gone = matches!(workspace.state(), Some(WorkspaceState::Terminating | WorkspaceState::Terminated));
-            if let (Some(id), false) = (workspace.workspace_id(), gone) {
-                present.insert(id.to_owned());
+            let terminating = match workspace.state() {
+                Some(WorkspaceState::Terminated) => continue,
+                state => matches!(state, Some(WorkspaceState::Terminating)),
+            };
+            if let Some(id) = workspace.workspace_id() {
+                present.insert(id.to_owned(), terminating);
             }
         }
         Ok(present)

@@ -88,10 +88,38 @@ impl Doubles<'_> {
                 .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())),
             settings.dlq_url.clone(),
         );
-        let mut app = App::new(services, dlq, settings);
+        let caller = sts_caller(FUNCTION_USER_ID, &log());
+        let mut app = App::new(services, dlq, settings).with_identity(identity(&[&caller]));
         app.clock = || time::macros::datetime!(2026-11-24 10:00:00.250 UTC);
         app
     }
+}
+
+/// The function's own principal, as `GetCallerIdentity` answers it (a role session),
+/// and as SQS names it when the function sends a message (another session, same role).
+pub const FUNCTION_USER_ID: &str = "AROAFUNCTIONROLE000:teardown-session-1";
+pub const FUNCTION_SENDER_ID: &str = "AROAFUNCTIONROLE000:teardown-session-2";
+/// Someone else in the same account: a power user allowed sqs:SendMessage on "*".
+pub const OTHER_SENDER_ID: &str = "AROAPOWERUSERROLE00:mallory";
+
+/// The function's identity, over an STS double holding `rules`.
+pub fn identity(rules: &[&Rule]) -> teardown::identity::Identity {
+    let client = mock_client!(aws_sdk_sts, RuleMode::MatchAny, rules, |c| c
+        .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled()));
+    teardown::identity::Identity::new(client)
+}
+
+/// `GetCallerIdentity` answering `user_id`, each call recorded.
+pub fn sts_caller(user_id: &'static str, calls: &Log<()>) -> Rule {
+    let calls = calls.clone();
+    mock!(aws_sdk_sts::Client::get_caller_identity).then_compute_output(move |_| {
+        calls.lock().unwrap().push(());
+        aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput::builder()
+            .user_id(user_id)
+            .account("123456789012")
+            .arn("arn:aws:sts::123456789012:assumed-role/teardown-function/teardown-session-1")
+            .build()
+    })
 }
 
 pub fn workspace(id: &str, state: WorkspaceState) -> Workspace {
@@ -235,7 +263,13 @@ pub async fn invoke(app: &App, payload: Value) -> Result<Value, lambda_runtime::
     handle(app, LambdaEvent::new(payload, context)).await
 }
 
+/// An SQS event as Lambda delivers it, each message sent by the function itself.
 pub fn sqs_event<S: AsRef<str>>(records: &[(S, Value)]) -> Value {
+    sqs_event_from(FUNCTION_SENDER_ID, records)
+}
+
+/// An SQS event whose messages `sender` sent (`attributes.SenderId`).
+pub fn sqs_event_from<S: AsRef<str>>(sender: &str, records: &[(S, Value)]) -> Value {
     let records: Vec<Value> = records
         .iter()
         .map(|(id, body)| {
@@ -243,7 +277,7 @@ pub fn sqs_event<S: AsRef<str>>(records: &[(S, Value)]) -> Value {
                 "messageId": id.as_ref(),
                 "receiptHandle": "handle",
                 "body": match body { Value::String(s) => s.clone(), other => other.to_string() },
-                "attributes": {"ApproximateReceiveCount": "1"},
+                "attributes": {"ApproximateReceiveCount": "1", "SenderId": sender},
                 "messageAttributes": {},
                 "eventSource": "aws:sqs",
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:teardown-requests",

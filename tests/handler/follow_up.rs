@@ -14,6 +14,16 @@ fn with_follow_up(app: App, checks: &Rule) -> App {
     app.with_request_queue(request_queue(&[checks]))
 }
 
+/// The decisions put on the audit bus, as (target id, outcome).
+fn decisions(put: &Log<(String, String, Value, String)>) -> Vec<(String, String)> {
+    taken(put)
+        .into_iter()
+        .map(|(_, _, detail, _)| {
+            (detail["id"].as_str().unwrap_or("").to_owned(), detail["outcome"].as_str().unwrap_or("").to_owned())
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn every_terminated_target_of_a_request_is_followed_up_in_one_check_after_30_s() {
     let calls = log();
@@ -152,7 +162,10 @@ async fn a_completed_mgn_job_with_a_failed_server_is_failed_naming_its_launch_st
     });
     let records = log();
     let send = sqs_send_ok(&records);
-    let app = Doubles { ws: &[], mgn: &[&jobs], sc: &[], sqs: &[&send] }.app(settings());
+    let put = log();
+    let events = events_put(&put);
+    let app =
+        Doubles { ws: &[], mgn: &[&jobs], sc: &[], sqs: &[&send] }.app(settings()).with_audit(audit_bus(&[&events]));
     let body = check(
         "TerminateTargetInstances",
         &[("s-aaaaaaaaaaaaaaaaa", Some("mgnjob-1"), None), ("s-bbbbbbbbbbbbbbbbb", Some("mgnjob-1"), None)],
@@ -160,10 +173,11 @@ async fn a_completed_mgn_job_with_a_failed_server_is_failed_naming_its_launch_st
         NOW,
     );
 
-    let report = invoke(&app, body).await.unwrap();
+    let response = invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
 
+    assert!(failures(&response).is_empty());
     assert_eq!(
-        target_outcomes(&report, 0),
+        decisions(&put),
         vec![("s-aaaaaaaaaaaaaaaaa".into(), "confirmed".into()), ("s-bbbbbbbbbbbbbbbbb".into(), "failed".into())]
     );
     let records = taken(&records);
@@ -193,7 +207,8 @@ async fn a_failed_service_catalog_record_is_dead_lettered_with_its_record_errors
     let send = sqs_send_ok(&records);
     let app = Doubles { ws: &[], mgn: &[], sc: &[&record], sqs: &[&send] }.app(settings());
 
-    invoke(&app, check("TerminateProvisionedProduct", &[("pp-sandbox1", None, Some("rec-1"))], 1, NOW)).await.unwrap();
+    let body = check("TerminateProvisionedProduct", &[("pp-sandbox1", None, Some("rec-1"))], 1, NOW);
+    invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
 
     let records = taken(&records);
     assert_eq!(records.len(), 1);
@@ -207,16 +222,15 @@ async fn a_service_catalog_record_in_progress_past_the_deadline_is_unconfirmed()
     let record = record_in(RecordStatus::InProgress, &[]);
     let records = log();
     let send = sqs_send_ok(&records);
-    let app = Doubles { ws: &[], mgn: &[], sc: &[&record], sqs: &[&send] }.app(settings());
+    let put = log();
+    let events = events_put(&put);
+    let app =
+        Doubles { ws: &[], mgn: &[], sc: &[&record], sqs: &[&send] }.app(settings()).with_audit(audit_bus(&[&events]));
+    let body = check("TerminateProvisionedProduct", &[("pp-sandbox1", None, Some("rec-1"))], 7, "2026-11-24T07:00:00Z");
 
-    let report = invoke(
-        &app,
-        check("TerminateProvisionedProduct", &[("pp-sandbox1", None, Some("rec-1"))], 7, "2026-11-24T07:00:00Z"),
-    )
-    .await
-    .unwrap();
+    invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
 
-    assert_eq!(target_outcomes(&report, 0), vec![("pp-sandbox1".into(), "unconfirmed".into())]);
+    assert_eq!(decisions(&put), vec![("pp-sandbox1".into(), "unconfirmed".into())]);
     assert_eq!(taken(&records)[0].3, "unconfirmed");
 }
 
@@ -492,23 +506,6 @@ async fn an_mgn_check_asks_the_account_the_selection_named() {
     invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
 
     assert_eq!(taken(&asked), vec![Some("111122223333".to_owned())]);
-}
-
-#[tokio::test]
-async fn outside_sqs_a_check_that_cannot_ask_is_dead_lettered_with_itself_to_send_again() {
-    let down = mock!(aws_sdk_workspaces::Client::describe_workspaces)
-        .then_http_response(|| http(500, r#"{"__type":"InternalServiceError","message":"down"}"#));
-    let records = log();
-    let send = sqs_send_ok(&records);
-    let app = Doubles { ws: &[&down], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
-    let body = check("TerminateWorkspaces", &[("ws-aaaaaaaa", None, None)], 1, NOW);
-
-    invoke(&app, body.clone()).await.unwrap();
-
-    let records = taken(&records);
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0].3, "transient");
-    assert_eq!(records[0].1["retryRequest"], body);
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 //! - `scenarios`: behaviour read as scenarios over a small world of WorkSpaces,
 //!   source servers and products (the `fixture` layer);
 //! - `calls`: the exact calls made, how answers map to outcomes, what is dead-lettered;
+//! - `chains`: the links between messages: who may send a check or a fan-out child,
+//!   what a child or a replay inherits, tokens without a message id;
 //! - `corpus`: every bad input refused clearly and dead-lettered;
 //! - `properties`: random batches, every id once, every record accounted for.
 
@@ -12,6 +14,7 @@ mod doubles;
 mod fixture;
 
 mod calls;
+mod chains;
 mod corpus;
 mod follow_up;
 mod places;

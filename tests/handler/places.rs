@@ -257,10 +257,12 @@ async fn a_failed_selection_lookup_of_a_child_is_retried_without_its_origin() {
         .then_http_response(|| http(500, r#"{"__type":"InternalServiceError","message":"down"}"#));
     let records = log();
     let send = sqs_send_ok(&records);
-    let app = Doubles { ws: &[&down], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
+    // Its last delivery, so it is settled with a record rather than redelivered.
+    let app = Doubles { ws: &[&down], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(Settings { max_receives: Some(1), ..settings() });
     let child = json!({"operation": "TerminateWorkspaces", "origin": "abc123", "select": {"tags": {"env": "sandbox"}}});
 
-    invoke(&app, child).await.unwrap();
+    invoke(&app, sqs_event(&[("child-1", child)])).await.unwrap();
 
     let retry = &taken(&records)[0].1["retryRequest"];
     assert_eq!(retry["select"]["tags"]["env"], "sandbox");

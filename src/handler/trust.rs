@@ -1,0 +1,137 @@
+//! Contract §10.1: who may start a chain. A follow-up check (`{"confirm": …}`) or a
+//! fan-out child (a request carrying `origin`) speaks for an earlier decision of the
+//! function itself: a check turns ids into `confirmed` events and re-sends itself; a
+//! child has the function assume a spoke role. So each is honoured only as the
+//! function sent it: from SQS, sent by the function's own principal. Anything else
+//! claiming to be one is `invalid` (`UntrustedSender`), with a record and no call.
+
+use serde_json::Value;
+
+use super::app::App;
+use super::settle::{Settled, record};
+use crate::confirm::confirm_member;
+use crate::decode::{Delivery, Origin};
+use crate::identity::same_principal;
+use crate::outcome::{Failure, Outcome, RequestResult};
+use crate::request::Operation;
+
+pub(super) const UNTRUSTED: &str = "UntrustedSender";
+
+/// What a delivery claims to be besides a plain request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Link {
+    Check,
+    Child,
+}
+
+impl Link {
+    fn of(value: &Value) -> Option<Link> {
+        if confirm_member(value).is_some() {
+            return Some(Link::Check);
+        }
+        value.as_object().filter(|map| map.contains_key("origin")).map(|_| Link::Child)
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            Link::Check => "confirm",
+            Link::Child => "origin",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Link::Check => "a follow-up check",
+            Link::Child => "a fan-out child",
+        }
+    }
+}
+
+/// Each delivery, or its end when it claims a link of a chain it cannot prove.
+/// The function's own principal is asked for only when an SQS record claims one.
+pub(super) async fn vet(app: &App, deliveries: Vec<Delivery>) -> Vec<Result<Delivery, Settled>> {
+    let claim = |d: &Delivery| d.decoded.as_ref().ok().and_then(Link::of);
+    let must_ask = deliveries
+        .iter()
+        .any(|d| claim(d).is_some() && matches!(d.origin, Origin::Sqs { .. }) && d.sender_id.is_some());
+    let own = if must_ask { Some(app.identity.user_id().await) } else { None };
+    deliveries
+        .into_iter()
+        .map(|delivery| {
+            let Some(link) = claim(&delivery) else { return Ok(delivery) };
+            let sender = match (&delivery.origin, delivery.sender_id.as_deref()) {
+                (Origin::Sqs { .. }, Some(sender)) => sender,
+                (Origin::Sqs { .. }, None) => {
+                    let why = format!("{}: {} is honoured only from the function itself, and this SQS record names no sender (attributes.SenderId)", link.field(), link.what());
+                    return Err(refused(app, delivery, link, why));
+                }
+                (Origin::EventBridge { .. } | Origin::Direct { .. }, _) => {
+                    let why = format!(
+                        "{}: only teardown sets it, on its own request queue; an EventBridge event or a direct invocation cannot carry {}",
+                        link.field(),
+                        link.what()
+                    );
+                    return Err(refused(app, delivery, link, why));
+                }
+            };
+            match &own {
+                Some(Ok(Some(user_id))) if same_principal(sender, user_id) => Ok(delivery),
+                Some(Ok(Some(_))) => {
+                    let why = format!(
+                        "{}: {} is honoured only when the function itself sent it; attributes.SenderId {sender:?} is another principal",
+                        link.field(),
+                        link.what()
+                    );
+                    Err(refused(app, delivery, link, why))
+                }
+                Some(Ok(None)) | None => {
+                    let why = format!(
+                        "{}: {} is honoured only when the function itself sent it, and this function cannot learn its own principal",
+                        link.field(),
+                        link.what()
+                    );
+                    Err(refused(app, delivery, link, why))
+                }
+                Some(Err(error)) => Err(unknown(app, delivery, link, error.failure.clone())),
+            }
+        })
+        .collect()
+}
+
+fn operation(value: &Value, link: Link) -> Option<&'static str> {
+    let named = match link {
+        Link::Check => value.pointer("/confirm/operation"),
+        Link::Child => value.get("operation"),
+    };
+    named.and_then(Value::as_str).and_then(Operation::parse).map(Operation::as_str)
+}
+
+/// Refused: `invalid`, its record, and no call.
+fn refused(app: &App, delivery: Delivery, link: Link, why: String) -> Settled {
+    let failure = Failure::new(UNTRUSTED, why);
+    let operation = delivery.decoded.as_ref().ok().and_then(|v| operation(v, link));
+    let record = record(app, &delivery, operation, Outcome::Invalid, failure.clone(), Vec::new(), None);
+    let result = RequestResult {
+        error: Some(failure),
+        is_check: link == Link::Check,
+        ..RequestResult::new(delivery.origin, operation, Outcome::Invalid, false)
+    };
+    Settled { result, record: Some(record), follow_up: Vec::new() }
+}
+
+/// The function's own principal could not be learnt (STS throttled or unreachable):
+/// the message is neither trusted nor refused, but redelivered; on its last delivery
+/// it is settled with a record, as any message would be.
+fn unknown(app: &App, delivery: Delivery, link: Link, failure: Failure) -> Settled {
+    let operation = delivery.decoded.as_ref().ok().and_then(|v| operation(v, link));
+    let last = app.last_delivery(&delivery.origin);
+    // A check on its last delivery ends unconfirmed (contract §4), as any check does.
+    let outcome = if last && link == Link::Check { Outcome::Unconfirmed } else { Outcome::Transient };
+    let record = last.then(|| record(app, &delivery, operation, outcome, failure.clone(), Vec::new(), None));
+    let result = RequestResult {
+        error: Some(failure),
+        is_check: link == Link::Check,
+        ..RequestResult::new(delivery.origin, operation, outcome, false)
+    };
+    Settled { result, record, follow_up: Vec::new() }
+}
