@@ -251,6 +251,7 @@ async fn main() {
 async fn follow_up(moto: &Moto, api: &RuntimeApi, queue: &str) {
     println!("\n── follow-up: the checks come back after 30 s (the demo waits for them)");
     let sqs = moto.sqs();
+    let sender = moto.function_sender().await;
     let mut quiet_since = std::time::Instant::now();
     let mut round = 0;
     while quiet_since.elapsed() < Duration::from_secs(35) {
@@ -276,32 +277,29 @@ async fn follow_up(moto: &Moto, api: &RuntimeApi, queue: &str) {
             }
         }
         let refs: Vec<(&str, &Value)> = bodies.iter().map(|(id, b)| (id.as_str(), b)).collect();
-        // Run as a direct invocation too, to print each check's report.
         for (_, body) in &refs {
             let check = &body["confirm"];
             println!(
-                "   check {round}: {} attempt {} for {} target(s)",
+                "   check {round}: {} attempt {} for {} target(s): {}",
                 check["operation"].as_str().unwrap_or("?"),
                 check["attempt"],
-                check["targets"].as_array().map_or(0, Vec::len)
+                check["targets"].as_array().map_or(0, Vec::len),
+                check["targets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t["id"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            match api.invoke((*body).clone(), Duration::from_secs(60)).await {
-                Ok(report) => print_targets_plain(&report),
-                Err(error) => println!("     invocation failed: {error}"),
-            }
         }
-    }
-}
-
-fn print_targets_plain(report: &Value) {
-    for request in report["requests"].as_array().into_iter().flatten() {
-        for t in request["targets"].as_array().into_iter().flatten() {
-            println!(
-                "     {:<11} {:<22} {}",
-                t["outcome"].as_str().unwrap_or("?"),
-                t["id"].as_str().unwrap_or("?"),
-                t["reason"].as_str().or(t["error"]["message"].as_str()).unwrap_or("")
-            );
+        // As SQS delivers them: a check is honoured only when the function itself sent
+        // it (contract §10.1), which SQS says in SenderId. How each target ended is in
+        // the audit events below.
+        let event = support::sqs_event_from(&sender, &refs);
+        match api.invoke(event, Duration::from_secs(60)).await {
+            Ok(response) => println!("     handed back; redelivered: {}", response["batchItemFailures"]),
+            Err(error) => println!("     invocation failed: {error}"),
         }
     }
 }

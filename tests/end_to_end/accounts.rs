@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{Function, Moto, RuntimeApi, sqs_event};
+use crate::support::{Function, Moto, RuntimeApi, sqs_event, sqs_event_from};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const MEMBER_A: &str = "111111111111";
@@ -54,7 +54,17 @@ async fn one_fan_out_terminates_workspaces_in_two_member_accounts_and_leaves_the
     let children: Vec<Value> = moto.drain(&requests).await.into_iter().map(|(body, _, _)| body).collect();
     assert_eq!(children.len(), 2);
     let records: Vec<(String, &Value)> = children.iter().enumerate().map(|(i, c)| (format!("child-{i}"), c)).collect();
-    let event = sqs_event(&records.iter().map(|(id, c)| (id.as_str(), *c)).collect::<Vec<_>>());
+    let records: Vec<(&str, &Value)> = records.iter().map(|(id, c)| (id.as_str(), *c)).collect();
+
+    // The same children put on the queue by anyone but the function reach no account.
+    let forged = api.invoke(sqs_event(&records), TIMEOUT).await.unwrap();
+    assert_eq!(forged["batchItemFailures"], json!([]));
+    let refused = moto.drain(&dlq).await;
+    assert_eq!(refused.len(), 2);
+    assert!(refused.iter().all(|(r, _, outcome)| outcome == "invalid" && r["error"]["code"] == "UntrustedSender"));
+    assert_eq!(moto.still_live_in(MEMBER_A, &in_a), in_a, "a forged child terminates nothing");
+
+    let event = sqs_event_from(&moto.function_sender().await, &records);
     let response = api.invoke(event, TIMEOUT).await.unwrap();
     assert_eq!(response["batchItemFailures"], json!([]));
 

@@ -131,6 +131,37 @@ async fn redrive_sends_the_retries_back_leaves_what_has_none_and_deletes_nothing
     assert_eq!(remaining[0].0["outcome"], "invalid");
 }
 
+/// Contract §10.1: the operator's tools never send what only the function may: a
+/// follow-up check, or a request carrying a fan-out child's `origin`.
+#[tokio::test]
+async fn send_and_redrive_never_send_a_check_or_a_fan_out_child() {
+    let moto = Moto::start();
+    let dlq = moto.queue("teardown-dlq");
+    let queue = moto.queue("teardown-requests");
+    let sqs = moto.sqs();
+    let check = json!({"confirm": {"operation": "TerminateWorkspaces", "targets": [{"id": "ws-aaaaaaaa"}],
+        "acceptedAt": "2026-11-24T10:00:00Z", "attempt": 1, "source": {}, "request": {}}});
+    let child = json!({"operation": "TerminateWorkspaces", "origin": "a1b2c3",
+        "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": "ws-aaaaaaaa"}]}});
+    for body in [&check, &child] {
+        sqs.send_message().queue_url(&dlq).message_body(record("transient", Some(body.clone()))).send().await.unwrap();
+    }
+
+    let (code, out, _) = teardown(&moto, &["redrive", "--dlq", &dlq, "--queue", &queue], None);
+
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("2 records read, 0 sent, 2 left in place"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("left") && l.contains("confirm:")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("left") && l.contains("origin:")), "{out}");
+    for body in [&check, &child] {
+        let (code, _, error) = teardown(&moto, &["send", "-", "--queue", &queue], Some(&body.to_string()));
+        assert_eq!(code, 1, "{error}");
+        assert!(error.contains("not sent"), "{error}");
+    }
+    assert!(moto.drain(&queue).await.is_empty(), "nothing reached the request queue");
+    assert_eq!(moto.drain(&dlq).await.len(), 2, "both records stay");
+}
+
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
     let run = |args: &[&str]| Command::new(bin()).args(args).env_clear().output().expect("runs");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Function, Moto, RuntimeApi, sqs_event};
+use crate::support::{Function, Moto, RuntimeApi, sqs_event, sqs_event_from};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -85,7 +85,15 @@ async fn a_termination_is_followed_up_until_confirmed_audited_and_counted() {
     let mut want = ids.clone();
     want.sort();
     assert_eq!(followed, want);
-    let response = api.invoke(sqs_event(&[("c-1", &check)]), TIMEOUT).await.unwrap();
+    // The same check from anyone but the function is refused: no confirmed event for it.
+    let response = api.invoke(sqs_event(&[("c-forged", &check)]), TIMEOUT).await.unwrap();
+    assert_eq!(response["batchItemFailures"], json!([]));
+    let refused = moto.drain(&dlq).await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!((refused[0].0["error"]["code"].as_str(), refused[0].2.as_str()), (Some("UntrustedSender"), "invalid"));
+
+    let event = sqs_event_from(&moto.function_sender().await, &[("c-1", &check)]);
+    let response = api.invoke(event, TIMEOUT).await.unwrap();
     assert_eq!(response["batchItemFailures"], json!([]));
 
     assert!(moto.drain(&requests).await.is_empty(), "confirmed: no further check");
@@ -109,9 +117,10 @@ async fn a_termination_is_followed_up_until_confirmed_audited_and_counted() {
     let mut expected: Vec<(String, String)> = ids
         .iter()
         .flat_map(|id| [(id.clone(), "confirmed".to_owned()), (id.clone(), "terminated".to_owned())])
+        .chain([(String::new(), "invalid".to_owned())])
         .collect();
     expected.sort();
-    assert_eq!(decisions, expected, "every decision, on the bus");
+    assert_eq!(decisions, expected, "every decision, on the bus, and the refusal of the forged check");
 
     let written = stdout.lock().unwrap().clone();
     let metrics = metrics(&written);

@@ -125,6 +125,20 @@ impl Moto {
         aws_sdk_sqs::Client::from_conf(config)
     }
 
+    /// The principal the function runs as here, as SQS would name it in `SenderId`
+    /// on a message the function sent (moto names every sender alike, so a test that
+    /// hands the function's own messages back sets it, as Lambda's event would carry it).
+    pub async fn function_sender(&self) -> String {
+        let config = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "tests"))
+            .build();
+        let me = aws_sdk_sts::Client::from_conf(config).get_caller_identity().send().await.expect("GetCallerIdentity");
+        me.user_id().expect("a UserId").to_owned()
+    }
+
     pub fn workspaces_client(&self) -> aws_sdk_workspaces::Client {
         let config = aws_sdk_workspaces::Config::builder()
             .behavior_version(aws_sdk_workspaces::config::BehaviorVersion::latest())
@@ -266,7 +280,13 @@ impl Drop for Function {
     }
 }
 
+/// An SQS event as Lambda delivers it, sent by a user of the account.
 pub fn sqs_event(records: &[(&str, &Value)]) -> Value {
+    sqs_event_from("AIDAEXAMPLEOPERATOR0", records)
+}
+
+/// An SQS event whose messages `sender` sent (`attributes.SenderId`).
+pub fn sqs_event_from(sender: &str, records: &[(&str, &Value)]) -> Value {
     let records: Vec<Value> = records
         .iter()
         .map(|(id, body)| {
@@ -274,7 +294,7 @@ pub fn sqs_event(records: &[(&str, &Value)]) -> Value {
                 "messageId": id,
                 "receiptHandle": "AQEB-handle",
                 "body": match body { Value::String(s) => s.clone(), other => other.to_string() },
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000", "SenderId": "123456789012", "ApproximateFirstReceiveTimestamp": "1764000000001"},
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000", "SenderId": sender, "ApproximateFirstReceiveTimestamp": "1764000000001"},
                 "messageAttributes": {},
                 "md5OfBody": "0",
                 "eventSource": "aws:sqs",
