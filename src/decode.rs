@@ -100,12 +100,16 @@ pub struct Delivery {
     /// SQS only: the principal that sent the message (`attributes.SenderId`), which
     /// decides whether a check or a fan-out child is the function's own (contract §10.1).
     pub sender_id: Option<String>,
+    /// SQS only: what the body arrived wrapped in (`an SNS notification`, `an
+    /// EventBridge event`): then `sender_id` names the service that delivered it, not
+    /// who wrote the body.
+    pub wrapped_in: Option<&'static str>,
 }
 
 impl Delivery {
     fn failed(origin: Origin, raw: Value, error: DecodeError) -> Delivery {
         let token_seed = format!("content:{}", canonical(&raw));
-        Delivery { origin, raw, decoded: Err(error), token_seed, sent_at: None, sender_id: None }
+        Delivery { origin, raw, decoded: Err(error), token_seed, sent_at: None, sender_id: None, wrapped_in: None }
     }
 
     /// 64 hex characters of SHA-256 of the seed: the `origin` of a fan-out's children.
@@ -196,6 +200,7 @@ fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Deliver
                 token_seed: seed.to_owned(),
                 sent_at: None,
                 sender_id: None,
+                wrapped_in: None,
             }];
         }
     };
@@ -211,6 +216,7 @@ fn requests(value: Value, path: &str, origin: Origin, seed: &str) -> Vec<Deliver
                 token_seed: format!("{seed}#{i}"),
                 sent_at: None,
                 sender_id: None,
+                wrapped_in: None,
             })
             .collect(),
         Some(Value::Array(list)) => {
@@ -305,7 +311,10 @@ fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allo
     if sns_allowed && body.get("Type").and_then(Value::as_str) == Some("Notification") {
         return match serde_json::from_value::<SnsMessage>(body.clone()) {
             Ok(sns) => match serde_json::from_str::<Value>(&sns.message) {
-                Ok(inner) => unwrap_body(inner, format!("{path}.Message"), origin, seed, false),
+                Ok(inner) => Delivery {
+                    wrapped_in: Some("an SNS notification"),
+                    ..unwrap_body(inner, format!("{path}.Message"), origin, seed, false)
+                },
                 Err(e) => bad(
                     origin,
                     Value::String(sns.message),
@@ -329,12 +338,21 @@ fn unwrap_body(body: Value, path: String, origin: Origin, seed: String, sns_allo
                     token_seed: seed,
                     sent_at,
                     sender_id: None,
+                    wrapped_in: Some("an EventBridge event"),
                 }
             }
             Err(e) => bad(origin, body, path, format!("is not a valid EventBridge event: {e}")),
         };
     }
-    Delivery { origin, raw: body.clone(), decoded: Ok(body), token_seed: seed, sent_at: None, sender_id: None }
+    Delivery {
+        origin,
+        raw: body.clone(),
+        decoded: Ok(body),
+        token_seed: seed,
+        sent_at: None,
+        sender_id: None,
+        wrapped_in: None,
+    }
 }
 
 /// An EventBridge event's `time`.

@@ -190,7 +190,7 @@ async fn ask(services: &crate::services::Services, check: &Check) -> Result<Vec<
 
 /// The service could not be asked. The check is redelivered like any message;
 /// on its last delivery its targets end `unconfirmed`, with a record and no retry.
-fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceError) -> Settled {
+pub(super) fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceError) -> Settled {
     let last_delivery = app.last_delivery(&delivery.origin);
     // Checks are honoured only from SQS (§10.1); were one worked elsewhere, nothing
     // would redeliver it, so it is settled with a record. Never with the check as its

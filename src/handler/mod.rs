@@ -162,7 +162,7 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
     // Checks and fan-out children are honoured only as the function sent them (§10.1).
     let mut untrusted: Vec<(usize, settle::Settled)> = Vec::new();
     let mut trusted: Vec<(usize, Delivery)> = Vec::new();
-    for (i, vetted) in trust::vet(app, deliveries).await.into_iter().enumerate() {
+    for (i, vetted) in trust::vet(app, deliveries, deadline).await.into_iter().enumerate() {
         match vetted {
             Ok(delivery) => trusted.push((i, delivery)),
             Err(refused) => untrusted.push((i, refused)),

@@ -94,7 +94,14 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
                 _ => replayable.as_ref().and_then(|replay| retry_request(replay, &ids)),
             };
             let retry = retry.map(|retry| effective_dry_run(retry, dry_run));
-            let mut record = record(app, &delivery, operation, outcome, failure.clone(), failed_targets, retry);
+            let mut failure = failure.clone();
+            if retry.is_none() && replayable.is_none() && outcome != Outcome::Invalid {
+                // The person reading the record must know why it cannot simply be sent back.
+                failure.message.push_str(
+                    "; no retryRequest: the product was named by name and no lookup found its id,                      and a replay by name could reach a product created under that name since",
+                );
+            }
+            let mut record = record(app, &delivery, operation, outcome, failure, failed_targets, retry);
             // The record names the place only when the request named another one.
             record.account = request.account.clone();
             record.region = request.region.clone();
@@ -272,7 +279,7 @@ pub(super) fn effective_dry_run(mut request: serde_json::Value, dry_run: bool) -
     request
 }
 
-fn without_origin(raw: &serde_json::Value) -> serde_json::Value {
+pub(super) fn without_origin(raw: &serde_json::Value) -> serde_json::Value {
     let mut raw = raw.clone();
     if let serde_json::Value::Object(map) = &mut raw {
         map.remove("origin");

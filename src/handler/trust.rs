@@ -7,9 +7,11 @@
 
 use serde_json::Value;
 
-use super::app::App;
-use super::settle::{Settled, record};
-use crate::confirm::confirm_member;
+use super::app::{App, within_deadline};
+use super::check::cannot_check;
+use super::settle::{Settled, effective_dry_run, record, without_origin};
+use crate::classify::ServiceError;
+use crate::confirm::{Check, confirm_member};
 use crate::decode::{Delivery, Origin};
 use crate::identity::same_principal;
 use crate::outcome::{Failure, Outcome, RequestResult};
@@ -49,23 +51,45 @@ impl Link {
 
 /// Each delivery, or its end when it claims a link of a chain it cannot prove.
 /// The function's own principal is asked for only when an SQS record claims one.
-pub(super) async fn vet(app: &App, deliveries: Vec<Delivery>) -> Vec<Result<Delivery, Settled>> {
+pub(super) async fn vet(
+    app: &App,
+    deliveries: Vec<Delivery>,
+    deadline: Option<tokio::time::Instant>,
+) -> Vec<Result<Delivery, Settled>> {
     let claim = |d: &Delivery| d.decoded.as_ref().ok().and_then(Link::of);
-    let must_ask = deliveries
-        .iter()
-        .any(|d| claim(d).is_some() && matches!(d.origin, Origin::Sqs { .. }) && d.sender_id.is_some());
-    let own = if must_ask { Some(app.identity.user_id().await) } else { None };
+    let must_ask = deliveries.iter().any(|d| {
+        claim(d).is_some() && matches!(d.origin, Origin::Sqs { .. }) && d.sender_id.is_some() && d.wrapped_in.is_none()
+    });
+    // Bounded like every call: a slow STS must not time the whole batch out.
+    let own = match must_ask {
+        true => Some(
+            within_deadline(deadline, app.identity.user_id())
+                .await
+                .unwrap_or_else(|failure| Err(ServiceError { outcome: Outcome::Transient, failure })),
+        ),
+        false => None,
+    };
     deliveries
         .into_iter()
         .map(|delivery| {
             let Some(link) = claim(&delivery) else { return Ok(delivery) };
-            let sender = match (&delivery.origin, delivery.sender_id.as_deref()) {
-                (Origin::Sqs { .. }, Some(sender)) => sender,
-                (Origin::Sqs { .. }, None) => {
+            let sender = match (&delivery.origin, delivery.sender_id.as_deref(), delivery.wrapped_in) {
+                // The function never wraps its own messages; the SenderId of a wrapped
+                // body names the service that delivered it, not who wrote it.
+                (Origin::Sqs { .. }, _, Some(wrapper)) => {
+                    let why = format!(
+                        "{}: {} is honoured only as the function sends it, never inside {wrapper}",
+                        link.field(),
+                        link.what()
+                    );
+                    return Err(refused(app, delivery, link, why));
+                }
+                (Origin::Sqs { .. }, Some(sender), None) => sender,
+                (Origin::Sqs { .. }, None, None) => {
                     let why = format!("{}: {} is honoured only from the function itself, and this SQS record names no sender (attributes.SenderId)", link.field(), link.what());
                     return Err(refused(app, delivery, link, why));
                 }
-                (Origin::EventBridge { .. } | Origin::Direct { .. }, _) => {
+                (Origin::EventBridge { .. } | Origin::Direct { .. }, _, _) => {
                     let why = format!(
                         "{}: only teardown sets it, on its own request queue; an EventBridge event or a direct invocation cannot carry {}",
                         link.field(),
@@ -92,7 +116,7 @@ pub(super) async fn vet(app: &App, deliveries: Vec<Delivery>) -> Vec<Result<Deli
                     );
                     Err(refused(app, delivery, link, why))
                 }
-                Some(Err(error)) => Err(unknown(app, delivery, link, error.failure.clone())),
+                Some(Err(error)) => Err(unknown(app, delivery, link, error.clone())),
             }
         })
         .collect()
@@ -120,18 +144,38 @@ fn refused(app: &App, delivery: Delivery, link: Link, why: String) -> Settled {
 }
 
 /// The function's own principal could not be learnt (STS throttled or unreachable):
-/// the message is neither trusted nor refused, but redelivered; on its last delivery
-/// it is settled with a record, as any message would be.
-fn unknown(app: &App, delivery: Delivery, link: Link, failure: Failure) -> Settled {
+/// the message is neither trusted nor refused, but redelivered. On its last delivery
+/// it is settled as a message that could not be worked: a check's targets end
+/// `unconfirmed`, each with its decision; a child gets a record whose retry is the
+/// request without its `origin`, as the dry run it was if it was one.
+fn unknown(app: &App, delivery: Delivery, link: Link, error: ServiceError) -> Settled {
+    let check = match (link, delivery.decoded.as_ref().ok().and_then(confirm_member).map(Check::parse)) {
+        (Link::Check, Some(Ok(check))) => Some(check),
+        _ => None,
+    };
+    if let Some(check) = check {
+        return cannot_check(app, delivery, &check, error);
+    }
+    let failure = error.failure;
     let operation = delivery.decoded.as_ref().ok().and_then(|v| operation(v, link));
+    let dry_run = app.settings.enforce_dry_run
+        || delivery
+            .decoded
+            .as_ref()
+            .ok()
+            .and_then(|v| v.get("dryRun"))
+            .and_then(Value::as_bool)
+            .unwrap_or(app.settings.dry_run);
     let last = app.last_delivery(&delivery.origin);
-    // A check on its last delivery ends unconfirmed (contract §4), as any check does.
-    let outcome = if last && link == Link::Check { Outcome::Unconfirmed } else { Outcome::Transient };
-    let record = last.then(|| record(app, &delivery, operation, outcome, failure.clone(), Vec::new(), None));
+    let outcome = if link == Link::Check && last { Outcome::Unconfirmed } else { Outcome::Transient };
+    let record = last.then(|| {
+        let retry = (link == Link::Child).then(|| effective_dry_run(without_origin(&delivery.raw), dry_run));
+        record(app, &delivery, operation, outcome, failure.clone(), Vec::new(), retry)
+    });
     let result = RequestResult {
         error: Some(failure),
         is_check: link == Link::Check,
-        ..RequestResult::new(delivery.origin, operation, outcome, false)
+        ..RequestResult::new(delivery.origin, operation, outcome, dry_run)
     };
     Settled { result, record, follow_up: Vec::new() }
 }

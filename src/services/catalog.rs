@@ -119,25 +119,45 @@ impl Catalog {
             ));
         }
         let found_id = candidate.id.clone();
-        let mut listed = searched?.into_iter().find(|c| c.id == found_id);
+        candidate.call_id = Some(found_id.clone());
+        candidate.id = product.as_given().to_owned();
+        // From here on the product is known by its id: a lookup that fails now leaves it
+        // unjudged (its protection is unknown) but still named by that id, so that a
+        // replay names the id and never the name (contract §10.3).
+        let listed = match searched {
+            Ok(listed) => listed.into_iter().find(|c| c.id == found_id),
+            Err(error) => return Ok(Some(unreadable(candidate, error))),
+        };
         // A name is tokenised by the index and may not find it; the id Describe gave may.
-        if listed.is_none() && matches!(product, ProductRef::Name(_)) {
-            listed = self.search(Some(format!("id:{found_id}"))).await?.into_iter().find(|c| c.id == found_id);
-        }
+        let listed = match listed {
+            None if matches!(product, ProductRef::Name(_)) => match self.search(Some(format!("id:{found_id}"))).await {
+                Ok(listed) => listed.into_iter().find(|c| c.id == found_id),
+                Err(error) => return Ok(Some(unreadable(candidate, error))),
+            },
+            listed => listed,
+        };
         let Some(listed) = listed else {
-            return Err(ServiceError::transient(
+            let lagging = ServiceError::transient(
                 "TagsUnknown",
                 format!(
                     "SearchProvisionedProducts does not list {found_id} yet (its index lags): its tags, and so its protection, are unknown"
                 ),
-            ));
+            );
+            return Ok(Some(unreadable(candidate, lagging)));
         };
         candidate.index_tags = listed.tags;
-        candidate.call_id = Some(found_id);
-        candidate.id = product.as_given().to_owned();
         Ok(Some(candidate))
     }
+}
 
+/// A product found, whose protection could not be read: it is not judged, and ends
+/// with the lookup's error.
+fn unreadable(mut candidate: Candidate, error: ServiceError) -> Candidate {
+    candidate.unreadable = Some((error.outcome, error.failure));
+    candidate
+}
+
+impl Catalog {
     /// What Service Catalog itself says of a product the index listed: its status,
     /// creation time and the tags of its last successful provisioning record. `None`
     /// when it is gone. The index's tags are kept for protection only.

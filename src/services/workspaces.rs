@@ -88,11 +88,11 @@ impl Workspaces {
                 Some(failure) => match &still_there {
                     Ok(present) => match present.get(id.as_str()) {
                         None => TargetResult::new(id, Outcome::NotFound),
-                        // Another call's termination got there first (contract §3).
-                        Some(true) => TargetResult {
-                            underway: true,
-                            ..TargetResult::because(id, Outcome::Terminated, "already TERMINATING")
-                        },
+                        // On its way out (contract §3). This very call may have started it
+                        // (an attempt the SDK retried after a timeout was accepted), so it is
+                        // followed up like any it terminated: a chain forked is better than
+                        // a termination no one follows up.
+                        Some(true) => TargetResult::because(id, Outcome::Terminated, "already TERMINATING"),
                         Some(false) => TargetResult::failed(id, Outcome::Rejected, failure.clone()),
                     },
                     Err(ServiceError { outcome, failure: describe_failure }) => {
