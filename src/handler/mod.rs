@@ -13,6 +13,7 @@ mod app;
 mod check;
 mod execute;
 mod fan_out;
+mod log;
 mod resolve;
 mod settle;
 mod trust;
@@ -151,7 +152,7 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
             app.settings.dry_run || app.settings.enforce_dry_run,
         )
     };
-    crate::report::log(&result, request_id);
+    log::settled(&result, request_id);
     result
 }
 
@@ -291,7 +292,7 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
                     Err(failure) => FollowUp::Failed(failure.message),
                 };
             }
-            crate::report::log(&result, &context.request_id);
+            log::settled(&result, &context.request_id);
             result
         })
         .buffered(CONCURRENCY)

@@ -3,7 +3,7 @@
 
 /// `items` in runs of at most `max_count` entries whose `size`s add up to at most
 /// `max_bytes` (an entry larger than that alone is a run of its own).
-pub(crate) fn cut<T>(
+pub fn cut<T>(
     items: impl IntoIterator<Item = T>,
     size: impl Fn(&T) -> usize,
     max_count: usize,

@@ -1,5 +1,5 @@
-//! What an invocation answers (the SQS batch response, or the report of contract
-//! §3), and the one log line per request.
+//! What an invocation answers (the SQS batch response, or the report of
+//! docs/reference.md, "What each request ends as"), and the dry-run block a person reads.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +15,7 @@ pub struct BatchResponse;
 impl BatchResponse {
     /// Fails when a message that must come back has no id to name it by: only
     /// failing the whole invocation gets it delivered again.
-    pub fn of(results: &[RequestResult]) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    pub fn of(results: &[RequestResult]) -> Result<SqsBatchResponse, String> {
         let mut response = SqsBatchResponse::default();
         for result in results.iter().filter(|r| r.redeliver()) {
             let Some(id) = result.origin.message_id() else {
@@ -94,54 +94,12 @@ impl<'a> Entry<'a> {
     }
 }
 
-fn tally(outcomes: impl Iterator<Item = Outcome>) -> BTreeMap<&'static str, usize> {
+pub fn tally(outcomes: impl Iterator<Item = Outcome>) -> BTreeMap<&'static str, usize> {
     let mut counts = BTreeMap::new();
     for outcome in outcomes {
         *counts.entry(outcome.as_str()).or_default() += 1;
     }
     counts
-}
-
-/// One line per request outcome, with the ids a person searches logs by.
-pub fn log(result: &RequestResult, request_id: &str) {
-    let counts = tally(result.targets.iter().map(|t| t.outcome));
-    let count = |o: Outcome| counts.get(o.as_str()).copied().unwrap_or(0);
-    let message_id = result.origin.message_id();
-    let error = result.error.as_ref().map(|e| format!("{}: {}", e.code, e.message));
-    macro_rules! line {
-        ($level:ident) => {
-            tracing::$level!(
-                request_id,
-                message_id,
-                operation = result.operation,
-                outcome = result.outcome.as_str(),
-                dry_run = result.dry_run,
-                targets = result.targets.len(),
-                terminated = count(Outcome::Terminated),
-                not_found = count(Outcome::NotFound),
-                protected = count(Outcome::Protected),
-                skipped = count(Outcome::Skipped),
-                rejected = count(Outcome::Rejected),
-                transient = count(Outcome::Transient),
-                error,
-                "request settled"
-            )
-        };
-    }
-    if result.dry_run && !result.targets.is_empty() {
-        tracing::info!(request_id, message_id, "{}", dry_run_block(result));
-    }
-    match result.outcome {
-        Outcome::Terminated
-        | Outcome::FannedOut
-        | Outcome::Confirmed
-        | Outcome::NotFound
-        | Outcome::DryRun
-        | Outcome::Protected
-        | Outcome::Skipped => line!(info),
-        Outcome::Transient => line!(warn),
-        Outcome::Invalid | Outcome::Rejected | Outcome::Failed | Outcome::Unconfirmed => line!(error),
-    }
 }
 
 /// The dry-run report a person reads before turning dry run off: one line per

@@ -92,7 +92,7 @@ pub(crate) fn kind(value: &Value) -> &'static str {
 }
 
 /// Quotes a value from outside for an error message, cut short.
-pub(crate) fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     const MAX: usize = 80;
     if s.chars().count() <= MAX {
         format!("{s:?}")

@@ -299,7 +299,7 @@ fn every_sample_event_decodes_to_its_requests() {
         ("sqs-terminate-target-instances.json", true, &["TerminateTargetInstances"]),
         ("sqs-terminate-workspaces.json", true, &["TerminateWorkspaces", "TerminateWorkspaces"]),
     ];
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
     let mut files: Vec<String> =
         std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     files.sort();

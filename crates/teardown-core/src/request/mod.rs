@@ -6,7 +6,7 @@
 
 mod error;
 mod ids;
-pub(crate) mod json;
+pub mod json;
 mod retry;
 mod select;
 mod types;

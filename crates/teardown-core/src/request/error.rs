@@ -15,7 +15,7 @@ impl ValidationError {
         Self::with_code("InvalidRequest", field, message)
     }
 
-    pub(crate) fn with_code(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn with_code(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
         ValidationError { code, field: cut_field(field.into()), message: shorten(message.into(), 2000) }
     }
 }

@@ -1,0 +1,1 @@
+//! Every error code a dead-letter record can carry (filled below).
