@@ -184,7 +184,7 @@ async fn main() {
         }
     }
 
-    println!("\n── scheduled cleanup: sandbox WorkSpaces (README, Scheduled cleanup)");
+    println!("\n── scheduled cleanup: sandbox WorkSpaces (docs/reference.md, Selection: scheduled cleanup)");
     let (directory, sandbox) = moto.tagged_workspaces(2, "sbx", &[("env", "sandbox")]);
     let (_, kept) = moto.tagged_workspaces(1, "legal", &[("env", "sandbox"), ("teardown:protect", "legal hold")]);
     let (_, prod) = moto.tagged_workspaces(1, "prod", &[("env", "prod")]);
@@ -246,7 +246,7 @@ async fn main() {
     println!("\n── WorkSpaces still running in moto: {}", live(&moto, &ids).await.join(", "));
 }
 
-/// Contract §7: the checks the function sent itself come back after their delay; the
+/// docs/reference.md, "Follow-up, audit events and metrics": the checks the function sent itself come back after their delay; the
 /// demo hands them back as SQS would, until none is left, and prints how each target ended.
 async fn follow_up(moto: &Moto, api: &RuntimeApi, queue: &str) {
     println!("\n── follow-up: the checks come back after 30 s (the demo waits for them)");
@@ -294,7 +294,7 @@ async fn follow_up(moto: &Moto, api: &RuntimeApi, queue: &str) {
             );
         }
         // As SQS delivers them: a check is honoured only when the function itself sent
-        // it (contract §10.1), which SQS says in SenderId. How each target ended is in
+        // it (docs/reference.md, "Who may send what"), which SQS says in SenderId. How each target ended is in
         // the audit events below.
         let event = support::sqs_event_from(&sender, &refs);
         match api.invoke(event, Duration::from_secs(60)).await {

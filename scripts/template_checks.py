@@ -1,5 +1,5 @@
 """Who may make teardown terminate, read off the template as CloudFormation will see it
-(after the SAM transform): contract §10.1. Run by scripts/test with the lint venv.
+(after the SAM transform): docs/reference.md, "Who may send what". Run by scripts/test with the lint venv.
 
 - Nothing but the stack's own request rule may invoke the function by resource policy:
   lambda:InvokeFunction on it is the right to terminate.

@@ -218,7 +218,7 @@ async fn send(settings: Settings, file: &str, queue: &str) -> i32 {
 
 /// Whether the function would take `request` from the operator: a valid request, and
 /// neither a follow-up check nor a fan-out child, which the function honours only
-/// when it sent them itself (contract §10.1).
+/// when it sent them itself (docs/reference.md, "Who may send what").
 pub fn sendable(request: &Value, max_targets: usize) -> Result<(), String> {
     if crate::confirm::confirm_member(request).is_some() {
         return Err("confirm: a follow-up check is the function's own message; only the function sends it".into());

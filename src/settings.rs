@@ -1,4 +1,4 @@
-//! Contract §5: settings, read and checked once at start. A bad value stops the
+//! docs/reference.md, "Settings": settings, read and checked once at start. A bad value stops the
 //! function with a message that names the variable, rather than surfacing later
 //! as a surprise in the middle of a termination.
 
@@ -15,14 +15,14 @@ pub struct Settings {
     pub max_receives: Option<u64>,
     /// Calls in flight to any one service at once, across the whole invocation.
     pub max_calls_in_flight: usize,
-    /// The request queue, where follow-up checks are sent (contract §7).
+    /// The request queue, where follow-up checks are sent (docs/reference.md, "Follow-up, audit events and metrics").
     pub request_queue_url: Option<String>,
     /// Seconds after acceptance within which a termination must be confirmed.
     pub confirm_within: u64,
-    /// The EventBridge bus for audit events (contract §8).
+    /// The EventBridge bus for audit events (docs/reference.md, "Follow-up, audit events and metrics").
     pub audit_bus: Option<String>,
     pub metrics_namespace: String,
-    /// The role assumed in other accounts (contract §9).
+    /// The role assumed in other accounts (docs/reference.md, "Accounts, regions and fan-out").
     pub spoke_role_name: String,
     pub external_id: Option<String>,
     /// Accounts a request may name besides the function's own.

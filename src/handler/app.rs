@@ -55,9 +55,9 @@ pub struct App {
     /// Kept back from the invocation's deadline to publish dead-letter records and
     /// answer: work still running then is abandoned as `transient`, not lost.
     pub deadline_reserve: Duration,
-    /// Where follow-up checks go (contract §7); none by default.
+    /// Where follow-up checks go (docs/reference.md, "Follow-up, audit events and metrics"); none by default.
     pub request_queue: RequestQueue,
-    /// Where audit events go (contract §8); none by default.
+    /// Where audit events go (docs/reference.md, "Follow-up, audit events and metrics"); none by default.
     pub audit: AuditBus,
     /// The function's own region, named in audit events.
     pub region: Option<String>,
@@ -66,7 +66,7 @@ pub struct App {
     /// Whether to write EMF metric lines (the function does; the command line does not).
     pub metrics: bool,
     /// The function's own principal: the only sender of checks and fan-out children
-    /// it honours (contract §10.1). None by default: then it honours none.
+    /// it honours (docs/reference.md, "Who may send what"). None by default: then it honours none.
     pub identity: crate::identity::Identity,
     /// Set by the first invocation of the container (the `ColdStart` metric).
     pub(super) warm: std::sync::atomic::AtomicBool,

@@ -1,4 +1,4 @@
-//! Contract §7: a follow-up check that came back. It asks the service once where
+//! docs/reference.md, "Follow-up, audit events and metrics": a follow-up check that came back. It asks the service once where
 //! each target is, and ends it (`confirmed`, `failed`, `unconfirmed`) or sends the
 //! check again, later, for the targets still on their way.
 
@@ -192,7 +192,7 @@ async fn ask(services: &crate::services::Services, check: &Check) -> Result<Vec<
 /// on its last delivery its targets end `unconfirmed`, with a record and no retry.
 pub(super) fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: ServiceError) -> Settled {
     let last_delivery = app.last_delivery(&delivery.origin);
-    // Checks are honoured only from SQS (§10.1); were one worked elsewhere, nothing
+    // Checks are honoured only from SQS ("Who may send what"); were one worked elsewhere, nothing
     // would redeliver it, so it is settled with a record. Never with the check as its
     // retry: a check is the function's own message, which no one else may send.
     let sqs = matches!(delivery.origin, crate::decode::Origin::Sqs { .. });

@@ -141,7 +141,7 @@ fn plan_in(works: &[&Work]) -> Vec<Call> {
                     call.product = ProductRef::Id(id.clone());
                 }
                 let named = input.product.as_given().to_owned();
-                // The token is the delivery's and the product's (contract §1, §10.4).
+                // The token is the delivery's and the product's (docs/reference.md, "A request", "A request").
                 let token = work.delivery.idempotency_token_for(call.product.as_given());
                 add_catalog(&mut catalog, named, call, token);
             }

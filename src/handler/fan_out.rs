@@ -1,4 +1,4 @@
-//! Contract §9: a request for many (account, region) pairs becomes one child request
+//! docs/reference.md, "Accounts, regions and fan-out": a request for many (account, region) pairs becomes one child request
 //! per pair, sent to the request queue; SQS and Lambda then work them in parallel,
 //! each account throttled on its own. The parent ends `fanned_out`.
 
@@ -15,7 +15,7 @@ use crate::request::FanOut;
 /// and `origin`; the origin (from the parent's delivery) is what a child's tokens
 /// derive from, with its own place, so a fan-out sent twice terminates once. A parent
 /// that is a dry run, by its own word or by the settings, has children that say so
-/// (contract §10.2): a child waiting on the queue when the kill switch is lifted
+/// (docs/reference.md, "The dead-letter record"): a child waiting on the queue when the kill switch is lifted
 /// must not terminate what its parent only reported.
 pub(super) fn children(
     delivery: &Delivery,

@@ -59,7 +59,7 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambd
     Ok(serde_json::to_value(Report::of(&results))?)
 }
 
-/// Contract §8: every decision as an audit event, and the invocation's metrics as
+/// docs/reference.md, "Follow-up, audit events and metrics": every decision as an audit event, and the invocation's metrics as
 /// EMF lines on standard output. Neither changes an outcome.
 async fn account(app: &App, results: &[RequestResult], context: &Context) {
     let at = settle::timestamp(app);
@@ -160,7 +160,7 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
 async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mut SentServers) -> Vec<RequestResult> {
     let deadline = work_deadline(context, app.deadline_reserve);
     let now = (app.clock)();
-    // Checks and fan-out children are honoured only as the function sent them (§10.1).
+    // Checks and fan-out children are honoured only as the function sent them ("Who may send what").
     let mut untrusted: Vec<(usize, settle::Settled)> = Vec::new();
     let mut trusted: Vec<(usize, Delivery)> = Vec::new();
     for (i, vetted) in trust::vet(app, deliveries, deadline).await.into_iter().enumerate() {
@@ -169,7 +169,7 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
             Err(refused) => untrusted.push((i, refused)),
         }
     }
-    // Follow-up checks (contract §7) go their own way; requests take the four steps.
+    // Follow-up checks (docs/reference.md, "Follow-up, audit events and metrics") go their own way; requests take the four steps.
     type Placed = Vec<(usize, Delivery)>;
     let (checks, requests): (Placed, Placed) = trusted
         .into_iter()
@@ -179,7 +179,7 @@ async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mu
 
     let home = Home::of(context, app.region.as_deref());
     let works: Vec<Work> = requests.into_iter().map(|d| Work::validated(app, d, &home)).collect();
-    // A fan-out is settled by sending its children (contract §9); the rest take the steps.
+    // A fan-out is settled by sending its children (docs/reference.md, "Accounts, regions and fan-out"); the rest take the steps.
     type PlacedWork = Vec<(usize, Work)>;
     let (fan_outs, mut works): (PlacedWork, PlacedWork) =
         request_places.into_iter().zip(works).partition(|(_, w)| w.request.as_ref().is_ok_and(|r| r.fan_out.is_some()));

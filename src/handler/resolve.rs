@@ -27,7 +27,7 @@ pub(super) struct Lookup<'a> {
 }
 
 /// The request's resolution, and the id of the provisioned product a name led to
-/// (a replay names that id, never the name: contract §10.3).
+/// (a replay names that id, never the name: docs/reference.md, "The dead-letter record").
 pub(super) async fn resolve(
     app: &App,
     services: &Services,

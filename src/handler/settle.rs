@@ -129,7 +129,7 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
     Settled { result, record, follow_up }
 }
 
-/// Contract §7: every `terminated` target is followed up, in one check per request
+/// docs/reference.md, "Follow-up, audit events and metrics": every `terminated` target is followed up, in one check per request
 /// (targets accepted together are due together). Dry runs are not. A target found
 /// already on its way out (an earlier call's) is followed up only when this is a
 /// redelivery: the earlier attempt may not have sent its check; on a first delivery
@@ -269,7 +269,7 @@ pub(super) fn record(
     }
 }
 
-/// Contract §10.2: what a dry run leaves behind says `"dryRun": true`, whether the
+/// docs/reference.md, "The dead-letter record": what a dry run leaves behind says `"dryRun": true`, whether the
 /// request said so or the settings made it one (`DRY_RUN`, `ENFORCE_DRY_RUN`, which
 /// outranks a request's `"dryRun": false`). A replay is never more than what happened.
 pub(super) fn effective_dry_run(mut request: serde_json::Value, dry_run: bool) -> serde_json::Value {

@@ -1,4 +1,4 @@
-//! Contract §10.1: who may start a chain. A follow-up check (`{"confirm": …}`) or a
+//! docs/reference.md, "Who may send what": who may start a chain. A follow-up check (`{"confirm": …}`) or a
 //! fan-out child (a request carrying `origin`) speaks for an earlier decision of the
 //! function itself: a check turns ids into `confirmed` events and re-sends itself; a
 //! child has the function assume a spoke role. So each is honoured only as the

@@ -41,7 +41,7 @@ pub(crate) struct Work {
     pub(super) place: Place,
     pub(super) resolution: Resolution,
     /// The provisioned product a name led to, when the lookup found one: what a
-    /// replay names (contract §10.3).
+    /// replay names (docs/reference.md, "The dead-letter record").
     pub(super) found_product: Option<String>,
 }
 
@@ -79,7 +79,7 @@ impl Work {
     }
 }
 
-/// Contract §9: an account not in `ALLOWED_ACCOUNTS` (besides the function's own) is
+/// docs/reference.md, "Accounts, regions and fan-out": an account not in `ALLOWED_ACCOUNTS` (besides the function's own) is
 /// refused before any call; so is a fan-out with nowhere to send its children, or
 /// more of them than `MAX_FANOUT`.
 pub(super) fn allowed(app: &App, home: &Home, request: Request) -> Result<Request, Refused> {

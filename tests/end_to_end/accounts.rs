@@ -1,4 +1,4 @@
-//! Contract §9 end to end: one deployment, many accounts. moto keeps each account's
+//! docs/reference.md, "Accounts, regions and fan-out" end to end: one deployment, many accounts. moto keeps each account's
 //! WorkSpaces apart by the assumed role's account; the binary fans a request out to
 //! two member accounts, assumes its spoke role in each, and leaves the hub alone.
 

@@ -131,7 +131,7 @@ async fn redrive_sends_the_retries_back_leaves_what_has_none_and_deletes_nothing
     assert_eq!(remaining[0].0["outcome"], "invalid");
 }
 
-/// Contract §10.1: the operator's tools never send what only the function may: a
+/// docs/reference.md, "Who may send what": the operator's tools never send what only the function may: a
 /// follow-up check, or a request carrying a fan-out child's `origin`.
 #[tokio::test]
 async fn send_and_redrive_never_send_a_check_or_a_fan_out_child() {

@@ -1,4 +1,4 @@
-//! Contract §7 and §8 end to end: the built binary against moto (SQS, WorkSpaces,
+//! docs/reference.md, "Follow-up, audit events and metrics" and "Follow-up, audit events and metrics" end to end: the built binary against moto (SQS, WorkSpaces,
 //! EventBridge delivering to a queue). A termination is followed up through the
 //! request queue until confirmed, every decision is an audit event on the bus, and
 //! the EMF lines the binary writes count exactly the outcomes.

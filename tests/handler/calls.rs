@@ -528,7 +528,7 @@ async fn a_mixed_batch_redelivers_exactly_the_transient_and_dead_letters_exactly
     );
 }
 
-// ── Selection and guards (contract §6) ──────────────────────────────────────
+// ── Selection and guards (docs/reference.md, "Selection") ──────────────────────────────────────
 
 /// Page `n` (0-based) of three, by the token the caller sends back.
 fn page_of(token: Option<&str>) -> usize {
@@ -754,7 +754,7 @@ async fn expired_sandboxes_are_found_across_pages_each_with_its_own_token() {
         ]
     );
     // UNDER_CHANGE will settle: outside SQS that is a record with a replayable request,
-    // which keeps every filter of the selection (contract v2 §4): on replay the product
+    // which keeps every filter of the selection (docs/reference.md, "The dead-letter record"): on replay the product
     // is terminated only if it is still of that product and still expired.
     let sent = taken(&sent);
     assert_eq!(sent.len(), 1);

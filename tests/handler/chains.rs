@@ -1,4 +1,4 @@
-//! Contract §10.1–10.4 and §3 as amended: the links between messages. Who may send a
+//! docs/reference.md, "Who may send what" to "A request" and "What each request ends as" as amended: the links between messages. Who may send a
 //! check or a fan-out child; what a child or a replay inherits (the effective dry run,
 //! the id a lookup found); the tokens of payloads that have no message id; and a
 //! WorkSpace already on its way out.
@@ -593,7 +593,7 @@ async fn direct_and_schedule_tokens_follow_the_lambda_request_id() {
     assert_ne!(tokens[0], tokens[2], "two runs of one schedule never share a token");
 }
 
-// ── §3 as amended: a WorkSpace TERMINATING is terminated, underway ────────────
+// ── "What each request ends as" as amended: a WorkSpace TERMINATING is terminated, underway ────────────
 
 #[tokio::test]
 async fn a_terminating_workspace_is_terminated_underway_not_sent_again_and_followed_up_on_a_redelivery() {

@@ -1,4 +1,4 @@
-//! Contract §7 and §8: every accepted termination is followed up until teardown
+//! docs/reference.md, "Follow-up, audit events and metrics" and "Follow-up, audit events and metrics": every accepted termination is followed up until teardown
 //! knows how it ended, and every decision is an audit event.
 
 use aws_sdk_mgn::types::{Job, JobStatus, JobType, LaunchStatus, ParticipatingServer};

@@ -1,4 +1,4 @@
-//! Contract §9 with doubles: which accounts a request may name, and fan-outs.
+//! docs/reference.md, "Accounts, regions and fan-out" with doubles: which accounts a request may name, and fan-outs.
 
 use crate::doubles::*;
 

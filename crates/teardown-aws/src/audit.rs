@@ -1,4 +1,4 @@
-//! Contract §8: one EventBridge event per decided target, dry runs included, so the
+//! docs/reference.md, "Follow-up, audit events and metrics": one EventBridge event per decided target, dry runs included, so the
 //! people who run teardown can watch every decision, and a rule before enabling it.
 //! An event that cannot be put never changes an outcome and never causes a
 //! redelivery: it is logged whole and counted.

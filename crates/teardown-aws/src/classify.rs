@@ -1,4 +1,4 @@
-//! Contract §3: what an AWS error means for the target it was about. An SDK error
+//! docs/reference.md, "What each request ends as": what an AWS error means for the target it was about. An SDK error
 //! becomes `transient` (worth retrying) or `rejected` (the service said no; retrying
 //! will not change its mind), from the error's variant, code and HTTP status —
 //! never from its message text. Used by every service and by the dead-letter queue.

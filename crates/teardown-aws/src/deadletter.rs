@@ -1,4 +1,4 @@
-//! Contract §4: the dead-letter record and the queue it goes to. Knows nothing of
+//! docs/reference.md, "The dead-letter record": the dead-letter record and the queue it goes to. Knows nothing of
 //! the services: it is handed a finished record and publishes it.
 
 use aws_sdk_sqs::types::MessageAttributeValue;
@@ -206,7 +206,7 @@ mod tests {
         }
     }
 
-    /// Contract §4: every member built from the input is cut as needed, and the
+    /// docs/reference.md, "The dead-letter record": every member built from the input is cut as needed, and the
     /// record says so. Each case here is far over 256 KiB in a different member.
     #[test]
     fn a_record_always_fits_one_sqs_message_whatever_member_is_large() {

@@ -1,4 +1,4 @@
-//! Contract §10.1: the function's own principal, the only sender whose follow-up
+//! docs/reference.md, "Who may send what": the function's own principal, the only sender whose follow-up
 //! checks and fan-out children are honoured. Asked of STS (`GetCallerIdentity`) at
 //! most once per container, and only when such a message arrives: a batch of plain
 //! requests never pays for the call.

@@ -1,4 +1,4 @@
-//! Contract §7 and §9: what teardown sends to its own request queue. Today the
+//! docs/reference.md, "Follow-up, audit events and metrics" and "Accounts, regions and fan-out": what teardown sends to its own request queue. Today the
 //! follow-up checks: each a `{"confirm": {...}}` message with a delay.
 
 use crate::classify::classify;

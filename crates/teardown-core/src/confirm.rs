@@ -1,4 +1,4 @@
-//! Contract §7: the follow-up of an accepted termination. Pure: the message a
+//! docs/reference.md, "Follow-up, audit events and metrics": the follow-up of an accepted termination. Pure: the message a
 //! check travels in, when it is due again, and how a service's answer ends a target.
 //!
 //! All three terminate APIs are asynchronous, so `terminated` only means accepted.

@@ -1,4 +1,4 @@
-//! Contract §2: tells the event kinds apart by shape and unwraps each into the
+//! docs/reference.md, "Where requests come from": tells the event kinds apart by shape and unwraps each into the
 //! requests it carries. Pure: no SDK, no I/O.
 //!
 //! Each SQS record is decoded on its own, so one bad body fails only itself —
@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::request::json::{cut_field, kind, quote, shorten};
 
 /// Where a request came from: reported, and written to the dead-letter record as
-/// its `source` (contract §4).
+/// its `source` (docs/reference.md, "The dead-letter record").
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Origin {
@@ -35,7 +35,7 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// The `source` member of the dead-letter record (contract §4).
+    /// The `source` member of the dead-letter record (docs/reference.md, "The dead-letter record").
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
@@ -98,7 +98,7 @@ pub struct Delivery {
     /// a product created after it is not the one a name in the request meant.
     pub sent_at: Option<OffsetDateTime>,
     /// SQS only: the principal that sent the message (`attributes.SenderId`), which
-    /// decides whether a check or a fan-out child is the function's own (contract §10.1).
+    /// decides whether a check or a fan-out child is the function's own (docs/reference.md, "Who may send what").
     pub sender_id: Option<String>,
     /// SQS only: what the body arrived wrapped in (`an SNS notification`, `an
     /// EventBridge event`): then `sender_id` names the service that delivered it, not
@@ -181,7 +181,7 @@ pub fn decode(payload: Value, request_id: &str) -> Decoded {
 
     // A direct invocation, or a rule's constant `Input`, has no delivery id: the Lambda
     // request id is the one Lambda keeps across its own retries of the invocation, and
-    // a new schedule run gets a new one (contract §10.4). Content would not do: every
+    // a new schedule run gets a new one (docs/reference.md, "A request"). Content would not do: every
     // run of one schedule carries the same content.
     let seed = format!("direct:{request_id}");
     Decoded::Other(requests(payload, "payload", direct(), &seed))

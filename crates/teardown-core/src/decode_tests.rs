@@ -1,4 +1,4 @@
-//! Every event kind of contract §2, in the shapes AWS sends.
+//! Every event kind of docs/reference.md, "Where requests come from", in the shapes AWS sends.
 
 use serde_json::{Value, json};
 
@@ -242,7 +242,7 @@ fn tokens_follow_the_delivery_not_the_attempt() {
     assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
 }
 
-/// Contract §10.4: a direct payload (or a rule's constant `Input`) has no delivery id.
+/// docs/reference.md, "A request": a direct payload (or a rule's constant `Input`) has no delivery id.
 /// Its tokens follow the Lambda request id, which Lambda keeps across its own retries:
 /// two runs of one schedule, same content, never share one.
 #[test]

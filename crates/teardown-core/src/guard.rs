@@ -1,4 +1,4 @@
-//! Contract §6: the filters of a selection and the guards every target passes
+//! docs/reference.md, "Selection": the filters of a selection and the guards every target passes
 //! before any terminate call. Pure: it judges facts the services looked up.
 
 use std::collections::BTreeMap;
@@ -105,7 +105,7 @@ pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: Off
                 return stop(Outcome::Skipped, "SUSPENDED: TerminateWorkspaces refuses a suspended WorkSpace".into());
             }
             "TERMINATED" => return stop(Outcome::NotFound, "already TERMINATED".into()),
-            // On its way out because of an earlier call (contract §3): terminated, not
+            // On its way out because of an earlier call (docs/reference.md, "What each request ends as"): terminated, not
             // sent again, and followed up as MGN jobs and Service Catalog records are.
             "TERMINATING" => {
                 return Verdict::Underway { job_id: None, reason: "already TERMINATING".into() };

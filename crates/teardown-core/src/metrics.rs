@@ -1,4 +1,4 @@
-//! Contract §8: the invocation's metrics in CloudWatch Embedded Metric Format.
+//! docs/reference.md, "Follow-up, audit events and metrics": the invocation's metrics in CloudWatch Embedded Metric Format.
 //! Pure: the JSON lines; the handler writes them to standard output as they are.
 //!
 //! The format is a small JSON document (`_aws.Timestamp`, `_aws.CloudWatchMetrics`

@@ -1,4 +1,4 @@
-//! Contract §3: what each request, and each target in it, ends as.
+//! docs/reference.md, "What each request ends as": what each request, and each target in it, ends as.
 
 use serde::Serialize;
 
@@ -15,13 +15,13 @@ pub enum Outcome {
     Invalid,
     Rejected,
     Transient,
-    /// Contract §7: the follow-up found the termination done.
+    /// docs/reference.md, "Follow-up, audit events and metrics": the follow-up found the termination done.
     Confirmed,
-    /// Contract §7: the service says the termination failed.
+    /// docs/reference.md, "Follow-up, audit events and metrics": the service says the termination failed.
     Failed,
-    /// Contract §7: `CONFIRM_WITHIN` passed without either.
+    /// docs/reference.md, "Follow-up, audit events and metrics": `CONFIRM_WITHIN` passed without either.
     Unconfirmed,
-    /// Contract §9: a fan-out whose children were all sent.
+    /// docs/reference.md, "Accounts, regions and fan-out": a fan-out whose children were all sent.
     FannedOut,
 }
 
@@ -147,7 +147,7 @@ impl TargetResult {
     }
 }
 
-/// What the follow-up of a request's terminated targets (contract §7) came to.
+/// What the follow-up of a request's terminated targets (docs/reference.md, "Follow-up, audit events and metrics") came to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FollowUp {
     NotNeeded,
@@ -180,7 +180,7 @@ pub struct RequestResult {
     /// The source audit events name when it is not `origin` (a check names the
     /// request it follows up).
     pub audit_source: Option<serde_json::Value>,
-    /// Where the targets are (contract §9), when known.
+    /// Where the targets are (docs/reference.md, "Accounts, regions and fan-out"), when known.
     pub account: Option<String>,
     pub region: Option<String>,
     /// A fan-out's children, each `{"account": …, "region": …}`.

@@ -87,7 +87,7 @@ impl Catalog {
     /// `DescribeProvisionedProduct` is authoritative: it alone decides that a product
     /// is gone. `SearchProvisionedProducts`, asked at the same time, is an index that
     /// lags behind new products and tokenises names: a product it misses is not
-    /// gone, and it is not terminated either (contract §3: `transient`). The tags
+    /// gone, and it is not terminated either (docs/reference.md, "What each request ends as": `transient`). The tags
     /// judged are the last successful provisioning record's (`DescribeRecord`), not
     /// the index's, which may be stale; the index's tags still count for protection,
     /// where a stale tag can only leave a product alone.
@@ -123,7 +123,7 @@ impl Catalog {
         candidate.id = product.as_given().to_owned();
         // From here on the product is known by its id: a lookup that fails now leaves it
         // unjudged (its protection is unknown) but still named by that id, so that a
-        // replay names the id and never the name (contract §10.3).
+        // replay names the id and never the name (docs/reference.md, "The dead-letter record").
         let listed = match searched {
             Ok(listed) => listed.into_iter().find(|c| c.id == found_id),
             Err(error) => return Ok(Some(unreadable(candidate, error))),
@@ -292,7 +292,7 @@ impl Catalog {
 }
 
 impl Catalog {
-    /// Contract §7: where each followed product's terminate record is. `SUCCEEDED`
+    /// docs/reference.md, "Follow-up, audit events and metrics": where each followed product's terminate record is. `SUCCEEDED`
     /// (or the product gone) is done; `FAILED` failed, with the record's own errors;
     /// anything else is on its way.
     pub async fn check(&self, targets: &[crate::confirm::Followed]) -> Result<HashMap<String, Status>, LookupError> {
@@ -326,7 +326,7 @@ impl Catalog {
                 }
                 None => Status::Pending(format!("record {record_id} is not readable yet")),
             },
-            // Contract §7: the product gone is a termination done.
+            // docs/reference.md, "Follow-up, audit events and metrics": the product gone is a termination done.
             Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Status::Done,
             Err(e) => return Err(classify(&e)),
         })

@@ -266,7 +266,7 @@ impl Mgn {
 }
 
 impl Mgn {
-    /// Contract §7: where each followed server's job is. A `COMPLETED` job with the
+    /// docs/reference.md, "Follow-up, audit events and metrics": where each followed server's job is. A `COMPLETED` job with the
     /// server's `launchStatus` `TERMINATED` is done, anything else in a completed job
     /// failed; a job still `PENDING` or `STARTED`, or not listed yet, is on its way.
     pub async fn check(

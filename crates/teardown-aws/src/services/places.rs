@@ -1,4 +1,4 @@
-//! Contract §9: the services of another account or region. Another account is
+//! docs/reference.md, "Accounts, regions and fan-out": the services of another account or region. Another account is
 //! reached by assuming `SPOKE_ROLE_NAME` there; its credentials are reused until
 //! they expire, and the clients of each (account, region) are built once for the
 //! container's life.

@@ -88,7 +88,7 @@ impl Workspaces {
                 Some(failure) => match &still_there {
                     Ok(present) => match present.get(id.as_str()) {
                         None => TargetResult::new(id, Outcome::NotFound),
-                        // On its way out (contract §3). This very call may have started it
+                        // On its way out (docs/reference.md, "What each request ends as"). This very call may have started it
                         // (an attempt the SDK retried after a timeout was accepted), so it is
                         // followed up like any it terminated: a chain forked is better than
                         // a termination no one follows up.
@@ -380,7 +380,7 @@ fn candidate(w: &aws_sdk_workspaces::types::Workspace) -> Option<Candidate> {
 }
 
 impl Workspaces {
-    /// Contract §7: where each followed WorkSpace is. Gone or `TERMINATED` is done;
+    /// docs/reference.md, "Follow-up, audit events and metrics": where each followed WorkSpace is. Gone or `TERMINATED` is done;
     /// `ERROR` failed; `TERMINATING` on its way; any other state is on its way only
     /// at the first check (the service may not show the termination yet), failed after.
     pub async fn check(&self, ids: &[String], attempt: u32) -> Result<HashMap<String, Status>, LookupError> {

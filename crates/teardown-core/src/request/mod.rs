@@ -1,4 +1,4 @@
-//! Contract §1 and §6: what one request asks for, and whether it may.
+//! docs/reference.md, "A request" and "Selection": what one request asks for, and whether it may.
 //!
 //! Everything here is pure: no SDK types, no I/O. The decoder hands JSON in; the
 //! handler gets typed requests out, and the dead-letter record's `retryRequest`

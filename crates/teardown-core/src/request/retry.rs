@@ -1,4 +1,4 @@
-//! Contract §4: the dead-letter record's `retryRequest`, a request in the
+//! docs/reference.md, "The dead-letter record": the dead-letter record's `retryRequest`, a request in the
 //! contract's own spelling that can be sent back as it is, once the cause is fixed.
 //!
 //! A replay is never broader than its original: it names only the failed ids,

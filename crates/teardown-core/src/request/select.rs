@@ -1,4 +1,4 @@
-//! Contract §6: `select`, the filters a scheduled cleanup finds its targets by.
+//! docs/reference.md, "Selection": `select`, the filters a scheduled cleanup finds its targets by.
 
 use std::collections::BTreeMap;
 

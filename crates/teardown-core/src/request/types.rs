@@ -42,7 +42,7 @@ pub struct Request {
     pub target: Target,
     /// `None` when the request did not say; the `DRY_RUN` setting decides.
     pub dry_run: Option<bool>,
-    /// Where the targets are (contract §9); `None`: the function's own account or region.
+    /// Where the targets are (docs/reference.md, "Accounts, regions and fan-out"); `None`: the function's own account or region.
     pub account: Option<String>,
     pub region: Option<String>,
     /// A fan-out to every (account, region) pair, in place of `account` / `region`.
@@ -84,7 +84,7 @@ impl Request {
         }
     }
 
-    /// This request as a replay may name it (contract §10.3): a provisioned product
+    /// This request as a replay may name it (docs/reference.md, "The dead-letter record"): a provisioned product
     /// named by name (or ARN) is named by the id the lookup found, so that a product
     /// created later under the name is never reached. `None` when the lookup found no
     /// id to name: a replay by name could reach another product.

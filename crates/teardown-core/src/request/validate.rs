@@ -1,4 +1,4 @@
-//! Contract §1: turns one JSON request into a [`Request`], or says exactly which
+//! docs/reference.md, "A request": turns one JSON request into a [`Request`], or says exactly which
 //! field breaks which rule. Unknown members are refused at every depth, because
 //! a misspelt member (`WorkspaceID`) must never quietly terminate nothing — or
 //! the wrong thing.
@@ -94,7 +94,7 @@ pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
     Ok(request)
 }
 
-/// Contract §9: `account` / `region`, or a fan-out's `accounts` / `regions`, and `origin`.
+/// docs/reference.md, "Accounts, regions and fan-out": `account` / `region`, or a fan-out's `accounts` / `regions`, and `origin`.
 type Place = (Option<String>, Option<String>, Option<FanOut>, Option<String>);
 
 fn place(root: &serde_json::Map<String, Value>) -> Result<Place> {

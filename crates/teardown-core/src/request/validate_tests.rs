@@ -1,4 +1,4 @@
-//! Every constraint of contract §1, on both sides of each boundary.
+//! Every constraint of docs/reference.md, "A request", on both sides of each boundary.
 
 use serde_json::{Value, json};
 
