@@ -10,10 +10,12 @@ use lambda_runtime::Context;
 use time::OffsetDateTime;
 
 use crate::audit::AuditBus;
+use crate::classify::ServiceError;
 use crate::deadletter::DeadLetterQueue;
 use crate::outcome::Failure;
 use crate::request_queue::RequestQueue;
 use crate::services::Services;
+use crate::services::places::Place;
 use crate::settings::Settings;
 
 /// Where the function itself runs: its own account, region and partition.
@@ -142,6 +144,42 @@ impl App {
     }
 }
 
+/// One invocation's bounds, built once when it starts: where the function runs, the
+/// request id (the spoke role's session name), the clock, and the two deadlines (for
+/// the work, and for publishing what the work left behind).
+pub(super) struct Invocation<'a> {
+    pub app: &'a App,
+    pub home: Home,
+    pub request_id: &'a str,
+    pub now: OffsetDateTime,
+    pub deadline: Option<tokio::time::Instant>,
+    pub publish_deadline: Option<tokio::time::Instant>,
+}
+
+impl<'a> Invocation<'a> {
+    pub fn new(app: &'a App, context: &'a Context) -> Self {
+        Invocation {
+            app,
+            home: Home::of(context, app.region.as_deref()),
+            request_id: &context.request_id,
+            now: (app.clock)(),
+            deadline: work_deadline(context, app.deadline_reserve),
+            publish_deadline: work_deadline(context, PUBLISH_RESERVE),
+        }
+    }
+
+    /// Service work within the invocation's deadline: past it, or on a panic, the
+    /// work ends `transient` like a throttled call (see [`within_deadline`]).
+    pub async fn bounded<T>(&self, work: impl Future<Output = Result<T, ServiceError>>) -> Result<T, ServiceError> {
+        bounded(self.deadline, work).await
+    }
+
+    /// The services of `place`, reached (for another account, AssumeRole) within the deadline.
+    pub async fn services(&self, place: &Place) -> Result<Services, ServiceError> {
+        self.bounded(self.app.services_for(place, &self.home, self.request_id)).await
+    }
+}
+
 pub(super) fn work_deadline(context: &Context, reserve: Duration) -> Option<tokio::time::Instant> {
     // A zero deadline means none was given (a unit test, or a local runtime).
     if context.deadline == 0 {
@@ -151,6 +189,17 @@ pub(super) fn work_deadline(context: &Context, reserve: Duration) -> Option<toki
     let remaining = Duration::from_millis(context.deadline.saturating_sub(now_ms));
     // An absurd deadline header must not panic: one beyond the clock's range is none.
     tokio::time::Instant::now().checked_add(remaining.saturating_sub(reserve))
+}
+
+/// [`within_deadline`] for work that fails as a service does: the deadline's or a
+/// panic's failure is a `transient` [`ServiceError`] like a throttled call's.
+pub(super) async fn bounded<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    within_deadline(deadline, work)
+        .await
+        .unwrap_or_else(|failure| Err(ServiceError { outcome: crate::outcome::Outcome::Transient, failure }))
 }
 
 /// Runs one piece of service work within the invocation's deadline, so that neither

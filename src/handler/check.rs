@@ -3,68 +3,29 @@
 //! check again, later, for the targets still on their way.
 
 use futures_util::{StreamExt, stream};
-use time::OffsetDateTime;
 
-use super::app::{App, CONCURRENCY, Home, within_deadline};
+use super::app::{App, CONCURRENCY, Invocation};
 use super::settle::{Settled, failed_targets, record};
 use crate::classify::ServiceError;
-use crate::confirm::{Check, Decision, Followed, Status, confirm_member};
+use crate::confirm::{Check, Decision, Followed, Status};
 use crate::decode::Delivery;
 use crate::outcome::{Failure, Outcome, RequestResult, TargetResult};
-use crate::request::{Limits, Operation, retry_request, validate};
+use crate::request::{Limits, Operation, Request, retry_request, validate};
 use crate::services::places::Place;
 
 /// Works the checks of a batch, each on its own.
-pub(super) async fn settle_checks(
-    app: &App,
-    deliveries: Vec<Delivery>,
-    now: OffsetDateTime,
-    deadline: Option<tokio::time::Instant>,
-    home: &Home,
-    request_id: &str,
-) -> Vec<Settled> {
-    stream::iter(deliveries)
-        .map(|d| settle_check(app, d, now, deadline, home, request_id))
+pub(super) async fn settle_checks(ctx: &Invocation<'_>, checks: Vec<(Delivery, Check, Request)>) -> Vec<Settled> {
+    stream::iter(checks)
+        .map(|(delivery, check, request)| settle_check(ctx, delivery, check, request))
         .buffered(CONCURRENCY)
         .collect()
         .await
 }
 
-async fn settle_check(
-    app: &App,
-    delivery: Delivery,
-    now: OffsetDateTime,
-    deadline: Option<tokio::time::Instant>,
-    home: &Home,
-    request_id: &str,
-) -> Settled {
-    let parsed = delivery.decoded.as_ref().ok().and_then(confirm_member).map(Check::parse);
-    let check = match parsed {
-        Some(Ok(check)) => check,
-        Some(Err(error)) => {
-            let failure = Failure::new(error.code, error.to_string());
-            return refused_check(app, delivery, failure);
-        }
-        None => return refused_check(app, delivery, Failure::new("InvalidCheck", "confirm: is missing")),
-    };
-    // The function writes acceptedAt from its own clock before it sends the check, so a
-    // time still to come is not its own: honoured, it would re-send itself for ever.
-    if check.accepted().is_some_and(|accepted| accepted > now) {
-        let failure =
-            Failure::new("InvalidCheck", format!("confirm.acceptedAt: {} lies in the future", check.accepted_at));
-        return refused_check(app, delivery, failure);
-    }
+async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, request: Request) -> Settled {
+    let (app, home, now) = (ctx.app, &ctx.home, ctx.now);
     let operation = check.operation();
     let last_delivery = app.last_delivery(&delivery.origin);
-    // The check asks where the request's targets are: its account and region.
-    // Held to the same rules as any request: a check comes through the request queue too.
-    let request = validate(&check.request, Limits { max_targets: usize::MAX })
-        .map_err(super::work::Refused::from)
-        .and_then(|r| super::work::allowed(app, home, r));
-    let request = match request {
-        Ok(request) => request,
-        Err(refused) => return refused_check(app, delivery, refused.failure()),
-    };
     let place = Place {
         account: request.account.clone().filter(|a| home.account.as_deref() != Some(a.as_str())),
         region: request.region.clone().filter(|r| home.region.as_deref() != Some(r.as_str())),
@@ -73,17 +34,15 @@ async fn settle_check(
         request.account.clone().or_else(|| home.account.clone()),
         request.region.clone().or_else(|| home.region.clone()),
     );
-    let asked = within_deadline(deadline, async {
-        let services = app.services_for(&place, home, request_id).await?;
-        ask(&services, &check).await
-    })
-    .await;
+    let asked = ctx
+        .bounded(async {
+            let services = app.services_for(&place, home, ctx.request_id).await?;
+            ask(&services, &check).await
+        })
+        .await;
     let statuses = match asked {
-        Ok(Ok(statuses)) => statuses,
-        Ok(Err(error)) => return cannot_check(app, delivery, &check, error),
-        Err(failure) => {
-            return cannot_check(app, delivery, &check, ServiceError { outcome: Outcome::Transient, failure });
-        }
+        Ok(statuses) => statuses,
+        Err(error) => return cannot_check(app, delivery, &check, error),
     };
 
     let mut targets = Vec::new();
@@ -150,8 +109,7 @@ async fn settle_check(
         // The record's error is the service's own, from a failed target when there is one.
         let first = failed.iter().find(|t| t.outcome == Outcome::Failed).unwrap_or(&failed[0]);
         let error = first.error.clone().unwrap_or_else(|| Failure::new("Failed", "the termination failed"));
-        let mut record =
-            record(app, &delivery, operation.map(Operation::as_str), outcome, error, failed_targets(&failed), retry);
+        let mut record = record(app, &delivery, operation, outcome, error, failed_targets(&failed), retry);
         record.source = check.source.clone();
         record.request = check.request.clone();
         record.account = request.account.clone();
@@ -166,7 +124,7 @@ async fn settle_check(
         audit_source: Some(check.source.clone()),
         account,
         region,
-        ..RequestResult::new(delivery.origin, operation.map(Operation::as_str), outcome, false)
+        ..RequestResult::new(delivery.origin, operation, outcome, false)
     };
     Settled { result, record, follow_up }
 }
@@ -196,7 +154,7 @@ pub(super) fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: 
     // would redeliver it, so it is settled with a record. Never with the check as its
     // retry: a check is the function's own message, which no one else may send.
     let sqs = matches!(delivery.origin, crate::decode::Origin::Sqs { .. });
-    let operation = check.operation().map(Operation::as_str);
+    let operation = check.operation();
     let outcome = if last_delivery { Outcome::Unconfirmed } else { Outcome::Transient };
     let failure = error.failure;
     let targets: Vec<TargetResult> = check
@@ -223,18 +181,6 @@ pub(super) fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: 
         ..RequestResult::new(delivery.origin, operation, outcome, false)
     };
     Settled { result, record, follow_up: Vec::new() }
-}
-
-/// A check teardown cannot read: it is not teardown's own any more. Dead-lettered
-/// as invalid, never retried.
-fn refused_check(app: &App, delivery: Delivery, failure: Failure) -> Settled {
-    let record = record(app, &delivery, None, Outcome::Invalid, failure.clone(), Vec::new(), None);
-    let result = RequestResult {
-        error: Some(failure),
-        is_check: true,
-        ..RequestResult::new(delivery.origin, None, Outcome::Invalid, false)
-    };
-    Settled { result, record: Some(record), follow_up: Vec::new() }
 }
 
 /// The next check for `pending`, its request narrowed to them, cut into as many

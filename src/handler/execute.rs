@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 
-use super::app::{App, CONCURRENCY, Home, within_deadline};
-use super::work::{Resolution, Work};
+use super::app::{CONCURRENCY, Invocation, within_deadline};
+use super::resolve::{Resolution, Resolved};
 use crate::guard::Verdict;
 use crate::outcome::{Outcome, TargetResult};
 use crate::request::{Operation, ProductRef, ProvisionedProductInput, Scope, Target, TargetInstancesInput};
@@ -85,15 +85,15 @@ impl CallResults {
 /// The calls a batch makes: the targets of each request that is not a dry run
 /// and whose verdict is to terminate, each call in one place (account and region):
 /// calls are never shared across places.
-pub(super) fn plan(works: &[Work]) -> Vec<(Place, Call)> {
-    let mut places: BTreeMap<Place, Vec<&Work>> = BTreeMap::new();
-    for work in works {
-        places.entry(work.place.clone()).or_default().push(work);
+pub(super) fn plan(batch: &[Resolved]) -> Vec<(Place, Call)> {
+    let mut places: BTreeMap<Place, Vec<&Resolved>> = BTreeMap::new();
+    for resolved in batch {
+        places.entry(resolved.accepted.place.clone()).or_default().push(resolved);
     }
-    places.into_iter().flat_map(|(place, works)| plan_in(&works).into_iter().map(move |c| (place.clone(), c))).collect()
+    places.into_iter().flat_map(|(place, batch)| plan_in(&batch).into_iter().map(move |c| (place.clone(), c))).collect()
 }
 
-fn plan_in(works: &[&Work]) -> Vec<Call> {
+fn plan_in(batch: &[&Resolved]) -> Vec<Call> {
     let mut workspaces: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
     let mut workspaces_seen = HashSet::new();
     // Every MGN id goes into exactly one call, whoever else names it: two calls with
@@ -103,8 +103,10 @@ fn plan_in(works: &[&Work]) -> Vec<Call> {
     let mut mgn_requests: Vec<Vec<String>> = Vec::new();
     let mut catalog: Vec<CatalogCall> = Vec::new();
 
-    for work in works {
-        let (Ok(request), Resolution::Judged(judged), false) = (&work.request, &work.resolution, work.dry_run) else {
+    for resolved in batch {
+        let accepted = &resolved.accepted;
+        let (request, Resolution::Judged(judged), false) = (&accepted.request, &resolved.resolution, accepted.dry_run)
+        else {
             continue;
         };
         let go: Vec<(&String, &Option<String>)> = judged
@@ -117,7 +119,7 @@ fn plan_in(works: &[&Work]) -> Vec<Call> {
         if go.is_empty() {
             continue;
         }
-        let group = work.delivery.origin.fifo_group().map(str::to_owned);
+        let group = accepted.delivery.origin.fifo_group().map(str::to_owned);
         match &request.target {
             Target::Workspaces(_) => {
                 let ids = workspaces.entry(group).or_default();
@@ -142,7 +144,7 @@ fn plan_in(works: &[&Work]) -> Vec<Call> {
                 }
                 let named = input.product.as_given().to_owned();
                 // The token is the delivery's and the product's (docs/reference.md, "A request", "A request").
-                let token = work.delivery.idempotency_token_for(call.product.as_given());
+                let token = accepted.delivery.idempotency_token_for(call.product.as_given());
                 add_catalog(&mut catalog, named, call, token);
             }
             Target::ProvisionedProduct(Scope::Select(selection)) => {
@@ -156,7 +158,7 @@ fn plan_in(works: &[&Work]) -> Vec<Call> {
                         accept_language: options.accept_language.clone(),
                     };
                     // One token per product: a selection terminates several under one delivery.
-                    add_catalog(&mut catalog, id.clone(), input, work.delivery.idempotency_token_for(id));
+                    add_catalog(&mut catalog, id.clone(), input, accepted.delivery.idempotency_token_for(id));
                 }
             }
         }
@@ -201,13 +203,8 @@ fn add_catalog(calls: &mut Vec<CatalogCall>, named: String, input: ProvisionedPr
     }
 }
 
-pub(super) async fn run(
-    app: &App,
-    calls: Vec<(Place, Call)>,
-    deadline: Option<tokio::time::Instant>,
-    home: &Home,
-    request_id: &str,
-) -> CallResults {
+pub(super) async fn run(ctx: &Invocation<'_>, calls: Vec<(Place, Call)>) -> CallResults {
+    let (app, deadline, home, request_id) = (ctx.app, ctx.deadline, &ctx.home, ctx.request_id);
     let finished: Vec<(Operation, Option<String>, Vec<TargetResult>)> = stream::iter(calls)
         .map(|(place, call)| async move {
             let (operation, called, ids) = match &call {
@@ -218,7 +215,7 @@ pub(super) async fn run(
                     (Operation::TerminateProvisionedProduct, Some(called), call.named.clone())
                 }
             };
-            let work = async {
+            let call_made = async {
                 // The place's services were reached when its targets were looked up.
                 let services = match app.services_for(&place, home, request_id).await {
                     Ok(services) => services,
@@ -234,7 +231,7 @@ pub(super) async fn run(
                     }
                 }
             };
-            let targets = within_deadline(deadline, work).await.unwrap_or_else(|failure| {
+            let targets = within_deadline(deadline, call_made).await.unwrap_or_else(|failure| {
                 ids.iter().map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone())).collect()
             });
             (operation, called, targets)

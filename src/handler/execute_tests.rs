@@ -6,12 +6,13 @@ use serde_json::{Value, json};
 use super::*;
 use crate::decode::{Decoded, decode};
 use crate::guard::Verdict;
-use crate::handler::work::{Refused, Resolution, Work};
+use crate::handler::admit::Accepted;
+use crate::handler::resolve::{Resolution, Resolved};
 use crate::request::{Limits, validate};
 
-/// A work item for `request`, from SQS message `message_id` (FIFO group `group`),
-/// every named target judged to be terminated.
-fn work(message_id: &str, group: Option<&str>, request: Value) -> Work {
+/// A request from SQS message `message_id` (FIFO group `group`), resolved with every
+/// named target judged to be terminated.
+fn work(message_id: &str, group: Option<&str>, request: Value) -> Resolved {
     let arn = if group.is_some() { "arn:aws:sqs:us-east-1:1:q.fifo" } else { "arn:aws:sqs:us-east-1:1:q" };
     let mut record = json!({
         "messageId": message_id, "body": request.to_string(), "eventSource": "aws:sqs",
@@ -22,18 +23,16 @@ fn work(message_id: &str, group: Option<&str>, request: Value) -> Work {
     }
     let Decoded::Sqs(mut deliveries) = decode(json!({"Records": [record]}), "req") else { panic!("not SQS") };
     let delivery = deliveries.remove(0);
-    let request = validate(delivery.decoded.as_ref().unwrap(), Limits { max_targets: 1000 }).map_err(Refused::from);
-    let ids = request.as_ref().unwrap().named_ids().unwrap();
-    let judged = ids
+    let request = validate(delivery.decoded.as_ref().unwrap(), Limits { max_targets: 1000 }).unwrap();
+    let judged = request
+        .named_ids()
+        .unwrap()
         .into_iter()
         .map(|id| (id, Verdict::Terminate { reason: "named in the request".into(), call_id: None }))
         .collect();
-    Work {
-        operation: request.as_ref().ok().map(|r| r.operation()),
-        delivery,
-        request,
-        dry_run: false,
-        place: crate::services::places::Place { account: None, region: None },
+    let place = crate::services::places::Place { account: None, region: None };
+    Resolved {
+        accepted: Accepted { delivery, request, dry_run: false, place },
         resolution: Resolution::Judged(judged),
         found_product: None,
     }
@@ -120,18 +119,17 @@ fn mgn_servers_share_calls_by_job_tags_and_one_server_is_in_one_call() {
     );
 }
 
+/// (A refused request never reaches the plan: `plan` takes only resolved requests.)
 #[test]
-fn dry_runs_refusals_and_stopped_targets_make_no_call() {
+fn dry_runs_and_stopped_targets_make_no_call() {
     let mut dry = work("m-1", None, ws(&["ws-dry00001"]));
-    dry.dry_run = true;
+    dry.accepted.dry_run = true;
     let mut stopped = work("m-2", None, ws(&["ws-stop0001"]));
     stopped.resolution = Resolution::Judged(vec![(
         "ws-stop0001".into(),
         Verdict::Stop { outcome: crate::outcome::Outcome::Protected, reason: "tag".into() },
     )]);
-    let mut refused = work("m-3", None, ws(&["ws-refd0001"]));
-    refused.request = Err(Refused::from(validate(&json!({}), Limits::default()).unwrap_err()));
-    assert!(plan_in(&[&dry, &stopped, &refused]).is_empty());
+    assert!(plan_in(&[&dry, &stopped]).is_empty());
 }
 
 #[test]

@@ -4,12 +4,12 @@
 
 use serde_json::{Value, json};
 
-use super::app::{App, Home, within_deadline};
+use super::admit::Accepted;
+use super::app::{App, Invocation, within_deadline};
 use super::settle::{Settled, record};
-use super::work::Work;
 use crate::decode::Delivery;
 use crate::outcome::{Failure, Outcome, RequestResult};
-use crate::request::FanOut;
+use crate::request::{FanOut, Operation};
 
 /// The children of a fan-out: the request as received, but for `account`, `region`
 /// and `origin`; the origin (from the parent's delivery) is what a child's tokens
@@ -51,14 +51,10 @@ pub(super) fn children(
     out
 }
 
-pub(super) async fn settle(app: &App, work: Work, home: &Home, deadline: Option<tokio::time::Instant>) -> Settled {
-    let Work { delivery, operation, request, dry_run, .. } = work;
-    let operation = operation.map(|o| o.as_str());
-    let Some(fan_out) = request.ok().and_then(|r| r.fan_out) else {
-        // `work` only hands fan-outs here.
-        let failure = Failure::new("InternalError", "not a fan-out");
-        return failed(app, delivery, operation, dry_run, failure);
-    };
+pub(super) async fn settle(ctx: &Invocation<'_>, accepted: Accepted, fan_out: FanOut) -> Settled {
+    let (app, home) = (ctx.app, &ctx.home);
+    let Accepted { delivery, request, dry_run, .. } = accepted;
+    let operation = Some(request.operation());
     let children = children(&delivery, &fan_out, dry_run);
     let bodies: Vec<String> = children.iter().map(|(_, _, child)| child.to_string()).collect();
     let listed: Vec<Value> = children
@@ -67,7 +63,7 @@ pub(super) async fn settle(app: &App, work: Work, home: &Home, deadline: Option<
             json!({"account": account.clone().or_else(|| home.account.clone()), "region": region.clone().or_else(|| home.region.clone())})
         })
         .collect();
-    match within_deadline(deadline, app.request_queue.send_all(&bodies)).await {
+    match within_deadline(ctx.deadline, app.request_queue.send_all(&bodies)).await {
         Ok(Ok(_)) => {
             let result = RequestResult {
                 children: listed,
@@ -84,7 +80,7 @@ pub(super) async fn settle(app: &App, work: Work, home: &Home, deadline: Option<
 
 /// Some children could not be sent: the parent is `transient` — redelivered (SQS),
 /// or dead-lettered with itself as the retry (other sources).
-fn failed(app: &App, delivery: Delivery, operation: Option<&'static str>, dry_run: bool, failure: Failure) -> Settled {
+fn failed(app: &App, delivery: Delivery, operation: Option<Operation>, dry_run: bool, failure: Failure) -> Settled {
     let sqs = matches!(delivery.origin, crate::decode::Origin::Sqs { .. });
     // On its last delivery SQS would move the bare body on: it is settled with a record.
     let last = app.last_delivery(&delivery.origin);

@@ -14,7 +14,7 @@ pub(super) fn settled(result: &RequestResult, request_id: &str) {
             tracing::$level!(
                 request_id,
                 message_id,
-                operation = result.operation,
+                operation = result.operation.map(|o| o.as_str()),
                 outcome = result.outcome.as_str(),
                 dry_run = result.dry_run,
                 targets = result.targets.len(),

@@ -1,37 +1,41 @@
-//! One invocation, end to end. Each delivery becomes one [`Work`] value that
-//! travels through four steps over the whole batch:
+//! One invocation, end to end. The deliveries of a batch travel through five
+//! steps, each taking and returning its own type:
 //!
-//! 1. validate (pure): the request, or why it is refused;
-//! 2. [`resolve`]: look its targets up and judge them (filters, guards);
+//! 1. [`admit`]: what each delivery is, decided once: refused (with its record),
+//!    a request ([`admit::Accepted`]), a fan-out, or a follow-up check of the
+//!    function's own ([`trust`] decides whose checks and children count);
+//! 2. [`resolve`]: every request's targets looked up and judged (filters, guards):
+//!    [`resolve::Resolved`];
 //! 3. [`execute`]: terminate what passed, ids from many requests sharing calls, all
 //!    calls concurrent and bounded, so a 10-record batch costs about one round of
 //!    API latency; the answers are filed by target;
-//! 4. [`settle`]: read back its own targets' answers, give it its outcome, and its
-//!    dead-letter record when one is owed; then the record is published.
+//! 4. [`settle`] (requests), [`fan_out`] and [`check`]: each reads back its own
+//!    targets' answers and gets its outcome, its record and its follow-up;
+//! 5. [`publish`]: the records and checks go out, within the deadline.
 
+mod admit;
 mod app;
 mod check;
 mod execute;
 mod fan_out;
 mod log;
+mod publish;
 mod resolve;
 mod settle;
 mod trust;
-mod work;
 
-use futures_util::{StreamExt, stream};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
 use crate::decode::{Decoded, Delivery, decode};
 use crate::outcome::{DeadLetterStatus, Failure, FollowUp, Outcome, RequestResult};
 use crate::report::{BatchResponse, Report};
-use crate::request::{Request, Scope, Target};
-use crate::services::places::Place;
+use admit::Admitted;
+pub use admit::Refused;
 pub use app::App;
-use app::{CONCURRENCY, Home, PUBLISH_RESERVE, within_deadline, work_deadline};
-pub use work::Refused;
-use work::{Resolution, SentServers, Work};
+use app::{Invocation, PUBLISH_RESERVE, within_deadline, work_deadline};
+use resolve::SentServers;
+use settle::Settled;
 
 /// The Lambda entry point: picks the answer's shape from the event's.
 pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
@@ -94,7 +98,7 @@ async fn account(app: &App, results: &[RequestResult], context: &Context) {
 pub async fn process(app: &App, deliveries: Vec<Delivery>, context: &Context) -> Vec<RequestResult> {
     let mut sent = SentServers::default();
     if !deliveries.iter().any(|d| d.origin.fifo_group().is_some()) {
-        return work(app, deliveries, context, &mut sent).await;
+        return round(app, deliveries, context, &mut sent).await;
     }
     // Each FIFO group (a record outside any is a group of its own), members in batch order.
     type Group = (Option<String>, std::collections::VecDeque<(usize, Delivery)>);
@@ -108,18 +112,18 @@ pub async fn process(app: &App, deliveries: Vec<Delivery>, context: &Context) ->
     }
     let mut results: Vec<(usize, RequestResult)> = Vec::new();
     loop {
-        let round: Vec<(usize, usize, Delivery)> = groups
+        let heads: Vec<(usize, usize, Delivery)> = groups
             .iter_mut()
             .enumerate()
             .filter_map(|(g, (_, members))| members.pop_front().map(|(i, item)| (g, i, item)))
             .collect();
-        if round.is_empty() {
+        if heads.is_empty() {
             break;
         }
-        let (places, items): (Vec<(usize, usize)>, Vec<Delivery>) =
-            round.into_iter().map(|(g, i, item)| ((g, i), item)).unzip();
-        let worked = work(app, items, context, &mut sent).await;
-        for ((g, i), result) in places.into_iter().zip(worked) {
+        let (positions, items): (Vec<(usize, usize)>, Vec<Delivery>) =
+            heads.into_iter().map(|(g, i, item)| ((g, i), item)).unzip();
+        let worked = round(app, items, context, &mut sent).await;
+        for ((g, i), result) in positions.into_iter().zip(worked) {
             if result.redeliver() {
                 let (group, held) = &mut groups[g];
                 for (later, item) in held.drain(..) {
@@ -156,146 +160,34 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
     result
 }
 
-/// The four steps over a list of deliveries that may share calls.
-async fn work(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mut SentServers) -> Vec<RequestResult> {
-    let deadline = work_deadline(context, app.deadline_reserve);
-    let now = (app.clock)();
-    // Checks and fan-out children are honoured only as the function sent them ("Who may send what").
-    let mut untrusted: Vec<(usize, settle::Settled)> = Vec::new();
-    let mut trusted: Vec<(usize, Delivery)> = Vec::new();
-    for (i, vetted) in trust::vet(app, deliveries, deadline).await.into_iter().enumerate() {
-        match vetted {
-            Ok(delivery) => trusted.push((i, delivery)),
-            Err(refused) => untrusted.push((i, refused)),
+/// The steps over a list of deliveries that may share calls.
+async fn round(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &mut SentServers) -> Vec<RequestResult> {
+    let ctx = Invocation::new(app, context);
+    // Each delivery's end, by its position in the list.
+    let mut ends: Vec<(usize, Settled)> = Vec::new();
+    let (mut requests, mut fan_outs, mut checks) = (Vec::new(), Vec::new(), Vec::new());
+    for (at, admitted) in admit::admit(&ctx, deliveries).await.into_iter().enumerate() {
+        match admitted {
+            Admitted::Refused(end) => ends.push((at, end)),
+            Admitted::Request(accepted) => requests.push((at, accepted)),
+            Admitted::FanOut(accepted, fan_out) => fan_outs.push((at, accepted, fan_out)),
+            Admitted::Check(delivery, check, request) => checks.push((at, (delivery, check, request))),
         }
     }
-    // Follow-up checks (docs/reference.md, "Follow-up, audit events and metrics") go their own way; requests take the four steps.
-    type Placed = Vec<(usize, Delivery)>;
-    let (checks, requests): (Placed, Placed) = trusted
-        .into_iter()
-        .partition(|(_, d)| d.decoded.as_ref().ok().and_then(crate::confirm::confirm_member).is_some());
-    let (check_places, checks): (Vec<usize>, Vec<Delivery>) = checks.into_iter().unzip();
-    let (request_places, requests): (Vec<usize>, Vec<Delivery>) = requests.into_iter().unzip();
 
-    let home = Home::of(context, app.region.as_deref());
-    let works: Vec<Work> = requests.into_iter().map(|d| Work::validated(app, d, &home)).collect();
-    // A fan-out is settled by sending its children (docs/reference.md, "Accounts, regions and fan-out"); the rest take the steps.
-    type PlacedWork = Vec<(usize, Work)>;
-    let (fan_outs, mut works): (PlacedWork, PlacedWork) =
-        request_places.into_iter().zip(works).partition(|(_, w)| w.request.as_ref().is_ok_and(|r| r.fan_out.is_some()));
-    // The named WorkSpaces of the whole batch are looked up together, per place:
-    // ⌈n/25⌉ DescribeWorkspaces for the batch, not one round per request.
-    let mut named_workspaces: std::collections::BTreeMap<Place, Vec<String>> = Default::default();
-    for (_, work) in &works {
-        if let Ok(Request { target: Target::Workspaces(Scope::Named(w)), .. }) = &work.request {
-            let ids = named_workspaces.entry(work.place.clone()).or_default();
-            ids.extend(w.workspace_ids.iter().filter(|id| !ids.contains(id)).cloned().collect::<Vec<_>>());
-        }
-    }
-    let prefetched: std::collections::BTreeMap<
-        Place,
-        Result<Vec<crate::guard::Candidate>, crate::classify::ServiceError>,
-    > = stream::iter(named_workspaces)
-        .map(|(place, ids)| {
-            let home = &home;
-            async move {
-                // Reaching the place (AssumeRole) is bounded by the deadline like any call.
-                let found = within_deadline(deadline, async {
-                    let services = app.services_for(&place, home, &context.request_id).await?;
-                    services.workspaces.describe(&ids).await
-                })
-                .await
-                .unwrap_or_else(|failure| Err(crate::classify::ServiceError { outcome: Outcome::Transient, failure }));
-                (place, found)
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let resolutions: Vec<(Resolution, Option<String>)> = stream::iter(&works)
-        .map(|(_, work)| async {
-            let Ok(request) = &work.request else { return (Resolution::Nothing, None) };
-            let reached = within_deadline(deadline, app.services_for(&work.place, &home, &context.request_id)).await;
-            let services = match reached {
-                Ok(Ok(services)) => services,
-                Ok(Err(error)) => return (Resolution::Failed(error), None),
-                Err(failure) => {
-                    let error = crate::classify::ServiceError { outcome: Outcome::Transient, failure };
-                    return (Resolution::Failed(error), None);
-                }
-            };
-            let at = resolve::Lookup {
-                now,
-                deadline,
-                sent,
-                sent_at: work.delivery.sent_at,
-                workspaces: prefetched.get(&work.place),
-            };
-            resolve::resolve(app, &services, request, &at).await
-        })
-        .buffered(CONCURRENCY)
-        .collect()
-        .await;
-    for ((_, work), (resolution, found_product)) in works.iter_mut().zip(resolutions) {
-        work.resolution = resolution;
-        work.found_product = found_product;
-    }
-    let (request_places, works): (Vec<usize>, Vec<Work>) = works.into_iter().unzip();
-    let results = execute::run(app, execute::plan(&works), deadline, &home, &context.request_id).await;
+    let (positions, requests): (Vec<usize>, Vec<_>) = requests.into_iter().unzip();
+    let resolved = resolve::resolve_all(&ctx, requests, sent).await;
+    let results = execute::run(&ctx, execute::plan(&resolved)).await;
     for (id, job) in results.accepted_servers() {
         sent.insert(id.to_owned(), job.to_owned());
     }
-    let mut settled: Vec<(usize, settle::Settled)> = request_places
-        .into_iter()
-        .zip(works.into_iter().map(|work| settle::settle(app, work, &results, &home)))
-        .collect();
-    for (place, work) in fan_outs {
-        settled.push((place, fan_out::settle(app, work, &home, deadline).await));
+    ends.extend(positions.into_iter().zip(resolved.into_iter().map(|r| settle::settle(app, r, &results, &ctx.home))));
+    for (at, accepted, fan_out) in fan_outs {
+        ends.push((at, fan_out::settle(&ctx, accepted, fan_out).await));
     }
-    let checked = check::settle_checks(app, checks, now, deadline, &home, &context.request_id).await;
-    settled.extend(check_places.into_iter().zip(checked));
-    settled.extend(untrusted);
-    settled.sort_by_key(|(place, _)| *place);
+    let (positions, checks): (Vec<usize>, Vec<_>) = checks.into_iter().unzip();
+    ends.extend(positions.into_iter().zip(check::settle_checks(&ctx, checks).await));
 
-    // Publishing and follow-ups are bounded by the invocation's own deadline like every
-    // other call, keeping back only what answering takes: a record or a check cut off
-    // is reported unsent, so its message is redelivered (SQS) or the invocation fails.
-    let publish_deadline = work_deadline(context, PUBLISH_RESERVE);
-    stream::iter(settled)
-        .map(|(_, settled)| async move {
-            let settle::Settled { mut result, record, follow_up } = settled;
-            if let Some(record) = record {
-                let published = within_deadline(publish_deadline, app.dead_letters.publish(&record)).await;
-                result.dead_letter = match published {
-                    Ok(Ok(())) => DeadLetterStatus::Published,
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, message_id = result.origin.message_id(), "dead-letter record not published; the request will be redelivered");
-                        DeadLetterStatus::Failed(e.to_string())
-                    }
-                    Err(failure) => {
-                        tracing::error!(error = %failure.message, message_id = result.origin.message_id(), "dead-letter record not published before the deadline; the request will be redelivered");
-                        DeadLetterStatus::Failed(failure.message)
-                    }
-                };
-            }
-            for (check, delay) in follow_up {
-                let sent = within_deadline(publish_deadline, app.request_queue.send(&check, delay)).await;
-                result.follow_up = match sent {
-                    Ok(Ok(())) if !matches!(result.follow_up, FollowUp::Failed(_)) => FollowUp::Sent,
-                    Ok(Ok(())) => continue,
-                    Ok(Err(e)) => {
-                        // The lookups make a redelivery safe: what was accepted is found
-                        // on its way out and followed up then.
-                        tracing::error!(error = %e, message_id = result.origin.message_id(), "follow-up check not sent; the request will be redelivered");
-                        FollowUp::Failed(e.to_string())
-                    }
-                    Err(failure) => FollowUp::Failed(failure.message),
-                };
-            }
-            log::settled(&result, &context.request_id);
-            result
-        })
-        .buffered(CONCURRENCY)
-        .collect()
-        .await
+    ends.sort_by_key(|(at, _)| *at);
+    publish::publish(&ctx, ends.into_iter().map(|(_, end)| end).collect()).await
 }

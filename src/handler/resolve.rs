@@ -1,18 +1,42 @@
 //! Step 2: find each request's targets and judge them before anything is called.
 //! Named targets are looked up too, so that naming an id cannot bypass a guard.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 use time::OffsetDateTime;
 
-use super::app::{App, within_deadline};
-use super::work::{Resolution, SentServers};
+use super::admit::Accepted;
+use super::app::{App, CONCURRENCY, Invocation, bounded};
 use crate::classify::ServiceError;
 use crate::guard::{Candidate, Verdict, judge};
 use crate::outcome::Outcome;
 use crate::request::{ProductRef, Request, Scope, Target};
 use crate::services::Services;
+use crate::services::places::Place;
+
+/// What a request's lookup came to.
+#[derive(Debug)]
+pub(super) enum Resolution {
+    /// Each target, in order, with its verdict (targets a selection did not match are left out).
+    Judged(Vec<(String, Verdict)>),
+    /// The lookup failed; every named target takes this end.
+    Failed(ServiceError),
+    /// A selection matched more targets than MAX_TARGETS: nothing is terminated.
+    TooMany(usize),
+}
+
+/// A request whose targets were looked up and judged.
+pub(crate) struct Resolved {
+    pub(super) accepted: Accepted,
+    pub(super) resolution: Resolution,
+    /// The provisioned product a name led to, when the lookup found one: what a
+    /// replay names (docs/reference.md, "The dead-letter record").
+    pub(super) found_product: Option<String>,
+}
+
+/// MGN source servers this invocation has had accepted, with their job.
+pub(super) type SentServers = HashMap<String, String>;
 
 /// What the lookups of one request need to know besides the request.
 pub(super) struct Lookup<'a> {
@@ -26,6 +50,56 @@ pub(super) struct Lookup<'a> {
     pub workspaces: Option<&'a Result<Vec<Candidate>, ServiceError>>,
 }
 
+/// Step 2 over a batch: every request's targets looked up and judged, side by side.
+/// The named WorkSpaces of the whole batch are looked up together, per place:
+/// ⌈n/25⌉ DescribeWorkspaces for the batch, not one round per request.
+pub(super) async fn resolve_all(ctx: &Invocation<'_>, requests: Vec<Accepted>, sent: &SentServers) -> Vec<Resolved> {
+    let mut named_workspaces: BTreeMap<Place, Vec<String>> = BTreeMap::new();
+    for accepted in &requests {
+        if let Target::Workspaces(Scope::Named(w)) = &accepted.request.target {
+            let ids = named_workspaces.entry(accepted.place.clone()).or_default();
+            ids.extend(w.workspace_ids.iter().filter(|id| !ids.contains(id)).cloned().collect::<Vec<_>>());
+        }
+    }
+    let prefetched: BTreeMap<Place, Result<Vec<Candidate>, ServiceError>> = stream::iter(named_workspaces)
+        .map(|(place, ids)| async move {
+            // Reaching the place (AssumeRole) is bounded by the deadline like any call.
+            let found = ctx
+                .bounded(async {
+                    let services = ctx.app.services_for(&place, &ctx.home, ctx.request_id).await?;
+                    services.workspaces.describe(&ids).await
+                })
+                .await;
+            (place, found)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let resolutions: Vec<(Resolution, Option<String>)> = stream::iter(&requests)
+        .map(|accepted| async {
+            let services = match ctx.services(&accepted.place).await {
+                Ok(services) => services,
+                Err(error) => return (Resolution::Failed(error), None),
+            };
+            let at = Lookup {
+                now: ctx.now,
+                deadline: ctx.deadline,
+                sent,
+                sent_at: accepted.delivery.sent_at,
+                workspaces: prefetched.get(&accepted.place),
+            };
+            resolve(ctx.app, &services, &accepted.request, &at).await
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    requests
+        .into_iter()
+        .zip(resolutions)
+        .map(|(accepted, (resolution, found_product))| Resolved { accepted, resolution, found_product })
+        .collect()
+}
+
 /// The request's resolution, and the id of the provisioned product a name led to
 /// (a replay names that id, never the name: docs/reference.md, "The dead-letter record").
 pub(super) async fn resolve(
@@ -36,14 +110,13 @@ pub(super) async fn resolve(
 ) -> (Resolution, Option<String>) {
     let known_jobs: HashSet<String> = at.sent.values().cloned().collect();
     let found = std::sync::OnceLock::new();
-    let looked_up = within_deadline(at.deadline, look_up(app, services, request, at, &known_jobs, &found)).await;
+    let looked_up = bounded(at.deadline, look_up(app, services, request, at, &known_jobs, &found)).await;
     let resolution = match looked_up {
-        Ok(Ok(Resolution::Judged(judged))) if matches!(request.target, Target::TargetInstances(_)) => {
+        Ok(Resolution::Judged(judged)) if matches!(request.target, Target::TargetInstances(_)) => {
             Resolution::Judged(judged.into_iter().map(|(id, verdict)| already_sent(id, verdict, at.sent)).collect())
         }
-        Ok(Ok(resolution)) => resolution,
-        Ok(Err(error)) => Resolution::Failed(error),
-        Err(failure) => Resolution::Failed(ServiceError { outcome: Outcome::Transient, failure }),
+        Ok(resolution) => resolution,
+        Err(error) => Resolution::Failed(error),
     };
     (resolution, found.into_inner())
 }

@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use super::admit::Accepted;
 use super::app::{App, Home};
 use super::execute::CallResults;
-use super::work::{Resolution, Work};
+use super::resolve::{Resolution, Resolved};
 use crate::classify::ServiceError;
 use crate::confirm::{Check, Followed};
 use crate::deadletter::{DeadLetterRecord, FailedTarget};
@@ -23,21 +24,25 @@ pub(super) struct Settled {
     pub follow_up: Vec<(Check, u64)>,
 }
 
-pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) -> Settled {
-    let Work { delivery, operation, request, dry_run, resolution, found_product, .. } = work;
-    let operation = operation.map(Operation::as_str);
-    let request = match request {
-        Err(refused) => {
-            let failure = refused.failure();
-            let result = RequestResult {
-                error: Some(failure.clone()),
-                ..RequestResult::new(delivery.origin.clone(), operation, Outcome::Invalid, dry_run)
-            };
-            let record = record(app, &delivery, operation, Outcome::Invalid, failure, Vec::new(), None);
-            return Settled { result, record: Some(record), follow_up: Vec::new() };
-        }
-        Ok(request) => request,
+/// A request refused before any call: `invalid`, with its record.
+pub(super) fn refused(
+    app: &App,
+    delivery: Delivery,
+    operation: Option<Operation>,
+    dry_run: bool,
+    failure: Failure,
+) -> Settled {
+    let result = RequestResult {
+        error: Some(failure.clone()),
+        ..RequestResult::new(delivery.origin.clone(), operation, Outcome::Invalid, dry_run)
     };
+    let record = record(app, &delivery, operation, Outcome::Invalid, failure, Vec::new(), None);
+    Settled { result, record: Some(record), follow_up: Vec::new() }
+}
+
+pub(super) fn settle(app: &App, resolved: Resolved, results: &CallResults, home: &Home) -> Settled {
+    let Resolved { accepted: Accepted { delivery, request, dry_run, .. }, resolution, found_product } = resolved;
+    let operation = Some(request.operation());
     // What a retry or a check names: never a product's name, which a product created
     // later could take.
     let replayable = request.replayable(found_product.as_deref());
@@ -45,7 +50,6 @@ pub(super) fn settle(app: &App, work: Work, results: &CallResults, home: &Home) 
     // What the request as a whole came to, when it is decided before any target is.
     let mut request_failure: Option<ServiceError> = None;
     let targets: Vec<TargetResult> = match resolution {
-        Resolution::Nothing => Vec::new(),
         Resolution::Failed(error) => {
             let targets = error.for_each(&request.named_ids().unwrap_or_default());
             request_failure = Some(error);
@@ -243,7 +247,7 @@ fn summarize(failed: &[&TargetResult], total: usize) -> Option<Failure> {
 pub(super) fn record(
     app: &App,
     delivery: &Delivery,
-    operation: Option<&'static str>,
+    operation: Option<Operation>,
     outcome: Outcome,
     error: Failure,
     failed_targets: Vec<FailedTarget>,
@@ -261,7 +265,7 @@ pub(super) fn record(
         account: None,
         region: None,
         truncated: false,
-        operation: operation.map(str::to_owned),
+        operation: operation.map(|o| o.as_str().to_owned()),
         message_group_id: match &delivery.origin {
             Origin::Sqs { message_group_id, .. } => message_group_id.clone(),
             Origin::EventBridge { .. } | Origin::Direct { .. } => None,

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::app::{App, within_deadline};
+use super::app::{App, Invocation};
 use super::check::cannot_check;
 use super::settle::{Settled, effective_dry_run, record, without_origin};
 use crate::classify::ServiceError;
@@ -49,30 +49,33 @@ impl Link {
     }
 }
 
+/// A delivery that may go on, or its end.
+// One per delivery, moved once: boxing either variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Vetted {
+    Trusted(Delivery),
+    /// Refused (`UntrustedSender`), or left for redelivery when whose it is cannot be
+    /// learnt now.
+    Refused(Settled),
+}
+
 /// Each delivery, or its end when it claims a link of a chain it cannot prove.
 /// The function's own principal is asked for only when an SQS record claims one.
-pub(super) async fn vet(
-    app: &App,
-    deliveries: Vec<Delivery>,
-    deadline: Option<tokio::time::Instant>,
-) -> Vec<Result<Delivery, Settled>> {
+pub(super) async fn vet(ctx: &Invocation<'_>, deliveries: Vec<Delivery>) -> Vec<Vetted> {
+    let app = ctx.app;
     let claim = |d: &Delivery| d.decoded.as_ref().ok().and_then(Link::of);
     let must_ask = deliveries.iter().any(|d| {
         claim(d).is_some() && matches!(d.origin, Origin::Sqs { .. }) && d.sender_id.is_some() && d.wrapped_in.is_none()
     });
     // Bounded like every call: a slow STS must not time the whole batch out.
     let own = match must_ask {
-        true => Some(
-            within_deadline(deadline, app.identity.user_id())
-                .await
-                .unwrap_or_else(|failure| Err(ServiceError { outcome: Outcome::Transient, failure })),
-        ),
+        true => Some(ctx.bounded(app.identity.user_id()).await),
         false => None,
     };
     deliveries
         .into_iter()
         .map(|delivery| {
-            let Some(link) = claim(&delivery) else { return Ok(delivery) };
+            let Some(link) = claim(&delivery) else { return Vetted::Trusted(delivery) };
             let sender = match (&delivery.origin, delivery.sender_id.as_deref(), delivery.wrapped_in) {
                 // The function never wraps its own messages; the SenderId of a wrapped
                 // body names the service that delivered it, not who wrote it.
@@ -82,12 +85,12 @@ pub(super) async fn vet(
                         link.field(),
                         link.what()
                     );
-                    return Err(refused(app, delivery, link, why));
+                    return Vetted::Refused(refused(app, delivery, link, why));
                 }
                 (Origin::Sqs { .. }, Some(sender), None) => sender,
                 (Origin::Sqs { .. }, None, None) => {
                     let why = format!("{}: {} is honoured only from the function itself, and this SQS record names no sender (attributes.SenderId)", link.field(), link.what());
-                    return Err(refused(app, delivery, link, why));
+                    return Vetted::Refused(refused(app, delivery, link, why));
                 }
                 (Origin::EventBridge { .. } | Origin::Direct { .. }, _, _) => {
                     let why = format!(
@@ -95,18 +98,18 @@ pub(super) async fn vet(
                         link.field(),
                         link.what()
                     );
-                    return Err(refused(app, delivery, link, why));
+                    return Vetted::Refused(refused(app, delivery, link, why));
                 }
             };
             match &own {
-                Some(Ok(Some(user_id))) if same_principal(sender, user_id) => Ok(delivery),
+                Some(Ok(Some(user_id))) if same_principal(sender, user_id) => Vetted::Trusted(delivery),
                 Some(Ok(Some(_))) => {
                     let why = format!(
                         "{}: {} is honoured only when the function itself sent it; attributes.SenderId {sender:?} is another principal",
                         link.field(),
                         link.what()
                     );
-                    Err(refused(app, delivery, link, why))
+                    Vetted::Refused(refused(app, delivery, link, why))
                 }
                 Some(Ok(None)) | None => {
                     let why = format!(
@@ -114,20 +117,20 @@ pub(super) async fn vet(
                         link.field(),
                         link.what()
                     );
-                    Err(refused(app, delivery, link, why))
+                    Vetted::Refused(refused(app, delivery, link, why))
                 }
-                Some(Err(error)) => Err(unknown(app, delivery, link, error.clone())),
+                Some(Err(error)) => Vetted::Refused(unknown(app, delivery, link, error.clone())),
             }
         })
         .collect()
 }
 
-fn operation(value: &Value, link: Link) -> Option<&'static str> {
+fn operation(value: &Value, link: Link) -> Option<Operation> {
     let named = match link {
         Link::Check => value.pointer("/confirm/operation"),
         Link::Child => value.get("operation"),
     };
-    named.and_then(Value::as_str).and_then(Operation::parse).map(Operation::as_str)
+    named.and_then(Value::as_str).and_then(Operation::parse)
 }
 
 /// Refused: `invalid`, its record, and no call.

@@ -18,7 +18,7 @@ const BYTES_PER_CALL: usize = 256 * 1024;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
-    pub operation: Option<&'static str>,
+    pub operation: Option<crate::request::Operation>,
     /// `None` for a request refused before it had targets.
     pub id: Option<String>,
     pub outcome: Outcome,

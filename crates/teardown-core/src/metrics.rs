@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::outcome::RequestResult;
+use crate::request::Operation;
 
 /// The lines of one invocation: one per (operation, outcome) with `Targets` and
 /// `Requests`, and one without dimensions for `ColdStart` and `AuditEventsNotSent`
@@ -25,7 +26,7 @@ pub fn lines(
 ) -> Vec<String> {
     let mut counts: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
     for result in results {
-        let operation = result.operation.unwrap_or("unknown");
+        let operation = result.operation.map_or("unknown", Operation::as_str);
         // A follow-up check is not a request; a target it will check again is not
         // decided yet (it was counted when it was accepted).
         if !result.is_check {
@@ -92,7 +93,12 @@ mod tests {
     fn result(operation: Option<&'static str>, outcome: Outcome, targets: &[Outcome]) -> RequestResult {
         RequestResult {
             targets: targets.iter().enumerate().map(|(i, o)| TargetResult::new(format!("t{i}"), *o)).collect(),
-            ..RequestResult::new(Origin::Direct { request_id: "r".into() }, operation, outcome, false)
+            ..RequestResult::new(
+                Origin::Direct { request_id: "r".into() },
+                operation.and_then(Operation::parse),
+                outcome,
+                false,
+            )
         }
     }
 

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::decode::Origin;
+use crate::request::Operation;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,7 +169,7 @@ pub enum DeadLetterStatus {
 #[derive(Clone, Debug)]
 pub struct RequestResult {
     pub origin: Origin,
-    pub operation: Option<&'static str>,
+    pub operation: Option<Operation>,
     pub outcome: Outcome,
     pub dry_run: bool,
     pub targets: Vec<TargetResult>,
@@ -190,7 +191,7 @@ pub struct RequestResult {
 impl RequestResult {
     /// A request's end with nothing settled yet: no targets, no error, no record or
     /// follow-up owed, no place named.
-    pub fn new(origin: Origin, operation: Option<&'static str>, outcome: Outcome, dry_run: bool) -> Self {
+    pub fn new(origin: Origin, operation: Option<Operation>, outcome: Outcome, dry_run: bool) -> Self {
         RequestResult {
             origin,
             operation,

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::decode::Origin;
 use crate::outcome::{DeadLetterStatus, Failure, Outcome, RequestResult, TargetResult};
+use crate::request::Operation;
 
 /// `batchItemFailures`: exactly the messages SQS must deliver again.
 pub struct BatchResponse;
@@ -40,7 +41,7 @@ pub struct Report<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct Entry<'a> {
     pub source: &'a Origin,
-    pub operation: Option<&'static str>,
+    pub operation: Option<Operation>,
     pub outcome: Outcome,
     pub dry_run: bool,
     pub targets: &'a [TargetResult],
@@ -105,7 +106,7 @@ pub fn tally(outcomes: impl Iterator<Item = Outcome>) -> BTreeMap<&'static str, 
 /// The dry-run report a person reads before turning dry run off: one line per
 /// target with what would happen and why, then the totals.
 pub fn dry_run_block(result: &RequestResult) -> String {
-    let mut out = format!("DRY RUN {}: nothing was changed\n", result.operation.unwrap_or("request"));
+    let mut out = format!("DRY RUN {}: nothing was changed\n", result.operation.map_or("request", Operation::as_str));
     for t in &result.targets {
         let verdict = match t.outcome {
             Outcome::DryRun => "WOULD TERMINATE",

@@ -83,14 +83,14 @@ pub const DEFAULT_CALLS_IN_FLIGHT: usize = 64;
 /// requests × lookups, with no limit but the batch.
 #[derive(Clone, Debug)]
 pub struct Gate {
-    places: std::sync::Arc<tokio::sync::Semaphore>,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
     capacity: usize,
 }
 
 impl Gate {
     pub fn new(calls_in_flight: usize) -> Self {
         let capacity = calls_in_flight.max(1);
-        Gate { places: std::sync::Arc::new(tokio::sync::Semaphore::new(capacity)), capacity }
+        Gate { slots: std::sync::Arc::new(tokio::sync::Semaphore::new(capacity)), capacity }
     }
 
     /// How many calls may be in flight at once: lookups ask for no more than this
@@ -99,11 +99,11 @@ impl Gate {
         self.capacity
     }
 
-    /// Runs one call once a place is free.
+    /// Runs one call once a slot is free.
     pub async fn pass<T>(&self, call: impl std::future::Future<Output = T>) -> T {
         // The semaphore is never closed, so acquiring cannot fail; were it to, the
         // call runs unbounded rather than not at all.
-        let _permit = self.places.acquire().await.ok();
+        let _permit = self.slots.acquire().await.ok();
         call.await
     }
 }
