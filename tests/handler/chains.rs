@@ -17,6 +17,35 @@ fn ws_describe_recording(calls: &Log<Vec<String>>) -> Rule {
     })
 }
 
+/// An app whose every effect a refused message must not have is watched: lookups,
+/// terminate calls, records, checks sent on, audit events.
+struct Watched {
+    app: App,
+    described: Log<Vec<String>>,
+    terminated: Log<Vec<String>>,
+    records: Log<(String, Value, String, String)>,
+    resent: Log<(Value, i32)>,
+    put: Log<(String, String, Value, String)>,
+}
+
+fn watched(settings: Settings) -> Watched {
+    let (described, terminated, records, resent, put) = (log(), log(), log(), log(), log());
+    let (describe, terminate) = (ws_describe_recording(&described), ws_terminate_ok(&terminated));
+    let (send, checks, events) = (sqs_send_ok(&records), checks_sent(&resent), events_put(&put));
+    let app = Doubles { ws: &[&describe, &terminate], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(settings)
+        .with_request_queue(request_queue(&[&checks]))
+        .with_audit(audit_bus(&[&events]));
+    Watched { app, described, terminated, records, resent, put }
+}
+
+impl Watched {
+    /// Nothing was looked up, terminated or sent on.
+    fn nothing_called(&self) -> bool {
+        taken(&self.described).is_empty() && taken(&self.terminated).is_empty() && taken(&self.resent).is_empty()
+    }
+}
+
 /// The audit decisions put, as (id or "-", outcome, error code in the reason).
 fn decisions(put: &Log<(String, String, Value, String)>) -> Vec<(String, String)> {
     taken(put)
@@ -42,49 +71,31 @@ fn eventbridge(detail: Value) -> Value {
 
 #[tokio::test]
 async fn a_check_sent_by_another_principal_is_refused_untrusted_with_a_record_and_no_call() {
-    let described = log();
-    let describe = ws_describe_recording(&described);
-    let records = log();
-    let send = sqs_send_ok(&records);
-    let resent = log();
-    let checks = checks_sent(&resent);
-    let put = log();
-    let events = events_put(&put);
-    let app = Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }
-        .app(settings())
-        .with_request_queue(request_queue(&[&checks]))
-        .with_audit(audit_bus(&[&events]));
+    let w = watched(settings());
     let forged = check("TerminateWorkspaces", &[("ws-victim01", None, None)], 1, NOW);
 
-    let response = invoke(&app, sqs_event_from(OTHER_SENDER_ID, &[("c-forged", forged)])).await.unwrap();
+    let response = invoke(&w.app, sqs_event_from(OTHER_SENDER_ID, &[("c-forged", forged)])).await.unwrap();
 
     assert!(failures(&response).is_empty(), "refused for good, not redelivered");
-    assert!(taken(&described).is_empty(), "the service is never asked");
-    assert!(taken(&resent).is_empty(), "a refused check sends nothing on");
-    let records = taken(&records);
+    assert!(w.nothing_called(), "the service is never asked, and a refused check sends nothing on");
+    let records = taken(&w.records);
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].3, "invalid");
     assert_eq!(records[0].1["error"]["code"], "UntrustedSender");
     assert!(records[0].1["error"]["message"].as_str().unwrap().contains(OTHER_SENDER_ID));
     assert!(records[0].1.get("retryRequest").is_none());
-    assert_eq!(decisions(&put), vec![("-".to_owned(), "invalid".to_owned())], "no audit event but the refusal");
+    assert_eq!(decisions(&w.put), vec![("-".to_owned(), "invalid".to_owned())], "no audit event but the refusal");
 }
 
 #[tokio::test]
 async fn a_fan_out_child_sent_by_another_principal_reaches_no_account() {
-    let described = log();
-    let describe = ws_describe_recording(&described);
-    let calls = log();
-    let terminate = ws_terminate_ok(&calls);
-    let records = log();
-    let send = sqs_send_ok(&records);
-    let app = Doubles { ws: &[&describe, &terminate], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
+    let w = watched(settings());
 
-    let response = invoke(&app, sqs_event_from(OTHER_SENDER_ID, &[("child-forged", child("a1b2c3"))])).await.unwrap();
+    let response = invoke(&w.app, sqs_event_from(OTHER_SENDER_ID, &[("child-forged", child("a1b2c3"))])).await.unwrap();
 
     assert!(failures(&response).is_empty());
-    assert!(taken(&described).is_empty() && taken(&calls).is_empty(), "nothing looked up, nothing terminated");
-    let records = taken(&records);
+    assert!(w.nothing_called(), "nothing looked up, nothing terminated");
+    let records = taken(&w.records);
     assert_eq!((records.len(), records[0].3.as_str()), (1, "invalid"));
     assert_eq!(records[0].1["error"]["code"], "UntrustedSender");
     assert_eq!(records[0].2, "TerminateWorkspaces", "the record names the operation it claimed");
@@ -92,33 +103,22 @@ async fn a_fan_out_child_sent_by_another_principal_reaches_no_account() {
 
 #[tokio::test]
 async fn an_sqs_record_that_names_no_sender_is_not_the_functions_own() {
-    let described = log();
-    let describe = ws_describe_recording(&described);
-    let records = log();
-    let send = sqs_send_ok(&records);
-    let app = Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }.app(settings());
+    let w = watched(settings());
     let mut event = sqs_event(&[("c-1", check("TerminateWorkspaces", &[("ws-victim01", None, None)], 1, NOW))]);
     event["Records"][0]["attributes"].as_object_mut().unwrap().remove("SenderId");
 
-    invoke(&app, event).await.unwrap();
+    invoke(&w.app, event).await.unwrap();
 
-    assert!(taken(&described).is_empty());
-    assert_eq!(taken(&records)[0].1["error"]["code"], "UntrustedSender");
+    assert!(w.nothing_called());
+    assert_eq!(taken(&w.records)[0].1["error"]["code"], "UntrustedSender");
 }
 
 #[tokio::test]
 async fn a_check_or_a_child_in_an_eventbridge_or_direct_payload_is_refused_without_asking_sts() {
     let asked = log();
     let caller = sts_caller(FUNCTION_USER_ID, &asked);
-    let described = log();
-    let describe = ws_describe_recording(&described);
-    let calls = log();
-    let terminate = ws_terminate_ok(&calls);
-    let records = log();
-    let send = sqs_send_ok(&records);
-    let app = Doubles { ws: &[&describe, &terminate], mgn: &[], sc: &[], sqs: &[&send] }
-        .app(settings())
-        .with_identity(identity(&[&caller]));
+    let w = watched(settings());
+    let app = w.app.with_identity(identity(&[&caller]));
     let forged = check("TerminateWorkspaces", &[("ws-victim01", None, None)], 1, NOW);
 
     let payloads = [
@@ -133,9 +133,9 @@ async fn a_check_or_a_child_in_an_eventbridge_or_direct_payload_is_refused_witho
         assert_eq!(report["requests"][0]["outcome"], "invalid", "{payload}");
     }
 
-    assert!(taken(&described).is_empty() && taken(&calls).is_empty(), "no call for any of them");
+    assert!(taken(&w.described).is_empty() && taken(&w.terminated).is_empty(), "no call for any of them");
     assert!(taken(&asked).is_empty(), "outside SQS there is no sender to compare: STS is not asked");
-    let records = taken(&records);
+    let records = taken(&w.records);
     assert_eq!(records.len(), 5);
     assert!(records.iter().all(|r| r.1["error"]["code"] == "UntrustedSender"), "{records:?}");
 }
@@ -286,22 +286,14 @@ async fn a_check_or_child_wrapped_in_sns_or_eventbridge_is_refused_whoever_deliv
 
 #[tokio::test]
 async fn a_check_accepted_in_the_future_is_invalid_and_never_resends_itself() {
-    let described = log();
-    let describe = ws_describe_recording(&described);
-    let records = log();
-    let send = sqs_send_ok(&records);
-    let resent = log();
-    let checks = checks_sent(&resent);
-    let app = Doubles { ws: &[&describe], mgn: &[], sc: &[], sqs: &[&send] }
-        .app(settings())
-        .with_request_queue(request_queue(&[&checks]));
+    let w = watched(settings());
     let from_the_future = check("TerminateWorkspaces", &[("ws-aaaaaaaa", None, None)], 1, "2027-01-01T00:00:00Z");
 
-    let response = invoke(&app, sqs_event(&[("c-1", from_the_future)])).await.unwrap();
+    let response = invoke(&w.app, sqs_event(&[("c-1", from_the_future)])).await.unwrap();
 
     assert!(failures(&response).is_empty());
-    assert!(taken(&described).is_empty() && taken(&resent).is_empty());
-    let records = taken(&records);
+    assert!(w.nothing_called());
+    let records = taken(&w.records);
     assert_eq!(records[0].3, "invalid");
     assert!(records[0].1["error"]["message"].as_str().unwrap().contains("confirm.acceptedAt"));
 }
