@@ -31,7 +31,9 @@ async fn main() -> Result<(), Error> {
         tracing::warn!("DLQ_URL is not set: failed requests will only be logged, not dead-lettered");
     }
     if settings.request_queue_url.is_none() {
-        tracing::warn!("REQUEST_QUEUE_URL is not set: accepted terminations will not be followed up to confirm them");
+        tracing::warn!(
+            "REQUEST_QUEUE_URL is not set: accepted terminations will not be followed up to confirm them, and fan-outs are refused"
+        );
     }
 
     // No shutdown hook: it would cost a registration round trip at every cold start

@@ -15,7 +15,8 @@ pub struct Settings {
     pub max_receives: Option<u64>,
     /// Calls in flight to any one service at once, across the whole invocation.
     pub max_calls_in_flight: usize,
-    /// The request queue, where follow-up checks are sent (docs/reference.md, "Follow-up, audit events and metrics").
+    /// The request queue, where follow-up checks and fan-out children are sent
+    /// (docs/reference.md, "Follow-up, audit events and metrics", "Accounts, regions and fan-out").
     pub request_queue_url: Option<String>,
     /// Seconds after acceptance within which a termination must be confirmed.
     pub confirm_within: u64,

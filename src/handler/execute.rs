@@ -143,7 +143,7 @@ fn plan_in(batch: &[&Resolved]) -> Vec<Call> {
                     call.product = ProductRef::Id(id.clone());
                 }
                 let named = input.product.as_given().to_owned();
-                // The token is the delivery's and the product's (docs/reference.md, "A request", "A request").
+                // The token is the delivery's and the product's (docs/reference.md, "A request").
                 let token = accepted.delivery.idempotency_token_for(call.product.as_given());
                 add_catalog(&mut catalog, named, call, token);
             }

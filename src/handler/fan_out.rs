@@ -15,7 +15,7 @@ use crate::request::{FanOut, Operation};
 /// and `origin`; the origin (from the parent's delivery) is what a child's tokens
 /// derive from, with its own place, so a fan-out sent twice terminates once. A parent
 /// that is a dry run, by its own word or by the settings, has children that say so
-/// (docs/reference.md, "The dead-letter record"): a child waiting on the queue when the kill switch is lifted
+/// (docs/reference.md, "Accounts, regions and fan-out"): a child waiting on the queue when the kill switch is lifted
 /// must not terminate what its parent only reported.
 pub(super) fn children(
     delivery: &Delivery,

@@ -102,7 +102,7 @@ pub(super) fn settle(app: &App, resolved: Resolved, results: &CallResults, home:
             if retry.is_none() && replayable.is_none() && outcome != Outcome::Invalid {
                 // The person reading the record must know why it cannot simply be sent back.
                 failure.message.push_str(
-                    "; no retryRequest: the product was named by name and no lookup found its id,                      and a replay by name could reach a product created under that name since",
+                    "; no retryRequest: the product was named by name and no lookup found its id, and a replay by name could reach a product created under that name since",
                 );
             }
             let mut record = record(app, &delivery, operation, outcome, failure, failed_targets, retry);

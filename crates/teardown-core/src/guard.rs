@@ -1,4 +1,4 @@
-//! docs/reference.md, "Selection": the filters of a selection and the guards every target passes
+//! docs/reference.md, "Selection" and "Guards": the filters of a selection and the guards every target passes
 //! before any terminate call. Pure: it judges facts the services looked up.
 
 use std::collections::BTreeMap;

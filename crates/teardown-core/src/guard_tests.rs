@@ -1,4 +1,4 @@
-//! The filters and guards of docs/reference.md, "Selection", judged on plain facts.
+//! The filters and guards of docs/reference.md, "Guards", judged on plain facts.
 
 use std::collections::BTreeMap;
 
@@ -121,7 +121,7 @@ fn states_the_api_refuses_are_skipped_and_settling_ones_are_transient() {
     assert_eq!(outcome(&judge(mgn, &ready, None, PROTECT, NOW)), Some(Outcome::Terminated));
 }
 
-/// docs/reference.md, "Selection": MGN lifecycle is an allow-list. DISCONNECTED (its instance may be
+/// docs/reference.md, "Guards": MGN lifecycle is an allow-list. DISCONNECTED (its instance may be
 /// production), CUTOVER, and any state teardown does not know are skipped with the reason.
 #[test]
 fn mgn_terminates_only_in_the_allowed_lifecycle_states() {
@@ -153,7 +153,7 @@ fn mgn_terminates_only_in_the_allowed_lifecycle_states() {
     assert_eq!(outcome(&judge(mgn, &unknown_instance, None, PROTECT, NOW)), Some(Outcome::Skipped));
 }
 
-/// docs/reference.md, "Selection": a server already in a running TERMINATE job is `terminated`, naming
+/// docs/reference.md, "Guards": a server already in a running TERMINATE job is `terminated`, naming
 /// that job, and never sent again; the protection and state guards come first, so
 /// teardown never reports as its own a termination they would have refused.
 #[test]
