@@ -68,6 +68,29 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Where each target's termination stands, from the state table: when it was
+    /// accepted and by which request, its follow-up chain, and its final decision.
+    /// Exits 1 when one is failed or unconfirmed.
+    Status {
+        /// Target ids: ws-…, s-…, or a provisioned product's id (or the name it was named by).
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// The state table (default: STATE_TABLE).
+        #[arg(long)]
+        table: Option<String>,
+        /// The targets' account (default: the credentials' own).
+        #[arg(long)]
+        account: Option<String>,
+        /// The targets' region (default: the configured region).
+        #[arg(long)]
+        region: Option<String>,
+        /// The operation, when an id's shape does not say (ws- and s- do).
+        #[arg(long)]
+        operation: Option<String>,
+        /// Print JSON, one object per target.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the command line; returns the exit code.
@@ -91,6 +114,13 @@ pub async fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Plan { file, json } => plan(settings, &file, json).await,
         Command::Send { file, queue } => send(settings, &file, &queue).await,
         Command::Redrive { dlq, queue, outcome, dry_run } => redrive(&dlq, &queue, &outcome, dry_run).await,
+        Command::Status { ids, table, account, region, operation, json } => {
+            let Some(table) = table.or(settings.state_table.clone()) else {
+                eprintln!("teardown status: no table: give --table or set STATE_TABLE");
+                return USAGE;
+            };
+            status(&settings, &table, &ids, account, region, operation.as_deref(), json).await
+        }
     }
 }
 
@@ -349,4 +379,117 @@ async fn fate(sqs: &aws_sdk_sqs::Client, queue: &str, record: &Value, outcomes: 
         Ok(_) => Fate::Sent,
         Err(e) => Fate::Left(format!("not sent: {}", crate::classify::classify(&e))),
     }
+}
+
+/// `teardown status`: one line (or JSON object) per target, read from the state table.
+async fn status(
+    settings: &Settings,
+    table: &str,
+    ids: &[String],
+    account: Option<String>,
+    region: Option<String>,
+    operation: Option<&str>,
+    json: bool,
+) -> i32 {
+    let forced = match operation.map(|name| crate::request::Operation::parse(name).ok_or(name)) {
+        None => None,
+        Some(Ok(operation)) => Some(operation),
+        Some(Err(name)) => {
+            eprintln!("teardown status: --operation {name} is not a teardown operation");
+            return USAGE;
+        }
+    };
+    let config = crate::wiring::aws_config().await;
+    let account = match account {
+        Some(account) => account,
+        None => match aws_sdk_sts::Client::new(&config).get_caller_identity().send().await {
+            Ok(me) => me.account().unwrap_or_default().to_owned(),
+            Err(e) => {
+                eprintln!(
+                    "teardown status: cannot learn the account (give --account): {}",
+                    crate::classify::classify(&e)
+                );
+                return SOME_FAILED;
+            }
+        },
+    };
+    let region = region.or_else(|| config.region().map(|r| r.to_string())).unwrap_or_default();
+    let state = crate::state::StateTable::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        Some(table.to_owned()),
+        settings.confirm_within,
+    );
+    let (mut code, mut lines) = (DONE, Vec::new());
+    for id in ids {
+        let operation = forced.unwrap_or(if id.starts_with("ws-") {
+            crate::request::Operation::TerminateWorkspaces
+        } else if id.starts_with("s-") {
+            crate::request::Operation::TerminateTargetInstances
+        } else {
+            crate::request::Operation::TerminateProvisionedProduct
+        });
+        let key = crate::state::Key { account: account.clone(), region: region.clone(), operation, target: id.clone() };
+        let item = match state.get(&key).await {
+            Ok(item) => item,
+            Err(e) => {
+                eprintln!("teardown status: {id}: cannot read the table: {e}");
+                return SOME_FAILED;
+            }
+        };
+        let field = |name: &str| item.as_ref().and_then(|i| i.get(name)).unwrap_or("").to_owned();
+        let decision = field("decision");
+        if matches!(decision.as_str(), "failed" | "unconfirmed") {
+            code = SOME_FAILED;
+        }
+        let chain = match (item.is_some(), field("chainState").as_str(), decision.is_empty()) {
+            (false, _, _) => "no termination kept".to_owned(),
+            (true, _, false) => "ended".to_owned(),
+            (true, "", true) => "no check yet".to_owned(),
+            (true, state, true) => format!("{state}, next check due {}", epoch(&field("dueAt"))),
+        };
+        lines.push(serde_json::json!({
+            "id": id, "operation": operation.as_str(), "account": account, "region": region,
+            "found": item.is_some(),
+            "acceptedAt": field("acceptedAt"),
+            "source": serde_json::from_str::<Value>(&field("acceptedFrom")).unwrap_or(Value::Null),
+            "chain": field("chainId"), "chainState": chain,
+            "decision": decision, "decidedAt": epoch(&field("decidedAt")), "error": field("decisionError"),
+            "jobId": field("jobId"), "recordId": field("recordId"),
+        }));
+    }
+    if json {
+        for line in &lines {
+            println!("{line}");
+        }
+    } else {
+        println!("{:<22} {:<22} {:<13} {:<32} SOURCE", "TARGET", "ACCEPTED", "DECISION", "CHAIN");
+        for l in &lines {
+            let source = &l["source"];
+            let from = match source["kind"].as_str() {
+                Some("sqs") => format!("sqs {}", source["messageId"].as_str().unwrap_or("")),
+                Some("eventbridge") => format!("eventbridge {}", source["id"].as_str().unwrap_or("")),
+                Some("direct") => format!("direct {}", source["requestId"].as_str().unwrap_or("")),
+                _ => String::new(),
+            };
+            let decision = l["decision"].as_str().filter(|d| !d.is_empty()).unwrap_or("-");
+            println!(
+                "{:<22} {:<22} {:<13} {:<32} {from}",
+                l["id"].as_str().unwrap_or(""),
+                l["acceptedAt"].as_str().filter(|a| !a.is_empty()).unwrap_or("-"),
+                decision,
+                l["chainState"].as_str().unwrap_or(""),
+            );
+        }
+    }
+    code
+}
+
+/// Epoch seconds as RFC 3339, or as they are when they are not a number.
+fn epoch(seconds: &str) -> String {
+    seconds
+        .parse::<i64>()
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| seconds.to_owned())
 }

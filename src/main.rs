@@ -30,6 +30,11 @@ async fn main() -> Result<(), Error> {
     if settings.dlq_url.is_none() {
         tracing::warn!("DLQ_URL is not set: failed requests will only be logged, not dead-lettered");
     }
+    if settings.state_table.is_none() {
+        tracing::warn!(
+            "STATE_TABLE is not set: follow-ups are at least once (a target found on its way out is followed up only on a redelivery, and a check delivered twice can decide twice)"
+        );
+    }
     if settings.request_queue_url.is_none() {
         tracing::warn!(
             "REQUEST_QUEUE_URL is not set: accepted terminations will not be followed up to confirm them, and fan-outs are refused"

@@ -22,6 +22,9 @@ pub struct Settings {
     pub confirm_within: u64,
     /// The EventBridge bus for audit events (docs/reference.md, "Follow-up, audit events and metrics").
     pub audit_bus: Option<String>,
+    /// The DynamoDB table that keeps terminations across messages
+    /// (docs/reference.md, "State across messages"); none: at-least-once follow-ups.
+    pub state_table: Option<String>,
     pub metrics_namespace: String,
     /// The role assumed in other accounts (docs/reference.md, "Accounts, regions and fan-out").
     pub spoke_role_name: String,
@@ -45,6 +48,7 @@ impl Default for Settings {
             request_queue_url: None,
             confirm_within: 7200,
             audit_bus: None,
+            state_table: None,
             metrics_namespace: "teardown".to_owned(),
             spoke_role_name: "teardown-spoke".to_owned(),
             external_id: None,
@@ -128,6 +132,17 @@ impl Settings {
             number("CONFIRM_WITHIN", 300..=43_200, "must be a whole number of seconds from 300 to 43200")?
                 .unwrap_or(defaults.confirm_within);
         let audit_bus = lookup("AUDIT_BUS").filter(|bus| !bus.trim().is_empty());
+        let state_table = match lookup("STATE_TABLE").filter(|t| !t.trim().is_empty()) {
+            None => None,
+            // A table name (3 to 255 of [a-zA-Z0-9_.-]) or its ARN.
+            Some(table)
+                if (3..=2048).contains(&table.len())
+                    && table.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-:/".contains(&b)) =>
+            {
+                Some(table)
+            }
+            Some(table) => return Err(error("STATE_TABLE", &table, "must be a DynamoDB table name or ARN")),
+        };
         let metrics_namespace = match lookup("METRICS_NAMESPACE") {
             None => defaults.metrics_namespace,
             Some(ns) if (1..=255).contains(&ns.chars().count()) && !ns.contains(':') => ns,
@@ -179,6 +194,7 @@ impl Settings {
             request_queue_url,
             confirm_within,
             audit_bus,
+            state_table,
             metrics_namespace,
         })
     }

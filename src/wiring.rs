@@ -13,6 +13,7 @@ use crate::request_queue::RequestQueue;
 use crate::services::Services;
 use crate::services::places::Places;
 use crate::settings::Settings;
+use crate::state::StateTable;
 
 /// The AWS configuration: adaptive retries (one invocation can send a burst of calls
 /// to one service; the client then paces itself when the service throttles, instead
@@ -41,11 +42,14 @@ pub async fn app(settings: Settings) -> App {
         settings.max_calls_in_flight,
     );
     let identity = Identity::new(aws_sdk_sts::Client::new(&config));
+    let state =
+        StateTable::new(aws_sdk_dynamodb::Client::new(&config), settings.state_table.clone(), settings.confirm_within);
     let mut app = App::new(services, dead_letters, settings)
         .with_request_queue(requests)
         .with_audit(audit)
         .with_places(places)
-        .with_identity(identity);
+        .with_identity(identity)
+        .with_state(state);
     app.region = config.region().map(|r| r.to_string());
     app
 }

@@ -142,7 +142,7 @@ fn refused_check(app: &App, delivery: Delivery, failure: Failure) -> Settled {
         is_check: true,
         ..RequestResult::new(delivery.origin, None, Outcome::Invalid, false)
     };
-    Settled { result, record: Some(record), follow_up: Vec::new() }
+    Settled::new(result, Some(record), Vec::new())
 }
 
 /// Accounts and regions: an account not in `ALLOWED_ACCOUNTS` (besides the function's

@@ -67,6 +67,8 @@ pub struct App {
     pub places: Option<crate::services::places::Places>,
     /// Whether to write EMF metric lines (the function does; the command line does not).
     pub metrics: bool,
+    /// The state table (docs/reference.md, "State across messages"); none by default.
+    pub state: crate::state::StateTable,
     /// The function's own principal: the only sender of checks and fan-out children
     /// it honours (docs/reference.md, "Who may send what"). None by default: then it honours none.
     pub identity: crate::identity::Identity,
@@ -88,6 +90,7 @@ impl App {
             places: None,
             metrics: true,
             identity: crate::identity::Identity::none(),
+            state: crate::state::StateTable::none(),
             warm: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -133,6 +136,11 @@ impl App {
         Ok((*services).clone())
     }
 
+    /// Terminations are kept across messages in `state`.
+    pub fn with_state(self, state: crate::state::StateTable) -> Self {
+        App { state, ..self }
+    }
+
     /// Checks and fan-out children are honoured when `identity`'s principal sent them.
     pub fn with_identity(self, identity: crate::identity::Identity) -> Self {
         App { identity, ..self }
@@ -151,6 +159,9 @@ pub(super) struct Invocation<'a> {
     pub app: &'a App,
     pub home: Home,
     pub request_id: &'a str,
+    /// This run of the invocation, unique even across Lambda's retries of one request
+    /// id: what holds an MGN claim and names a follow-up chain.
+    pub holder: String,
     pub now: OffsetDateTime,
     pub deadline: Option<tokio::time::Instant>,
     pub publish_deadline: Option<tokio::time::Instant>,
@@ -162,6 +173,7 @@ impl<'a> Invocation<'a> {
             app,
             home: Home::of(context, app.region.as_deref()),
             request_id: &context.request_id,
+            holder: format!("{}:{}", context.request_id, run_nonce()),
             now: (app.clock)(),
             deadline: work_deadline(context, app.deadline_reserve),
             publish_deadline: work_deadline(context, PUBLISH_RESERVE),
@@ -178,6 +190,15 @@ impl<'a> Invocation<'a> {
     pub async fn services(&self, place: &Place) -> Result<Services, ServiceError> {
         self.bounded(self.app.services_for(place, &self.home, self.request_id)).await
     }
+}
+
+/// Unique to this run within the container's life, and across containers (a clock
+/// reading at nanoseconds, and a counter).
+fn run_nonce() -> String {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    format!("{:x}{run:x}", nanos % (1i128 << 64))
 }
 
 pub(super) fn work_deadline(context: &Context, reserve: Duration) -> Option<tokio::time::Instant> {

@@ -5,6 +5,7 @@
 use futures_util::{StreamExt, stream};
 
 use super::app::{App, CONCURRENCY, Invocation};
+use super::ownership;
 use super::settle::{Settled, failed_targets, record};
 use crate::classify::ServiceError;
 use crate::confirm::{Check, Decision, Followed, Status};
@@ -12,6 +13,7 @@ use crate::decode::Delivery;
 use crate::outcome::{Failure, Outcome, RequestResult, TargetResult};
 use crate::request::{Limits, Operation, Request, retry_request, validate};
 use crate::services::places::Place;
+use crate::state::{CheckEnd, Written};
 
 /// Works the checks of a batch, each on its own.
 pub(super) async fn settle_checks(ctx: &Invocation<'_>, checks: Vec<(Delivery, Check, Request)>) -> Vec<Settled> {
@@ -42,10 +44,30 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
         .await;
     let statuses = match asked {
         Ok(statuses) => statuses,
+        Err(error) if last_delivery && check.chain.is_some() && app.state.is_set() => {
+            // Its targets end unconfirmed: decided once, by whichever copy writes first.
+            let ends: Vec<(String, CheckEnd)> = check
+                .targets
+                .iter()
+                .map(|t| (t.id.clone(), CheckEnd::Decided { decision: "unconfirmed", error: Some(error.to_string()) }))
+                .collect();
+            let (kept, dropped) = match owned_ends(ctx, &check, &request, &ends).await {
+                Ok(owned) => owned,
+                // The table cannot say either: at least once, as without it.
+                Err(_) => (ends.iter().map(|(id, _)| id.clone()).collect(), 0),
+            };
+            let narrowed = Check {
+                targets: check.targets.iter().filter(|t| kept.contains(&t.id)).cloned().collect(),
+                ..check.clone()
+            };
+            let mut settled = cannot_check(app, delivery, &narrowed, error);
+            settled.result.checks_dropped = dropped;
+            return settled;
+        }
         Err(error) => return cannot_check(app, delivery, &check, error),
     };
 
-    let mut targets = Vec::new();
+    let mut targets: Vec<TargetResult> = Vec::new();
     let mut again: Vec<(Followed, u64)> = Vec::new();
     for followed in &check.targets {
         let status = statuses
@@ -89,6 +111,47 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
         targets.push(result);
     }
 
+    // With a state table, each end goes in only where this check's chain still owns the
+    // target and nothing was decided: a copy of this check, or a chain taken over, ends
+    // without effect (no event, no record, no further check).
+    let mut checks_dropped = 0;
+    if let (Some(_), true) = (&check.chain, app.state.is_set()) {
+        let now_s = now.unix_timestamp();
+        let ends: Vec<(String, CheckEnd)> = targets
+            .iter()
+            .map(|t| {
+                let end = match t.outcome {
+                    Outcome::Confirmed => CheckEnd::Decided { decision: "confirmed", error: None },
+                    Outcome::Failed => CheckEnd::Decided {
+                        decision: "failed",
+                        error: t.error.as_ref().map(|e| format!("{}: {}", e.code, e.message)),
+                    },
+                    Outcome::Unconfirmed => CheckEnd::Decided { decision: "unconfirmed", error: t.reason.clone() },
+                    _ => {
+                        let delay =
+                            again.iter().find(|(f, _)| f.id == t.id).map_or(crate::confirm::FIRST_DELAY, |(_, d)| *d);
+                        CheckEnd::Again { due_at: now_s + i64::try_from(delay).unwrap_or(900) }
+                    }
+                };
+                (t.id.clone(), end)
+            })
+            .collect();
+        let (kept, dropped) = match owned_ends(ctx, &check, &request, &ends).await {
+            Ok(owned) => owned,
+            Err(error) => return cannot_check(app, delivery, &check, error),
+        };
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                chain = check.chain.as_deref(),
+                "a check ended without effect for targets another chain owns or that were decided"
+            );
+        }
+        checks_dropped = dropped;
+        targets.retain(|t| kept.contains(&t.id));
+        again.retain(|(f, _)| kept.contains(&f.id));
+    }
+
     // Targets still on their way travel on together, due at the earliest of their delays.
     let follow_up: Vec<(Check, u64)> = if again.is_empty() {
         Vec::new()
@@ -120,13 +183,45 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
     let result = RequestResult {
         error,
         targets,
+        checks_dropped,
         is_check: true,
         audit_source: Some(check.source.clone()),
         account,
         region,
         ..RequestResult::new(delivery.origin, operation, outcome, false)
     };
-    Settled { result, record, follow_up }
+    Settled::new(result, record, follow_up)
+}
+
+/// Writes each target's end where `check`'s chain still owns it; the ids whose end
+/// went in, and how many did not. A write that fails fails them all (`transient`).
+async fn owned_ends(
+    ctx: &Invocation<'_>,
+    check: &Check,
+    request: &Request,
+    ends: &[(String, CheckEnd)],
+) -> Result<(std::collections::HashSet<String>, usize), ServiceError> {
+    let chain = check.chain.as_deref().unwrap_or_default();
+    let now = ctx.now.unix_timestamp();
+    let written: Vec<(String, Result<Written, ServiceError>)> = stream::iter(ends)
+        .map(|(id, end)| async move {
+            let key = ownership::key(ctx, request, id);
+            (id.clone(), ctx.bounded(ctx.app.state.check_end(&key, chain, check.attempt, end, now)).await)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut kept = std::collections::HashSet::new();
+    let mut dropped = 0;
+    for (id, written) in written {
+        match written? {
+            Written::Won => {
+                kept.insert(id);
+            }
+            Written::Lost => dropped += 1,
+        }
+    }
+    Ok((kept, dropped))
 }
 
 /// Where each target of `check` is, by its id.
@@ -180,7 +275,7 @@ pub(super) fn cannot_check(app: &App, delivery: Delivery, check: &Check, error: 
         audit_source: Some(check.source.clone()),
         ..RequestResult::new(delivery.origin, operation, outcome, false)
     };
-    Settled { result, record, follow_up: Vec::new() }
+    Settled::new(result, record, Vec::new())
 }
 
 /// The next check for `pending`, its request narrowed to them, cut into as many

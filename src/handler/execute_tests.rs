@@ -35,6 +35,8 @@ fn work(message_id: &str, group: Option<&str>, request: Value) -> Resolved {
         accepted: Accepted { delivery, request, dry_run: false, place },
         resolution: Resolution::Judged(judged),
         found_product: None,
+        chain: None,
+        chains_won: Default::default(),
     }
 }
 

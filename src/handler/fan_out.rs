@@ -69,7 +69,7 @@ pub(super) async fn settle(ctx: &Invocation<'_>, accepted: Accepted, fan_out: Fa
                 children: listed,
                 ..RequestResult::new(delivery.origin, operation, Outcome::FannedOut, dry_run)
             };
-            Settled { result, record: None, follow_up: Vec::new() }
+            Settled::new(result, None, Vec::new())
         }
         // Children already sent are harmless to send again: their tokens derive from
         // this delivery, and their targets are looked up again.
@@ -92,5 +92,5 @@ fn failed(app: &App, delivery: Delivery, operation: Option<Operation>, dry_run: 
         error: Some(failure),
         ..RequestResult::new(delivery.origin, operation, Outcome::Transient, dry_run)
     };
-    Settled { result, record, follow_up: Vec::new() }
+    Settled::new(result, record, Vec::new())
 }

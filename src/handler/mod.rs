@@ -19,6 +19,7 @@ mod check;
 mod execute;
 mod fan_out;
 mod log;
+mod ownership;
 mod publish;
 mod resolve;
 mod settle;
@@ -176,12 +177,13 @@ async fn round(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &m
     }
 
     let (positions, requests): (Vec<usize>, Vec<_>) = requests.into_iter().unzip();
-    let resolved = resolve::resolve_all(&ctx, requests, sent).await;
+    let mut resolved = resolve::resolve_all(&ctx, requests, sent).await;
+    ownership::before_calls(&ctx, &mut resolved).await;
     let results = execute::run(&ctx, execute::plan(&resolved)).await;
     for (id, job) in results.accepted_servers() {
         sent.insert(id.to_owned(), job.to_owned());
     }
-    ends.extend(positions.into_iter().zip(resolved.into_iter().map(|r| settle::settle(app, r, &results, &ctx.home))));
+    ends.extend(positions.into_iter().zip(resolved.into_iter().map(|r| settle::settle(&ctx, r, &results))));
     for (at, accepted, fan_out) in fan_outs {
         ends.push((at, fan_out::settle(&ctx, accepted, fan_out).await));
     }

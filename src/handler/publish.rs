@@ -6,17 +6,63 @@
 
 use futures_util::{StreamExt, stream};
 
-use super::app::{CONCURRENCY, Invocation, within_deadline};
+use super::app::{CONCURRENCY, Invocation, bounded, within_deadline};
 use super::settle::Settled;
+use crate::classify::ServiceError;
 use crate::outcome::{DeadLetterStatus, FollowUp, RequestResult};
+use crate::state::{ChainStart, Key};
 
 pub(super) async fn publish(ctx: &Invocation<'_>, settled: Vec<Settled>) -> Vec<RequestResult> {
     stream::iter(settled).map(|settled| publish_one(ctx, settled)).buffered(CONCURRENCY).collect().await
 }
 
 async fn publish_one(ctx: &Invocation<'_>, settled: Settled) -> RequestResult {
+    let Settled { mut result, record, follow_up, chains, releases } = settled;
+    // The state goes out beside the record and the checks, in the same round: a chain
+    // written but never sent is taken over by the next delivery that finds its target
+    // on its way out; a check sent for a chain not written adopts the target, or is
+    // dropped when another chain owns it.
+    let (state, ()) = futures_util::join!(
+        owned(ctx, &chains, &releases),
+        publish_record_and_checks(ctx, &mut result, record, follow_up)
+    );
+    if let Err(e) = state {
+        tracing::error!(error = %e, message_id = result.origin.message_id(), "the state of an accepted termination was not written; the request will be redelivered");
+        result.follow_up = FollowUp::Failed(e.to_string());
+    }
+    super::log::settled(&result, ctx.request_id);
+    result
+}
+
+/// The chains of what this request's calls got accepted, and the claims of refused
+/// calls freed. A chain another owns is left to it; a write that fails is the
+/// request's failure (its message comes back), a release that fails only waits out
+/// its claim.
+async fn owned(ctx: &Invocation<'_>, chains: &[ChainStart], releases: &[Key]) -> Result<(), ServiceError> {
+    let state = &ctx.app.state;
+    let now = ctx.now.unix_timestamp();
+    let writes = stream::iter(chains)
+        .map(|start| bounded(ctx.publish_deadline, state.start_chain(start, now)))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>();
+    let frees = stream::iter(releases)
+        .map(|key| bounded(ctx.publish_deadline, state.release(key, &ctx.holder)))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>();
+    let (written, freed) = futures_util::join!(writes, frees);
+    for failed in freed.into_iter().filter_map(Result::err) {
+        tracing::warn!(error = %failed, "a claim was not released; it lapses in 15 minutes");
+    }
+    written.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+}
+
+async fn publish_record_and_checks(
+    ctx: &Invocation<'_>,
+    result: &mut RequestResult,
+    record: Option<crate::deadletter::DeadLetterRecord>,
+    follow_up: Vec<(crate::confirm::Check, u64)>,
+) {
     let (app, deadline) = (ctx.app, ctx.publish_deadline);
-    let Settled { mut result, record, follow_up } = settled;
     if let Some(record) = record {
         let published = within_deadline(deadline, app.dead_letters.publish(&record)).await;
         result.dead_letter = match published {
@@ -45,6 +91,4 @@ async fn publish_one(ctx: &Invocation<'_>, settled: Settled) -> RequestResult {
             Err(failure) => FollowUp::Failed(failure.message),
         };
     }
-    super::log::settled(&result, ctx.request_id);
-    result
 }

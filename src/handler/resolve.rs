@@ -33,6 +33,11 @@ pub(crate) struct Resolved {
     /// The provisioned product a name led to, when the lookup found one: what a
     /// replay names (docs/reference.md, "The dead-letter record").
     pub(super) found_product: Option<String>,
+    /// With a state table: the follow-up chain of this request's accepted targets.
+    pub(super) chain: Option<String>,
+    /// With a state table: the targets found on their way out whose chain this
+    /// request started (no other chain owned them): they are followed up.
+    pub(super) chains_won: HashSet<String>,
 }
 
 /// MGN source servers this invocation has had accepted, with their job.
@@ -96,7 +101,13 @@ pub(super) async fn resolve_all(ctx: &Invocation<'_>, requests: Vec<Accepted>, s
     requests
         .into_iter()
         .zip(resolutions)
-        .map(|(accepted, (resolution, found_product))| Resolved { accepted, resolution, found_product })
+        .map(|(accepted, (resolution, found_product))| Resolved {
+            accepted,
+            resolution,
+            found_product,
+            chain: None,
+            chains_won: HashSet::new(),
+        })
         .collect()
 }
 

@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::admit::Accepted;
-use super::app::{App, Home};
+use super::app::{App, Invocation};
 use super::execute::CallResults;
+use super::ownership;
 use super::resolve::{Resolution, Resolved};
 use crate::classify::ServiceError;
 use crate::confirm::{Check, Followed};
@@ -14,6 +15,7 @@ use crate::decode::{Delivery, Origin};
 use crate::guard::Verdict;
 use crate::outcome::{Failure, Outcome, RequestResult, TargetResult};
 use crate::request::{Operation, Request, Target, retry_request};
+use crate::state::{ChainStart, Key};
 
 /// A request (or a check) at its end, before its record is published and its
 /// follow-up sent.
@@ -22,6 +24,17 @@ pub(super) struct Settled {
     pub record: Option<DeadLetterRecord>,
     /// The checks to send (one, unless it would not fit a message), and their delay.
     pub follow_up: Vec<(Check, u64)>,
+    /// With a state table: the chains of the targets this request's own calls got
+    /// accepted, written as their check is sent.
+    pub chains: Vec<ChainStart>,
+    /// With a state table: the MGN servers claimed for calls that were refused, free again.
+    pub releases: Vec<Key>,
+}
+
+impl Settled {
+    pub fn new(result: RequestResult, record: Option<DeadLetterRecord>, follow_up: Vec<(Check, u64)>) -> Self {
+        Settled { result, record, follow_up, chains: Vec::new(), releases: Vec::new() }
+    }
 }
 
 /// A request refused before any call: `invalid`, with its record.
@@ -37,12 +50,27 @@ pub(super) fn refused(
         ..RequestResult::new(delivery.origin.clone(), operation, Outcome::Invalid, dry_run)
     };
     let record = record(app, &delivery, operation, Outcome::Invalid, failure, Vec::new(), None);
-    Settled { result, record: Some(record), follow_up: Vec::new() }
+    Settled::new(result, Some(record), Vec::new())
 }
 
-pub(super) fn settle(app: &App, resolved: Resolved, results: &CallResults, home: &Home) -> Settled {
-    let Resolved { accepted: Accepted { delivery, request, dry_run, .. }, resolution, found_product } = resolved;
+pub(super) fn settle(ctx: &Invocation<'_>, resolved: Resolved, results: &CallResults) -> Settled {
+    let (app, home) = (ctx.app, &ctx.home);
+    let Resolved {
+        accepted: Accepted { delivery, request, dry_run, .. },
+        resolution,
+        found_product,
+        chain,
+        chains_won,
+    } = resolved;
     let operation = Some(request.operation());
+    // The servers this request's calls were to be made for: their claims are freed
+    // when the call was refused.
+    let called: Vec<String> = match (&resolution, &request.target) {
+        (Resolution::Judged(judged), Target::TargetInstances(_)) => {
+            judged.iter().filter(|(_, v)| matches!(v, Verdict::Terminate { .. })).map(|(id, _)| id.clone()).collect()
+        }
+        _ => Vec::new(),
+    };
     // What a retry or a check names: never a product's name, which a product created
     // later could take.
     let replayable = request.replayable(found_product.as_deref());
@@ -114,7 +142,7 @@ pub(super) fn settle(app: &App, resolved: Resolved, results: &CallResults, home:
         _ => None,
     };
     let follow_up = match (&replayable, dry_run) {
-        (Some(replayable), false) => follow_up(app, replayable, &delivery, &targets),
+        (Some(replayable), false) => follow_up(app, replayable, &delivery, &targets, chain.as_deref(), &chains_won),
         // A product accepted for termination was found, so it has an id; without one
         // there is nothing the check could name.
         (None, _) | (_, true) => Vec::new(),
@@ -123,6 +151,24 @@ pub(super) fn settle(app: &App, resolved: Resolved, results: &CallResults, home:
         request.account.clone().or_else(|| home.account.clone()),
         request.region.clone().or_else(|| home.region.clone()),
     );
+    let mut settled_chains = Vec::new();
+    let mut releases = Vec::new();
+    if let (Some(chain), Some(replayable)) = (&chain, &replayable)
+        && !follow_up.is_empty()
+    {
+        let source = delivery.origin.to_json();
+        for t in targets.iter().filter(|t| t.outcome == Outcome::Terminated && !t.underway) {
+            let start = ownership::chain_start(ctx, replayable, &source, chain, followed(t), true);
+            settled_chains.push(start);
+        }
+    }
+    if chain.is_some() {
+        for t in targets.iter().filter(|t| called.contains(&t.id)) {
+            if !matches!(t.outcome, Outcome::Terminated | Outcome::Transient) {
+                releases.push(ownership::key(ctx, &request, &t.id));
+            }
+        }
+    }
     let result = RequestResult {
         targets,
         error,
@@ -130,24 +176,33 @@ pub(super) fn settle(app: &App, resolved: Resolved, results: &CallResults, home:
         region,
         ..RequestResult::new(delivery.origin, operation, outcome, dry_run)
     };
-    Settled { result, record, follow_up }
+    Settled { chains: settled_chains, releases, ..Settled::new(result, record, follow_up) }
 }
 
 /// docs/reference.md, "Follow-up, audit events and metrics": every `terminated` target is followed up, in one check per request
 /// (targets accepted together are due together). Dry runs are not. A target found
-/// already on its way out (an earlier call's) is followed up only when this is a
-/// redelivery: the earlier attempt may not have sent its check; on a first delivery
-/// the call that started it is followed up by whoever made it.
-fn follow_up(app: &App, request: &Request, delivery: &Delivery, targets: &[TargetResult]) -> Vec<(Check, u64)> {
+/// already on its way out (an earlier call's) is followed up, with a state table,
+/// when this request started its chain (no other chain owned it); without one, only
+/// when this is a redelivery: the earlier attempt may not have sent its check; on a
+/// first delivery the call that started it is followed up by whoever made it.
+fn follow_up(
+    app: &App,
+    request: &Request,
+    delivery: &Delivery,
+    targets: &[TargetResult],
+    chain: Option<&str>,
+    chains_won: &std::collections::HashSet<String>,
+) -> Vec<(Check, u64)> {
     if !app.request_queue.is_set() {
         return Vec::new();
     }
     let redelivery = delivery.origin.receive_count().is_some_and(|n| n > 1);
-    let followed: Vec<Followed> = targets
-        .iter()
-        .filter(|t| t.outcome == Outcome::Terminated && (!t.underway || redelivery))
-        .map(|t| Followed { id: t.id.clone(), job_id: t.job_id.clone(), record_id: t.record_id.clone() })
-        .collect();
+    let ours = |t: &TargetResult| match chain {
+        Some(_) => !t.underway || chains_won.contains(&t.id),
+        None => !t.underway || redelivery,
+    };
+    let followed: Vec<Followed> =
+        targets.iter().filter(|t| t.outcome == Outcome::Terminated && ours(t)).map(followed).collect();
     if followed.is_empty() {
         return Vec::new();
     }
@@ -158,9 +213,15 @@ fn follow_up(app: &App, request: &Request, delivery: &Delivery, targets: &[Targe
         attempt: 1,
         source: delivery.origin.to_json(),
         request: serde_json::Value::Null,
+        chain: chain.map(str::to_owned),
     };
     let request_for = |ids: &[String]| retry_request(request, ids).unwrap_or_default();
     crate::confirm::split(check, request_for).into_iter().map(|c| (c, crate::confirm::delay(1))).collect()
+}
+
+/// A target as its check follows it.
+fn followed(t: &TargetResult) -> Followed {
+    Followed { id: t.id.clone(), job_id: t.job_id.clone(), record_id: t.record_id.clone() }
 }
 
 /// The failed targets of a record, each with its own code and message.

@@ -143,7 +143,7 @@ fn refused(app: &App, delivery: Delivery, link: Link, why: String) -> Settled {
         is_check: link == Link::Check,
         ..RequestResult::new(delivery.origin, operation, Outcome::Invalid, false)
     };
-    Settled { result, record: Some(record), follow_up: Vec::new() }
+    Settled::new(result, Some(record), Vec::new())
 }
 
 /// The function's own principal could not be learnt (STS throttled or unreachable):
@@ -180,5 +180,5 @@ fn unknown(app: &App, delivery: Delivery, link: Link, error: ServiceError) -> Se
         is_check: link == Link::Check,
         ..RequestResult::new(delivery.origin, operation, outcome, dry_run)
     };
-    Settled { result, record, follow_up: Vec::new() }
+    Settled::new(result, record, Vec::new())
 }

@@ -10,6 +10,7 @@ pub mod deadletter;
 pub mod identity;
 pub mod request_queue;
 pub mod services;
+pub mod state;
 
 // The core's modules, under the names the adapters use for them.
 use teardown_core::{batches, confirm, decode, guard, outcome, request};

@@ -114,6 +114,11 @@ pub const CODES: &[Code] = &[
     code("NotInJob", Transient, "the MGN job does not list this server: looked up again on the next delivery"),
     code("JobParticipantsUnknown", Transient, "a TERMINATE job is running and does not list its source servers yet"),
     code("NoCredentials", Transient, "AssumeRole of the spoke role answered without credentials"),
+    code(
+        "ClaimHeld",
+        Transient,
+        "another invocation is terminating this MGN server now (its claim in the state table holds): not called again; its job is found on the next delivery",
+    ),
     code("NoUserId", Transient, "GetCallerIdentity answered without a UserId: whose checks to honour is unknown"),
     // A follow-up's end.
     code(

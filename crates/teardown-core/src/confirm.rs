@@ -35,6 +35,10 @@ pub struct Check {
     /// The request for exactly these targets, in the contract's spelling: the
     /// `retryRequest` of a failed target is cut from it.
     pub request: Value,
+    /// With a state table: the chain this check belongs to. A check whose chain no
+    /// longer owns its target ends without effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
 /// A target being followed, with what the service gave to follow it by.
@@ -186,6 +190,7 @@ mod tests {
             attempt,
             source: json!({"kind": "sqs", "messageId": "m-1"}),
             request: json!({"operation": "TerminateWorkspaces"}),
+            chain: None,
         }
     }
 

@@ -63,6 +63,10 @@ pub fn lines(
     if audit_events_not_sent > 0 {
         plain.push(("AuditEventsNotSent", audit_events_not_sent));
     }
+    let checks_dropped: usize = results.iter().map(|r| r.checks_dropped).sum();
+    if checks_dropped > 0 {
+        plain.push(("ChecksDropped", checks_dropped));
+    }
     if !plain.is_empty() {
         let mut line = json!({
             "_aws": {

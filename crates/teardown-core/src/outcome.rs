@@ -178,6 +178,9 @@ pub struct RequestResult {
     pub follow_up: FollowUp,
     /// A follow-up check rather than a request: not counted as a request.
     pub is_check: bool,
+    /// Targets of a check that ended without effect: another chain owns them, or their
+    /// end was already decided (a copy of the check).
+    pub checks_dropped: usize,
     /// The source audit events name when it is not `origin` (a check names the
     /// request it follows up).
     pub audit_source: Option<serde_json::Value>,
@@ -202,6 +205,7 @@ impl RequestResult {
             dead_letter: DeadLetterStatus::NotNeeded,
             follow_up: FollowUp::NotNeeded,
             is_check: false,
+            checks_dropped: 0,
             audit_source: None,
             account: None,
             region: None,

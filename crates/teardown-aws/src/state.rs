@@ -1,0 +1,298 @@
+//! The state table (`STATE_TABLE`): one DynamoDB item per accepted termination, keyed
+//! by account, region, operation and target, changed only by conditional writes, so
+//! that at-least-once delivery neither loses a follow-up nor forks one, a decision is
+//! made once, and one MGN server is never in two calls (docs/reference.md, "State
+//! across messages").
+//!
+//! The item of a target:
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `pk` | `account#region#operation#target` |
+//! | `chainId`, `chainState` | the follow-up chain that owns the target: `pending` until its first check arrives, then `live` |
+//! | `dueAt` | when the chain's next check is due (epoch seconds) |
+//! | `checkAttempt` | the last check attempt that went on: a copy of it arriving again goes no further |
+//! | `acceptedAt`, `acceptedFrom`, `jobId`, `recordId` | when and why the termination was accepted |
+//! | `decision`, `decidedAt`, `decisionError` | `confirmed`, `failed` or `unconfirmed`, written once |
+//! | `claimUntil`, `claimedBy` | MGN: the invocation about to call `TerminateTargetInstances` for the server |
+//! | `expiresAt` | TTL: one day after `CONFIRM_WITHIN` has passed |
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+use crate::classify::{ServiceError, classify};
+use crate::request::Operation;
+
+/// How long a claim on an MGN server holds: past it, a call that never answered is
+/// assumed to have started its job, which `DescribeJobs` then shows.
+pub const CLAIM_SECONDS: i64 = 15 * 60;
+
+/// Which target an item is about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub account: String,
+    pub region: String,
+    pub operation: Operation,
+    pub target: String,
+}
+
+impl Key {
+    pub fn pk(&self) -> String {
+        format!("{}#{}#{}#{}", self.account, self.region, self.operation.as_str(), self.target)
+    }
+}
+
+/// A chain to start for an accepted termination.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChainStart {
+    pub key: Key,
+    pub chain: String,
+    /// When the first check is due (epoch seconds).
+    pub due_at: i64,
+    pub accepted_at: String,
+    /// Where the request came from (the record's `source`), as JSON.
+    pub source: String,
+    pub job_id: Option<String>,
+    pub record_id: Option<String>,
+    /// Accepted by this invocation's own call (a new termination, which may follow a
+    /// decided one), rather than found already on its way out.
+    pub fresh: bool,
+}
+
+/// What a conditional write came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The write went in: this invocation owns what it wrote.
+    Won,
+    /// Another chain owns the target, or the decision was already made, or another
+    /// invocation holds the claim: nothing of this one's goes on.
+    Lost,
+}
+
+/// A check's end for one target, to be written before anything is published.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CheckEnd {
+    /// Checked again: the chain is live, due again at `due_at`.
+    Again { due_at: i64 },
+    /// `confirmed`, `failed` or `unconfirmed`, with the error when there is one.
+    Decided { decision: &'static str, error: Option<String> },
+}
+
+/// What one item says, for `teardown status`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Item {
+    pub attributes: HashMap<String, String>,
+}
+
+impl Item {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.attributes.get(name).map(String::as_str)
+    }
+}
+
+/// The table, or none: then every rule of at-least-once delivery holds as without it.
+#[derive(Clone, Debug)]
+pub struct StateTable {
+    client: Option<aws_sdk_dynamodb::Client>,
+    table: Option<String>,
+    /// `CONFIRM_WITHIN`: items expire a day after it has passed.
+    confirm_within: i64,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A state call that fails is `transient`, like a lookup: the message comes back.
+fn transient(error: ServiceError) -> ServiceError {
+    ServiceError { outcome: crate::outcome::Outcome::Transient, ..error }
+}
+
+impl StateTable {
+    pub fn none() -> Self {
+        StateTable { client: None, table: None, confirm_within: 7200 }
+    }
+
+    pub fn new(client: aws_sdk_dynamodb::Client, table: Option<String>, confirm_within: u64) -> Self {
+        StateTable { client: Some(client), table, confirm_within: i64::try_from(confirm_within).unwrap_or(43_200) }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.client.is_some() && self.table.is_some()
+    }
+
+    fn expires(&self, now: i64) -> i64 {
+        now + self.confirm_within + 24 * 3600
+    }
+
+    /// One conditional `UpdateItem`: `Won` when it went in, `Lost` when its condition
+    /// did not hold, and the service's error (`transient` or `rejected`) otherwise.
+    async fn update(
+        &self,
+        key: &Key,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<Written, ServiceError> {
+        let (Some(client), Some(table)) = (&self.client, &self.table) else {
+            return Ok(Written::Won);
+        };
+        let mut call = client
+            .update_item()
+            .table_name(table)
+            .key("pk", s(key.pk()))
+            .update_expression(update)
+            .condition_expression(condition)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None);
+        for (name, value) in values {
+            call = call.expression_attribute_values(name, value);
+        }
+        match call.send().await {
+            Ok(_) => Ok(Written::Won),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(Written::Lost)
+            }
+            // Whatever the table answered, the target is not decided yet: retried.
+            Err(e) => Err(transient(classify(&e))),
+        }
+    }
+
+    /// MGN: holds `key`'s server for this invocation (`holder`) for 15 minutes before
+    /// its terminate call. `Lost`: another invocation holds it.
+    pub async fn claim(&self, key: &Key, holder: &str, now: i64) -> Result<Written, ServiceError> {
+        self.update(
+            key,
+            "SET claimUntil = :until, claimedBy = :me, expiresAt = if_not_exists(expiresAt, :exp)",
+            "attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me",
+            vec![
+                (":until", n(now + CLAIM_SECONDS)),
+                (":me", s(holder)),
+                (":now", n(now)),
+                (":exp", n(self.expires(now))),
+            ],
+        )
+        .await
+    }
+
+    /// A claim whose call was refused: the server is free again.
+    pub async fn release(&self, key: &Key, holder: &str) -> Result<Written, ServiceError> {
+        self.update(key, "REMOVE claimUntil, claimedBy", "claimedBy = :me", vec![(":me", s(holder))]).await
+    }
+
+    /// Starts `start.chain` for a target found on its way out or just accepted. It goes
+    /// in unless a `live` chain owns the target: a `pending` one may never have been
+    /// sent, so the next delivery that finds the target on its way out takes it over
+    /// (were it sent after all, its check finds another chain and ends without effect).
+    /// A decided target starts afresh only for a new termination of this invocation's
+    /// own; one found on its way out was decided already.
+    pub async fn start_chain(&self, start: &ChainStart, now: i64) -> Result<Written, ServiceError> {
+        let mut update = String::from(
+            "SET chainId = :chain, chainState = :pending, dueAt = :due, acceptedAt = :at, acceptedFrom = :source, \
+             expiresAt = :exp REMOVE decision, decidedAt, decisionError, checkAttempt",
+        );
+        let mut values = vec![
+            (":chain", s(&start.chain)),
+            (":pending", s("pending")),
+            (":due", n(start.due_at)),
+            (":at", s(&start.accepted_at)),
+            (":source", s(&start.source)),
+            (":exp", n(self.expires(now))),
+        ];
+        if let Some(job) = &start.job_id {
+            update = update.replacen(" REMOVE", ", jobId = :job REMOVE", 1);
+            values.push((":job", s(job)));
+        }
+        if let Some(record) = &start.record_id {
+            update = update.replacen(" REMOVE", ", recordId = :record REMOVE", 1);
+            values.push((":record", s(record)));
+        }
+        let condition = if start.fresh {
+            "attribute_not_exists(chainId) OR attribute_exists(decision) OR chainState = :pending"
+        } else {
+            "attribute_not_exists(chainId) OR (chainState = :pending AND attribute_not_exists(decision))"
+        };
+        self.update(&start.key, &update, condition, values).await
+    }
+
+    /// A check of `chain` for `key`, ending as `end`: it goes in only when the chain
+    /// still owns the target, nothing was decided, and no copy of this attempt went on
+    /// before. A target with no item (its chain's first write failed) is adopted.
+    pub async fn check_end(
+        &self,
+        key: &Key,
+        chain: &str,
+        attempt: u32,
+        end: &CheckEnd,
+        now: i64,
+    ) -> Result<Written, ServiceError> {
+        let owned = "(attribute_not_exists(pk) OR chainId = :chain) AND attribute_not_exists(decision)";
+        match end {
+            CheckEnd::Again { due_at } => {
+                self.update(
+                    key,
+                    "SET chainId = :chain, chainState = :live, dueAt = :due, checkAttempt = :attempt, \
+                     expiresAt = if_not_exists(expiresAt, :exp)",
+                    &format!("{owned} AND (attribute_not_exists(checkAttempt) OR checkAttempt < :attempt)"),
+                    vec![
+                        (":chain", s(chain)),
+                        (":live", s("live")),
+                        (":due", n(*due_at)),
+                        (":attempt", n(i64::from(attempt))),
+                        (":exp", n(self.expires(now))),
+                    ],
+                )
+                .await
+            }
+            CheckEnd::Decided { decision, error } => {
+                let mut values = vec![
+                    (":chain", s(chain)),
+                    (":decision", s(*decision)),
+                    (":now", n(now)),
+                    (":exp", n(self.expires(now))),
+                ];
+                let mut update = String::from(
+                    "SET chainId = :chain, decision = :decision, decidedAt = :now, expiresAt = if_not_exists(expiresAt, :exp)",
+                );
+                if let Some(error) = error {
+                    update.push_str(", decisionError = :error");
+                    values.push((":error", s(error)));
+                }
+                self.update(key, &update, owned, values).await
+            }
+        }
+    }
+
+    /// The item of `key`, as it is now (`teardown status`).
+    pub async fn get(&self, key: &Key) -> Result<Option<Item>, ServiceError> {
+        let (Some(client), Some(table)) = (&self.client, &self.table) else { return Ok(None) };
+        let out = client
+            .get_item()
+            .table_name(table)
+            .key("pk", s(key.pk()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| transient(classify(&e)))?;
+        Ok(out.item().map(|item| Item {
+            attributes: item
+                .iter()
+                .map(|(name, value)| {
+                    let text = match value {
+                        AttributeValue::S(text) | AttributeValue::N(text) => text.clone(),
+                        other => format!("{other:?}"),
+                    };
+                    (name.clone(), text)
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,536 @@
+//! The state table against moto's DynamoDB (conditional writes): every accepted
+//! termination followed up once and decided once across messages, whatever the
+//! deliveries (docs/reference.md, "State across messages"). The services are doubles;
+//! the table is real.
+
+#[path = "../doubles/mod.rs"]
+mod doubles;
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use doubles::*;
+use support::Moto;
+use teardown::state::StateTable;
+use time::OffsetDateTime;
+
+// ── Time, per test thread ────────────────────────────────────────────────────
+
+thread_local! {
+    /// Seconds after 2026-11-24T10:00:00Z that the function's clock reads.
+    static SECONDS: Cell<i64> = const { Cell::new(0) };
+}
+
+fn clock() -> OffsetDateTime {
+    time::macros::datetime!(2026-11-24 10:00:00 UTC) + time::Duration::seconds(SECONDS.with(Cell::get))
+}
+
+fn at(seconds: i64) {
+    SECONDS.with(|s| s.set(seconds));
+}
+
+// ── The table ────────────────────────────────────────────────────────────────
+
+fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// A new table `name` in moto, as the template makes it (key `pk`, on demand).
+async fn table(moto: &Moto, name: &str) -> StateTable {
+    let client = dynamodb(&moto.endpoint);
+    client
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("CreateTable in moto");
+    StateTable::new(client, Some(name.to_owned()), 7200)
+}
+
+// ── A small world of WorkSpaces that change state as a service would ─────────
+
+type States = Arc<Mutex<HashMap<String, WorkspaceState>>>;
+
+/// WorkSpaces `ids`, AVAILABLE. Terminated, one goes TERMINATING; each check after
+/// that reads it TERMINATING `slow` more times, then `end`.
+struct Fleet {
+    states: States,
+    terminated: Log<Vec<String>>,
+}
+
+fn fleet(ids: &[&str]) -> Fleet {
+    let states = ids.iter().map(|id| (id.to_string(), WorkspaceState::Available)).collect();
+    Fleet { states: Arc::new(Mutex::new(states)), terminated: log() }
+}
+
+impl Fleet {
+    fn describe(&self) -> Rule {
+        let states = self.states.clone();
+        mock!(aws_sdk_workspaces::Client::describe_workspaces).then_compute_output(move |req| {
+            let states = states.lock().unwrap();
+            let found = req
+                .workspace_ids()
+                .iter()
+                .filter_map(|id| states.get(id).map(|s| workspace(id, s.clone())))
+                .filter(|w| w.state() != Some(&WorkspaceState::Terminated))
+                .collect();
+            DescribeWorkspacesOutput::builder().set_workspaces(Some(found)).build()
+        })
+    }
+
+    fn terminate(&self) -> Rule {
+        let (states, calls) = (self.states.clone(), self.terminated.clone());
+        mock!(aws_sdk_workspaces::Client::terminate_workspaces).then_compute_output(move |req| {
+            let ids: Vec<String> =
+                req.terminate_workspace_requests().iter().map(|r| r.workspace_id().to_owned()).collect();
+            let mut states = states.lock().unwrap();
+            for id in &ids {
+                states.insert(id.clone(), WorkspaceState::Terminating);
+            }
+            calls.lock().unwrap().push(ids);
+            TerminateWorkspacesOutput::builder().build()
+        })
+    }
+
+    fn set(&self, id: &str, state: WorkspaceState) {
+        self.states.lock().unwrap().insert(id.to_owned(), state);
+    }
+}
+
+/// The request queue: records every check sent; while `failing` is set, refuses them.
+struct Queue {
+    sent: Log<(Value, i32)>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn queue() -> Queue {
+    Queue { sent: log(), failing: Arc::new(std::sync::atomic::AtomicBool::new(false)) }
+}
+
+impl Queue {
+    fn rules(&self) -> (Rule, Rule) {
+        let failing = self.failing.clone();
+        let refuse = mock!(aws_sdk_sqs::Client::send_message)
+            .match_requests(move |_| failing.load(std::sync::atomic::Ordering::SeqCst))
+            .then_http_response(|| http(500, r#"{"__type":"InternalError","message":"down"}"#));
+        (refuse, checks_sent(&self.sent))
+    }
+
+    fn fail(&self, failing: bool) {
+        self.failing.store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The checks sent so far, taken off the queue.
+    fn take(&self) -> Vec<Value> {
+        std::mem::take(&mut *self.sent.lock().unwrap()).into_iter().map(|(body, _)| body).collect()
+    }
+}
+
+/// The function, with the table, the fleet, the queue, a dead-letter queue and an
+/// audit bus whose records and events are kept.
+struct Function {
+    app: App,
+    records: Log<(String, Value, String, String)>,
+    events: Log<(String, String, Value, String)>,
+}
+
+fn function(
+    state: &StateTable,
+    fleet: &Fleet,
+    queue: &Queue,
+    extra_ws: &[&Rule],
+    mgn: &[&Rule],
+    sc: &[&Rule],
+) -> Function {
+    let (records, events) = (log(), log());
+    let (describe, terminate) = (fleet.describe(), fleet.terminate());
+    let (refuse, checks) = queue.rules();
+    let send = sqs_send_ok(&records);
+    let put = events_put(&events);
+    let ws: Vec<&Rule> = extra_ws.iter().copied().chain([&describe, &terminate]).collect();
+    let mut app = Doubles { ws: &ws, mgn, sc, sqs: &[&send] }
+        .app(Settings { max_receives: Some(1000), ..settings() })
+        .with_request_queue(request_queue(&[&refuse, &checks]))
+        .with_audit(audit_bus(&[&put]))
+        .with_state(state.clone());
+    app.clock = clock;
+    Function { app, records, events }
+}
+
+impl Function {
+    /// The final decisions put on the bus, per target.
+    fn decisions(&self) -> HashMap<String, Vec<String>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for (_, _, detail, _) in taken(&self.events) {
+            let outcome = detail["outcome"].as_str().unwrap_or("").to_owned();
+            if matches!(outcome.as_str(), "confirmed" | "failed" | "unconfirmed") {
+                out.entry(detail["id"].as_str().unwrap_or("").to_owned()).or_default().push(outcome);
+            }
+        }
+        out
+    }
+}
+
+async fn invoke_as(app: &App, payload: Value, request_id: &str) -> Result<Value, lambda_runtime::Error> {
+    let mut context = Context::default();
+    context.request_id = request_id.to_owned();
+    context.invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:teardown".to_owned();
+    handle(app, LambdaEvent::new(payload, context)).await
+}
+
+/// An SQS delivery of `body` as message `id`, the `count`th time.
+fn delivery(id: &str, body: &Value, count: u32) -> Value {
+    let mut event = sqs_event(&[(id, body.clone())]);
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(count.to_string());
+    event
+}
+
+// ── The four failures of at-least-once, each now impossible ──────────────────
+
+/// Lost: accepted, then the check could not be sent. A direct invocation has no
+/// receive count; Lambda's retry finds the WorkSpace on its way out and, its first
+/// chain never sent, starts one.
+#[tokio::test]
+async fn a_termination_whose_check_was_not_sent_is_followed_up_by_the_retry_of_a_direct_invocation() {
+    let moto = Moto::start();
+    let state = table(&moto, "lost").await;
+    let fleet = fleet(&["ws-lost0001"]);
+    let queue = queue();
+    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    let request = ws_request(&["ws-lost0001".to_owned()]);
+
+    at(0);
+    queue.fail(true);
+    assert!(invoke_as(&f.app, request.clone(), "req-1").await.is_err(), "the check was not sent: the invocation fails");
+    assert_eq!(taken(&fleet.terminated).len(), 1);
+
+    // Lambda retries the invocation a minute later, same request id.
+    at(90);
+    queue.fail(false);
+    invoke_as(&f.app, request, "req-1").await.unwrap();
+
+    assert_eq!(taken(&fleet.terminated).len(), 1, "never sent again");
+    let checks = queue.take();
+    assert_eq!(checks.len(), 1, "the retry follows it up: {checks:?}");
+    assert_eq!(checks[0]["confirm"]["targets"], json!([{"id": "ws-lost0001"}]));
+    assert!(checks[0]["confirm"]["chain"].is_string());
+}
+
+/// Forked: a message redelivered after its check went out (another target was
+/// transient) finds its WorkSpace on its way out: the live chain keeps it, no second.
+#[tokio::test]
+async fn a_redelivery_never_starts_a_second_chain_for_a_target_a_live_chain_follows() {
+    let moto = Moto::start();
+    let state = table(&moto, "forked").await;
+    let fleet = fleet(&["ws-fork0001", "ws-slow0001"]);
+    let queue = queue();
+    // ws-slow0001's tags cannot be read on the first delivery: the message comes back.
+    let throttled = mock!(aws_sdk_workspaces::Client::describe_tags)
+        .match_requests(|req| req.resource_id() == Some("ws-slow0001"))
+        .then_http_response(|| http(400, r#"{"__type":"ThrottlingException","message":"slow down"}"#));
+    let f = function(&state, &fleet, &queue, &[&throttled], &[], &[]);
+    let request = ws_request(&["ws-fork0001".to_owned(), "ws-slow0001".to_owned()]);
+
+    at(0);
+    let response = invoke_as(&f.app, delivery("m-1", &request, 1), "req-1").await.unwrap();
+    assert_eq!(failures(&response), vec!["m-1"]);
+    let first = queue.take();
+    assert_eq!(first.len(), 1);
+
+    // Its check comes back after 30 s: still TERMINATING, the chain goes on.
+    at(30);
+    invoke_as(&f.app, delivery("c-1", &first[0], 1), "req-2").await.unwrap();
+    assert_eq!(queue.take().len(), 1, "checked again");
+
+    // The request comes back after its visibility timeout.
+    at(360);
+    invoke_as(&f.app, delivery("m-1", &request, 2), "req-3").await.unwrap();
+    let after = queue.take();
+    assert!(
+        after.iter().all(|c| c["confirm"]["targets"].as_array().unwrap().iter().all(|t| t["id"] != "ws-fork0001")),
+        "no second chain for ws-fork0001: {after:?}"
+    );
+}
+
+/// Twice: two copies of one MGN fan-out child run at once; both see no running job.
+/// Only the one that claims the server calls TerminateTargetInstances.
+#[tokio::test]
+async fn two_copies_of_one_child_racing_on_one_mgn_server_make_one_call() {
+    let moto = Moto::start();
+    let state = table(&moto, "twice").await;
+    let calls = log::<Vec<String>>();
+    let terminate = {
+        let calls = calls.clone();
+        mock!(aws_sdk_mgn::Client::terminate_target_instances).then_compute_output(move |req| {
+            calls.lock().unwrap().push(req.source_server_ids().to_vec());
+            aws_sdk_mgn::operation::terminate_target_instances::TerminateTargetInstancesOutput::builder()
+                .job(aws_sdk_mgn::types::Job::builder().job_id("mgnjob-1").build().unwrap())
+                .build()
+        })
+    };
+    let (fleet, queue) = (fleet(&[]), queue());
+    let f = function(&state, &fleet, &queue, &[], &[&terminate], &[]);
+    let child = json!({"operation": "TerminateTargetInstances", "origin": "a1b2c3",
+                       "input": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa"]}});
+
+    at(0);
+    let (a, b) = tokio::join!(
+        invoke_as(&f.app, delivery("copy-1", &child, 1), "req-a"),
+        invoke_as(&f.app, delivery("copy-2", &child, 1), "req-b"),
+    );
+
+    assert_eq!(taken(&calls).len(), 1, "one call for the server");
+    let redelivered = [failures(&a.unwrap()), failures(&b.unwrap())].concat();
+    assert_eq!(redelivered.len(), 1, "the copy that did not hold the claim waits for the next delivery");
+    assert!(taken(&f.records).is_empty(), "no false rejection");
+}
+
+/// Decided twice: the same check delivered twice, at once: one decision, one event,
+/// one record.
+#[tokio::test]
+async fn a_check_delivered_twice_at_once_decides_once() {
+    let moto = Moto::start();
+    let state = table(&moto, "decided").await;
+    let failed = mock!(aws_sdk_servicecatalog::Client::describe_record).then_output(|| {
+        DescribeRecordOutput::builder()
+            .record_detail(
+                RecordDetail::builder()
+                    .record_id("rec-1")
+                    .status(RecordStatus::Failed)
+                    .record_errors(
+                        aws_sdk_servicecatalog::types::RecordError::builder()
+                            .code("DeleteStackFailed")
+                            .description("bucket not empty")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    let (fleet, queue) = (fleet(&[]), queue());
+    let f = function(&state, &fleet, &queue, &[], &[], &[&failed]);
+    let mut body =
+        check("TerminateProvisionedProduct", &[("pp-sandbox1", None, Some("rec-1"))], 1, "2026-11-24T09:59:00Z");
+    body["confirm"]["chain"] = json!("chain-1");
+
+    at(0);
+    let (a, b) = tokio::join!(
+        invoke_as(&f.app, delivery("c-1", &body, 1), "req-a"),
+        invoke_as(&f.app, delivery("c-1", &body, 2), "req-b"),
+    );
+    assert!(failures(&a.unwrap()).is_empty() && failures(&b.unwrap()).is_empty());
+
+    assert_eq!(f.decisions().get("pp-sandbox1"), Some(&vec!["failed".to_owned()]), "one event");
+    let records = taken(&f.records);
+    assert_eq!(records.len(), 1, "one record");
+    assert_eq!(records[0].3, "failed");
+}
+
+/// A check whose chain no longer owns its target (another chain took it over) ends
+/// without effect.
+#[tokio::test]
+async fn a_check_of_a_chain_taken_over_ends_without_effect() {
+    let moto = Moto::start();
+    let state = table(&moto, "taken").await;
+    let fleet = fleet(&["ws-over0001"]);
+    fleet.set("ws-over0001", WorkspaceState::Terminating);
+    let queue = queue();
+    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    let mut stale = check("TerminateWorkspaces", &[("ws-over0001", None, None)], 1, "2026-11-24T09:59:00Z");
+    stale["confirm"]["chain"] = json!("chain-old");
+    // The current chain.
+    let mut current = stale.clone();
+    current["confirm"]["chain"] = json!("chain-new");
+
+    at(0);
+    invoke_as(&f.app, delivery("c-new", &current, 1), "req-1").await.unwrap();
+    assert_eq!(queue.take().len(), 1, "the owning chain goes on");
+    fleet.set("ws-over0001", WorkspaceState::Terminated);
+    invoke_as(&f.app, delivery("c-old", &stale, 1), "req-2").await.unwrap();
+
+    assert!(queue.take().is_empty());
+    assert!(f.decisions().is_empty(), "no decision from a chain that does not own the target");
+}
+
+/// The table cannot be reached: nothing is called that needs a claim, and what was
+/// accepted comes back; nothing is duplicated, nothing lost.
+#[tokio::test]
+async fn when_the_table_is_unreachable_the_message_is_transient() {
+    let calls = log::<Vec<String>>();
+    let terminate = {
+        let calls = calls.clone();
+        mock!(aws_sdk_mgn::Client::terminate_target_instances).then_compute_output(move |req| {
+            calls.lock().unwrap().push(req.source_server_ids().to_vec());
+            aws_sdk_mgn::operation::terminate_target_instances::TerminateTargetInstancesOutput::builder().build()
+        })
+    };
+    let dead = StateTable::new(dynamodb(&support::dead_endpoint()), Some("teardown-state".into()), 7200);
+    let fleet = fleet(&["ws-dead0001"]);
+    let queue = queue();
+    let f = function(&dead, &fleet, &queue, &[], &[&terminate], &[]);
+    let mgn = json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa"]}});
+    let ws = ws_request(&["ws-dead0001".to_owned()]);
+
+    at(0);
+    let response = invoke_as(&f.app, sqs_event(&[("m-mgn", mgn), ("m-ws", ws)]), "req-1").await.unwrap();
+
+    let mut back = failures(&response);
+    back.sort();
+    assert_eq!(back, vec!["m-mgn", "m-ws"], "both come back");
+    assert!(taken(&calls).is_empty(), "no MGN call without its claim");
+    assert!(taken(&f.records).is_empty(), "transient: no record yet");
+}
+
+// ── Any interleaving: exactly one decision per accepted target ───────────────
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// The request delivered (again, or a duplicate).
+    Request,
+    /// Every check waiting is delivered; `twice`: each one twice.
+    Checks {
+        twice: bool,
+    },
+    /// The sends to the request queue fail, until `Heal`.
+    Break,
+    Heal,
+    /// Time passes.
+    Wait(i64),
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => Just(Step::Request),
+        4 => any::<bool>().prop_map(|twice| Step::Checks { twice }),
+        1 => Just(Step::Break),
+        2 => Just(Step::Heal),
+        3 => (1i64..600).prop_map(Step::Wait),
+    ]
+}
+
+/// The simulated event source: the request, and the checks waiting on the queue.
+/// A message a delivery hands back (or that fails the invocation) comes back later.
+struct Source<'a> {
+    f: &'a Function,
+    queue: &'a Queue,
+    request: Value,
+    receives: u32,
+    request_back: bool,
+    waiting: Vec<Value>,
+    n: usize,
+}
+
+impl Source<'_> {
+    async fn deliver_request(&mut self) {
+        self.receives += 1;
+        self.n += 1;
+        let answer =
+            invoke_as(&self.f.app, delivery("m-1", &self.request, self.receives), &format!("req-{}", self.n)).await;
+        self.request_back = answer.map_or(true, |r| !failures(&r).is_empty());
+        self.waiting.extend(self.queue.take());
+    }
+
+    async fn deliver_checks(&mut self, copies: u32) {
+        for check in std::mem::take(&mut self.waiting) {
+            let mut back = false;
+            for copy in 1..=copies {
+                self.n += 1;
+                let answer = invoke_as(
+                    &self.f.app,
+                    delivery(&format!("c-{}", self.n), &check, copy),
+                    &format!("req-{}", self.n),
+                )
+                .await;
+                back |= answer.map_or(true, |r| !failures(&r).is_empty());
+            }
+            if back {
+                self.waiting.push(check);
+            }
+        }
+        self.waiting.extend(self.queue.take());
+    }
+}
+
+/// Deliveries of one request and its checks in any order, duplicated, redelivered,
+/// with sends lost: each WorkSpace the request terminated gets exactly one final
+/// decision.
+#[test]
+fn any_interleaving_of_deliveries_decides_each_accepted_target_exactly_once() {
+    use proptest::prelude::*;
+    let moto = Moto::start();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let cases = std::sync::atomic::AtomicUsize::new(0);
+    let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
+    proptest!(config, |(steps in proptest::collection::vec(step(), 1..14), slow in 0usize..4)| {
+        let case = cases.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        runtime.block_on(async {
+            let state = table(&moto, &format!("prop-{case}")).await;
+            let ids = [format!("ws-a{case:07}"), format!("ws-b{case:07}")];
+            let fleet = fleet(&[ids[0].as_str(), ids[1].as_str()]);
+            let queue = queue();
+            let f = function(&state, &fleet, &queue, &[], &[], &[]);
+            let mut source = Source { f: &f, queue: &queue, request: ws_request(&ids), receives: 0, request_back: false, waiting: Vec::new(), n: 0 };
+            let mut now = 0i64;
+            at(now);
+            source.deliver_request().await;
+            for (i, step) in steps.iter().enumerate() {
+                // The WorkSpaces finish terminating after `slow` steps.
+                if i == slow {
+                    for id in &ids {
+                        fleet.set(id, WorkspaceState::Terminated);
+                    }
+                }
+                match step {
+                    Step::Request => source.deliver_request().await,
+                    Step::Checks { twice } => source.deliver_checks(if *twice { 2 } else { 1 }).await,
+                    Step::Break => queue.fail(true),
+                    Step::Heal => queue.fail(false),
+                    Step::Wait(seconds) => {
+                        now += seconds;
+                        at(now);
+                    }
+                }
+            }
+            // Left alone, the system settles: the queue heals, the WorkSpaces are gone,
+            // what was handed back comes back, every check comes back, until none is left.
+            queue.fail(false);
+            for id in &ids {
+                fleet.set(id, WorkspaceState::Terminated);
+            }
+            for _ in 0..20 {
+                if !source.request_back && source.waiting.is_empty() {
+                    break;
+                }
+                now += 400;
+                at(now);
+                if source.request_back {
+                    source.deliver_request().await;
+                }
+                source.deliver_checks(1).await;
+            }
+            prop_assert!(!source.request_back && source.waiting.is_empty(), "the system did not settle: {:?}", steps);
+            let decisions = f.decisions();
+            for id in &ids {
+                let got = decisions.get(id).cloned().unwrap_or_default();
+                prop_assert_eq!(got.len(), 1, "{} decided {:?} after {:?} (slow {})", id, got, steps, slow);
+            }
+            Ok(())
+        })?;
+    });
+}
