@@ -105,6 +105,8 @@ async fn main() {
         .await;
     let requests = moto.queue("teardown-requests");
     let audit = moto.audit_bus("teardown-audit", "teardown-audit-events");
+    // As a deployment does: every accepted termination kept in a table.
+    let table = moto.table("teardown-state");
 
     let api = RuntimeApi::start().await.expect("a loopback port for the Runtime API");
     let (_function, stdout) = Function::start_capturing(
@@ -117,6 +119,7 @@ async fn main() {
             ("DLQ_URL", &dlq),
             ("REQUEST_QUEUE_URL", &requests),
             ("AUDIT_BUS", "teardown-audit"),
+            ("STATE_TABLE", &table),
         ],
     );
     println!("WorkSpaces in moto: {}", ids.join(", "));
@@ -202,6 +205,28 @@ async fn main() {
     }
 
     follow_up(&moto, &api, &requests).await;
+
+    println!("\n── the state table: each termination, its follow-up chain, its decision");
+    let item = moto.item(&table, &format!("123456789012#us-east-1#TerminateWorkspaces#{}", ids[0])).await;
+    println!("   the item of {}: {item}", ids[0]);
+    println!("   teardown status {} s-0123456789abcdefA pp-sandbox42 --table {table}", ids[..2].join(" "));
+    let status = std::process::Command::new(&bin)
+        .args(["status", &ids[0], &ids[1], "s-0123456789abcdefA", "pp-sandbox42", "--table", &table])
+        .env_clear()
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output();
+    match status {
+        Ok(out) => {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                println!("   {line}");
+            }
+            println!("   (exit code {})", out.status.code().unwrap_or(-1));
+        }
+        Err(e) => println!("   could not run it: {e}"),
+    }
 
     println!("\n── audit events on the bus (a rule delivers them to a queue here)");
     let mut events = moto.drain(&audit).await;

@@ -92,6 +92,8 @@ def main():
     s = sub.add_parser("still-live", help="which of these WorkSpaces of ACCOUNT are not terminating or terminated")
     s.add_argument("ids", nargs="+")
     s.add_argument("--account", default=None)
+    t = sub.add_parser("table", help="the state table, as the template makes it (key pk, on demand, TTL on expiresAt)")
+    t.add_argument("name")
     b = sub.add_parser("audit-bus", help="an EventBridge bus whose teardown events a rule delivers to a queue")
     b.add_argument("bus")
     b.add_argument("queue")
@@ -107,6 +109,18 @@ def main():
     if args.what == "queue":
         url = client(args.endpoint, "sqs").create_queue(QueueName=args.name)["QueueUrl"]
         print(json.dumps({"queueUrl": url}))
+    elif args.what == "table":
+        dynamodb = client(args.endpoint, "dynamodb")
+        dynamodb.create_table(
+            TableName=args.name,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=args.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
+        )
+        print(json.dumps({"tableName": args.name}))
     elif args.what == "audit-bus":
         sqs = client(args.endpoint, "sqs")
         url = sqs.create_queue(QueueName=args.queue)["QueueUrl"]

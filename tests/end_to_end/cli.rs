@@ -193,3 +193,49 @@ async fn plan_takes_a_request_not_an_event() {
     assert_eq!(code, 2);
     assert!(error.contains("not an event"), "{error}");
 }
+
+/// `teardown status` reads the state table: a target decided `unconfirmed` makes it
+/// exit 1; one the table does not know is said to be so.
+#[tokio::test]
+async fn status_prints_each_targets_termination_and_exits_1_on_unconfirmed() {
+    let moto = Moto::start();
+    let table = moto.table("teardown-state");
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .build();
+    let state =
+        teardown::state::StateTable::new(aws_sdk_dynamodb::Client::from_conf(config), Some(table.clone()), 7200);
+    let key = teardown::state::Key {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        operation: teardown::request::Operation::TerminateWorkspaces,
+        target: "ws-stuck0001".into(),
+    };
+    let start = teardown::state::ChainStart {
+        key: key.clone(),
+        chain: "chain-1".into(),
+        due_at: 1_795_514_430,
+        accepted_at: "2026-11-24T10:00:00Z".into(),
+        source: r#"{"kind":"sqs","messageId":"m-7"}"#.into(),
+        job_id: None,
+        record_id: None,
+        fresh: true,
+    };
+    assert_eq!(state.start_chain(&start, 1_795_514_400).await.unwrap(), teardown::state::Written::Won);
+    let end = teardown::state::CheckEnd::Decided { decision: "unconfirmed", error: Some("still TERMINATING".into()) };
+    state.check_end(&key, "chain-1", 9, &end, 1_795_521_600).await.unwrap();
+
+    let (code, out, error) = teardown(&moto, &["status", "ws-stuck0001", "ws-never0001", "--table", &table], None);
+
+    assert_eq!(code, 1, "{out}{error}");
+    let stuck = out.lines().find(|l| l.starts_with("ws-stuck0001")).expect(&out);
+    assert!(
+        stuck.contains("2026-11-24T10:00:00Z") && stuck.contains("unconfirmed") && stuck.contains("sqs m-7"),
+        "{out}"
+    );
+    let never = out.lines().find(|l| l.starts_with("ws-never0001")).expect(&out);
+    assert!(never.contains("no termination kept"), "{out}");
+}

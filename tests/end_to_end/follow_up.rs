@@ -60,6 +60,7 @@ async fn a_termination_is_followed_up_until_confirmed_audited_and_counted() {
     let dlq = moto.queue("teardown-dlq");
     let requests = moto.queue("teardown-requests");
     let audit = moto.audit_bus("teardown-audit", "teardown-audit-events");
+    let table = moto.table("teardown-state");
     let ids = moto.workspaces(2);
     let api = RuntimeApi::start().await.unwrap();
     let (_function, stdout) = Function::start_capturing(
@@ -70,6 +71,7 @@ async fn a_termination_is_followed_up_until_confirmed_audited_and_counted() {
             ("DLQ_URL", &dlq),
             ("REQUEST_QUEUE_URL", &requests),
             ("AUDIT_BUS", "teardown-audit"),
+            ("STATE_TABLE", &table),
         ],
     );
 
@@ -79,6 +81,11 @@ async fn a_termination_is_followed_up_until_confirmed_audited_and_counted() {
     // The check comes back after its delay, as SQS would hand it to the function.
     let check = next_message(&moto, &requests, Duration::from_secs(50)).await.expect("a follow-up check after 30 s");
     assert_eq!(check["confirm"]["attempt"], 1);
+    assert!(check["confirm"]["chain"].is_string(), "with a state table, a check names its chain");
+    // Accepted and kept: the item names the chain the check belongs to.
+    let item = moto.item(&table, &format!("123456789012#us-east-1#TerminateWorkspaces#{}", ids[0])).await;
+    assert_eq!(item["chainId"], check["confirm"]["chain"]);
+    assert_eq!(item["chainState"], "pending");
     let mut followed: Vec<String> =
         check["confirm"]["targets"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
     followed.sort();
@@ -121,6 +128,25 @@ async fn a_termination_is_followed_up_until_confirmed_audited_and_counted() {
         .collect();
     expected.sort();
     assert_eq!(decisions, expected, "every decision, on the bus, and the refusal of the forged check");
+
+    // The operator asks where each stands.
+    let status = std::process::Command::new(bin())
+        .args(["status", "--json", "--table", &table])
+        .args(&ids)
+        .env_clear()
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("teardown status runs");
+    assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&status.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        assert_eq!((line["decision"].as_str(), line["source"]["messageId"].as_str()), (Some("confirmed"), Some("m-1")));
+    }
 
     let written = stdout.lock().unwrap().clone();
     let metrics = metrics(&written);

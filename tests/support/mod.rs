@@ -88,6 +88,11 @@ impl Moto {
         self.seed(&["audit-bus", bus, queue])["queueUrl"].as_str().expect("a queue URL").to_owned()
     }
 
+    /// The state table, as the template makes it.
+    pub fn table(&self, name: &str) -> String {
+        self.seed(&["table", name])["tableName"].as_str().expect("a table name").to_owned()
+    }
+
     pub fn queue(&self, name: &str) -> String {
         self.seed(&["queue", name])["queueUrl"].as_str().expect("a queue url").to_owned()
     }
@@ -149,6 +154,30 @@ impl Moto {
             ))
             .build();
         aws_sdk_workspaces::Client::from_conf(config)
+    }
+
+    /// The item `pk` of the state table `table`, as JSON (attribute → value), or null.
+    pub async fn item(&self, table: &str, pk: &str) -> Value {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests"))
+            .build();
+        let got = aws_sdk_dynamodb::Client::from_conf(config)
+            .get_item()
+            .table_name(table)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()))
+            .send()
+            .await
+            .expect("GetItem against moto");
+        let Some(item) = got.item() else { return Value::Null };
+        let mut out: Vec<(&String, String)> = item
+            .iter()
+            .map(|(k, v)| (k, v.as_s().or(v.as_n()).map(String::to_owned).unwrap_or_else(|_| format!("{v:?}"))))
+            .collect();
+        out.sort();
+        Value::Object(out.into_iter().map(|(k, v)| (k.clone(), Value::String(v))).collect())
     }
 
     /// Every message in the queue, bodies parsed, with their `outcome` attribute.
