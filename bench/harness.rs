@@ -272,7 +272,9 @@ async fn main() {
 
     // What the state table costs a batch: the chain writes go out beside the checks,
     // so a warm batch of fresh terminations pays no added round.
-    println!("\nthe state table: a warm 10-record batch (50 ids) with follow-ups, every call answered after 50 ms (median of 5)");
+    println!(
+        "\nthe state table: a warm 10-record batch (50 ids) with follow-ups, every call answered after 50 ms (median of 5)"
+    );
     println!("  {:<28} {:>9} {:>10} {:>8}", "", "calls", "UpdateItem", "wall");
     for (name, table) in [("follow-ups, no table", false), ("follow-ups, STATE_TABLE", true)] {
         let (mut walls, mut total, mut writes) = (Vec::new(), 0, 0);

@@ -13,7 +13,7 @@ use crate::decode::Delivery;
 use crate::outcome::{Failure, Outcome, RequestResult, TargetResult};
 use crate::request::{Limits, Operation, Request, retry_request, validate};
 use crate::services::places::Place;
-use crate::state::{CheckEnd, Written};
+use crate::state::{CheckEnd, CheckOf, Written};
 
 /// Works the checks of a batch, each on its own.
 pub(super) async fn settle_checks(ctx: &Invocation<'_>, checks: Vec<(Delivery, Check, Request)>) -> Vec<Settled> {
@@ -51,11 +51,20 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
                 .iter()
                 .map(|t| (t.id.clone(), CheckEnd::Decided { decision: "unconfirmed", error: Some(error.to_string()) }))
                 .collect();
-            let (kept, dropped) = match owned_ends(ctx, &check, &request, &ends).await {
+            let (kept, dropped) = match owned_ends(ctx, &delivery, &check, &request, &ends).await {
                 Ok(owned) => owned,
                 // The table cannot say either: at least once, as without it.
                 Err(_) => (ends.iter().map(|(id, _)| id.clone()).collect(), 0),
             };
+            if kept.is_empty() {
+                // Every target is another chain's, or decided already: no effect at all.
+                let result = RequestResult {
+                    checks_dropped: dropped,
+                    is_check: true,
+                    ..RequestResult::new(delivery.origin, operation, Outcome::Confirmed, false)
+                };
+                return Settled::new(result, None, Vec::new());
+            }
             let narrowed = Check {
                 targets: check.targets.iter().filter(|t| kept.contains(&t.id)).cloned().collect(),
                 ..check.clone()
@@ -136,7 +145,7 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
                 (t.id.clone(), end)
             })
             .collect();
-        let (kept, dropped) = match owned_ends(ctx, &check, &request, &ends).await {
+        let (kept, dropped) = match owned_ends(ctx, &delivery, &check, &request, &ends).await {
             Ok(owned) => owned,
             Err(error) => return cannot_check(app, delivery, &check, error),
         };
@@ -197,16 +206,24 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
 /// went in, and how many did not. A write that fails fails them all (`transient`).
 async fn owned_ends(
     ctx: &Invocation<'_>,
+    delivery: &Delivery,
     check: &Check,
     request: &Request,
     ends: &[(String, CheckEnd)],
 ) -> Result<(std::collections::HashSet<String>, usize), ServiceError> {
-    let chain = check.chain.as_deref().unwrap_or_default();
+    let of = CheckOf {
+        chain: check.chain.as_deref().unwrap_or_default(),
+        attempt: check.attempt,
+        accepted_at: &check.accepted_at,
+        message_id: delivery.origin.message_id().unwrap_or_default(),
+        receive_count: delivery.origin.receive_count().unwrap_or(1),
+    };
     let now = ctx.now.unix_timestamp();
+    let of = &of;
     let written: Vec<(String, Result<Written, ServiceError>)> = stream::iter(ends)
         .map(|(id, end)| async move {
             let key = ownership::key(ctx, request, id);
-            (id.clone(), ctx.bounded(ctx.app.state.check_end(&key, chain, check.attempt, end, now)).await)
+            (id.clone(), ctx.bounded(ctx.app.state.check_end(&key, of, end, now)).await)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()

@@ -37,6 +37,7 @@ fn work(message_id: &str, group: Option<&str>, request: Value) -> Resolved {
         found_product: None,
         chain: None,
         chains_won: Default::default(),
+        recovered: Default::default(),
     }
 }
 

@@ -14,16 +14,34 @@ use crate::classify::ServiceError;
 use crate::confirm::Followed;
 use crate::guard::Verdict;
 use crate::outcome::{Failure, Outcome};
-use crate::request::{Operation, Request, Target};
-use crate::state::{ChainStart, Key, Written};
+use crate::request::{Operation, ProductRef, Request, Scope, Target};
+use crate::state::{ChainStart, Item, Key, Started, Written};
 
-/// The item key of `target` where `request` looks for it.
+/// The item key of `target` where `request` looks for it: the account MGN's own
+/// `accountID` names (one server has one item however it is reached), and for a
+/// provisioned product the id the request names (a replay names it by its id), never
+/// the name it was first named by.
 pub(super) fn key(ctx: &Invocation<'_>, request: &Request, target: &str) -> Key {
+    let mgn_account = match &request.target {
+        Target::TargetInstances(Scope::Named(input)) => input.account_id.clone(),
+        Target::TargetInstances(Scope::Select(s)) => s.filters.account_id.clone(),
+        Target::Workspaces(_) | Target::ProvisionedProduct(_) => None,
+    };
+    let target = match &request.target {
+        Target::ProvisionedProduct(Scope::Named(input)) => match &input.product {
+            ProductRef::Id(id) => id.clone(),
+            ProductRef::Name(_) => target.to_owned(),
+        },
+        _ => target.to_owned(),
+    };
     Key {
-        account: request.account.clone().or_else(|| ctx.home.account.clone()).unwrap_or_default(),
+        account: mgn_account
+            .or_else(|| request.account.clone())
+            .or_else(|| ctx.home.account.clone())
+            .unwrap_or_default(),
         region: request.region.clone().or_else(|| ctx.home.region.clone()).unwrap_or_default(),
         operation: request.operation(),
-        target: target.to_owned(),
+        target,
     }
 }
 
@@ -56,14 +74,37 @@ pub(super) fn chain_start(
 
 /// What one write before the calls is for.
 enum Write {
-    Claim { id: String, key: Key },
-    Chain { at: usize, id: String, start: ChainStart },
+    Claim {
+        id: String,
+        key: Key,
+    },
+    Chain {
+        at: usize,
+        id: String,
+        start: ChainStart,
+    },
+    /// A named target found gone, whose item may name a chain never sent.
+    Recover {
+        at: usize,
+        id: String,
+        key: Key,
+        chain: String,
+        due_at: i64,
+    },
+}
+
+/// What it came to.
+enum Done {
+    Claim(Result<Written, ServiceError>),
+    Chain(Result<Started, ServiceError>),
+    Recover(Result<Option<Item>, ServiceError>),
 }
 
 /// Claims the MGN servers about to be called and starts the chains of targets found
-/// on their way out, for every request of the batch that is not a dry run. A server
-/// another invocation holds, or a write that fails, leaves its target `transient`:
-/// not called now, looked up again on the next delivery.
+/// on their way out, for every request of the batch that is not a dry run; and takes
+/// over the unsent chain of a named target found gone. A server another invocation
+/// holds, or a write that fails, leaves its target `transient`: not called now,
+/// looked up again on the next delivery.
 pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
     let state = &ctx.app.state;
     if !state.is_set() {
@@ -78,7 +119,10 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
         let chain = chain_id(ctx, at);
         resolved.chain = Some(chain.clone());
         let Resolution::Judged(judged) = &resolved.resolution else { continue };
-        let request = &resolved.accepted.request;
+        // A product named by name is kept under the id its lookup found.
+        let Some(request) = resolved.accepted.request.replayable(resolved.found_product.as_deref()) else { continue };
+        let request = &request;
+        let named = request.named_ids().is_some();
         let source = resolved.accepted.delivery.origin.to_json();
         for (id, verdict) in judged {
             match (verdict, &request.target) {
@@ -97,6 +141,16 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                     let start = chain_start(ctx, request, &source, &chain, target, false);
                     writes.push(Write::Chain { at, id: id.clone(), start });
                 }
+                (Verdict::Stop { outcome: Outcome::NotFound, .. }, _) if named => {
+                    let due_at = ctx.now.unix_timestamp() + i64::try_from(crate::confirm::delay(1)).unwrap_or(30);
+                    writes.push(Write::Recover {
+                        at,
+                        id: id.clone(),
+                        key: key(ctx, request, id),
+                        chain: chain.clone(),
+                        due_at,
+                    });
+                }
                 _ => {}
             }
         }
@@ -105,51 +159,70 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
         return;
     }
     let now = ctx.now.unix_timestamp();
-    let done: Vec<(Write, Result<Written, ServiceError>)> = stream::iter(writes)
+    let done: Vec<(Write, Done)> = stream::iter(writes)
         .map(|write| async move {
-            let written = match &write {
-                Write::Claim { key, .. } => ctx.bounded(state.claim(key, &ctx.holder, now)).await,
-                Write::Chain { start, .. } => ctx.bounded(state.start_chain(start, now)).await,
+            let done = match &write {
+                Write::Claim { key, .. } => Done::Claim(ctx.bounded(state.claim(key, &ctx.holder, now)).await),
+                Write::Chain { start, .. } => Done::Chain(ctx.bounded(state.start_chain(start, now)).await),
+                Write::Recover { key, chain, due_at, .. } => {
+                    Done::Recover(ctx.bounded(state.recover(key, chain, *due_at)).await)
+                }
             };
-            (write, written)
+            (write, done)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    for (write, written) in done {
-        match (write, written) {
-            (Write::Chain { at, id, .. }, Ok(Written::Won)) => {
-                batch[at].chains_won.insert(id);
+    for (write, done) in done {
+        match (write, done) {
+            (Write::Chain { at, id, .. }, Done::Chain(Ok(Started::Won { previous }))) => {
+                batch[at].chains_won.insert(id, previous);
             }
-            // Another chain owns it: that chain follows it up.
-            (Write::Chain { .. }, Ok(Written::Lost)) => {}
-            (Write::Claim { .. }, Ok(Written::Won)) => {}
-            (Write::Claim { id, key, .. }, Ok(Written::Lost)) => {
+            // A live chain owns it: that chain follows it up.
+            (Write::Chain { .. }, Done::Chain(Ok(Started::Lost))) => {}
+            (Write::Chain { at, id, .. }, Done::Chain(Err(error))) => {
+                hold(&mut batch[at], &id, Outcome::Transient, error.failure)
+            }
+            (Write::Recover { at, id, .. }, Done::Recover(Ok(Some(old)))) => {
+                let followed = Followed {
+                    id: id.clone(),
+                    job_id: old.get("jobId").map(str::to_owned),
+                    record_id: old.get("recordId").map(str::to_owned),
+                };
+                batch[at].chains_won.insert(id.clone(), old.get("chainId").map(str::to_owned));
+                batch[at].recovered.insert(id, followed);
+            }
+            // Nothing was left unsent, or nothing to recover: it is simply gone.
+            (Write::Recover { .. }, Done::Recover(Ok(None) | Err(_))) => {}
+            (Write::Claim { .. }, Done::Claim(Ok(Written::Won))) => {}
+            (Write::Claim { id, key, .. }, Done::Claim(Ok(Written::Lost))) => {
                 let failure = Failure::new(
                     "ClaimHeld",
                     "another invocation is terminating this server now; its job is looked up again on the next delivery",
                 );
                 // Every request of the batch that would call for this server waits.
-                for resolved in
-                    batch.iter_mut().filter(|r| r.accepted.request.operation() == Operation::TerminateTargetInstances)
-                {
+                for resolved in batch.iter_mut().filter(|r| calls_mgn(r)) {
                     if key_matches(ctx, &resolved.accepted.request, &id, &key) {
                         hold(resolved, &id, Outcome::Transient, failure.clone());
                     }
                 }
             }
-            (Write::Claim { id, key, .. }, Err(error)) => {
-                for resolved in
-                    batch.iter_mut().filter(|r| r.accepted.request.operation() == Operation::TerminateTargetInstances)
-                {
+            (Write::Claim { id, key, .. }, Done::Claim(Err(error))) => {
+                for resolved in batch.iter_mut().filter(|r| calls_mgn(r)) {
                     if key_matches(ctx, &resolved.accepted.request, &id, &key) {
                         hold(resolved, &id, Outcome::Transient, error.failure.clone());
                     }
                 }
             }
-            (Write::Chain { at, id, .. }, Err(error)) => hold(&mut batch[at], &id, Outcome::Transient, error.failure),
+            // Each write has its own kind of answer.
+            (_, _) => {}
         }
     }
+}
+
+/// An MGN request of the batch that would call (not a dry run).
+fn calls_mgn(resolved: &Resolved) -> bool {
+    !resolved.accepted.dry_run && resolved.accepted.request.operation() == Operation::TerminateTargetInstances
 }
 
 fn key_matches(ctx: &Invocation<'_>, request: &Request, id: &str, wanted: &Key) -> bool {

@@ -10,14 +10,14 @@ use super::app::{CONCURRENCY, Invocation, bounded, within_deadline};
 use super::settle::Settled;
 use crate::classify::ServiceError;
 use crate::outcome::{DeadLetterStatus, FollowUp, RequestResult};
-use crate::state::{ChainStart, Key};
+use crate::state::{ChainStart, Key, Started};
 
 pub(super) async fn publish(ctx: &Invocation<'_>, settled: Vec<Settled>) -> Vec<RequestResult> {
     stream::iter(settled).map(|settled| publish_one(ctx, settled)).buffered(CONCURRENCY).collect().await
 }
 
 async fn publish_one(ctx: &Invocation<'_>, settled: Settled) -> RequestResult {
-    let Settled { mut result, record, follow_up, chains, releases } = settled;
+    let Settled { mut result, record, follow_up, chains, releases, mut reverts } = settled;
     // The state goes out beside the record and the checks, in the same round: a chain
     // written but never sent is taken over by the next delivery that finds its target
     // on its way out; a check sent for a chain not written adopts the target, or is
@@ -26,9 +26,25 @@ async fn publish_one(ctx: &Invocation<'_>, settled: Settled) -> RequestResult {
         owned(ctx, &chains, &releases),
         publish_record_and_checks(ctx, &mut result, record, follow_up)
     );
-    if let Err(e) = state {
-        tracing::error!(error = %e, message_id = result.origin.message_id(), "the state of an accepted termination was not written; the request will be redelivered");
-        result.follow_up = FollowUp::Failed(e.to_string());
+    match state {
+        Ok(taken_over) => reverts.extend(taken_over),
+        Err(e) => {
+            tracing::error!(error = %e, message_id = result.origin.message_id(), "the state of an accepted termination was not written; the request will be redelivered");
+            result.follow_up = FollowUp::Failed(e.to_string());
+        }
+    }
+    // A check that did not go out leaves the targets its chain took over to the chains
+    // it took them from: theirs may well have gone out.
+    if matches!(result.follow_up, FollowUp::Failed(_)) && !reverts.is_empty() {
+        let state = &ctx.app.state;
+        let given_back = stream::iter(&reverts)
+            .map(|(key, mine, previous)| bounded(ctx.publish_deadline, state.revert(key, mine, previous)))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        for failed in given_back.into_iter().filter_map(Result::err) {
+            tracing::warn!(error = %failed, "a chain taken over was not given back; the next delivery takes it over");
+        }
     }
     super::log::settled(&result, ctx.request_id);
     result
@@ -37,13 +53,17 @@ async fn publish_one(ctx: &Invocation<'_>, settled: Settled) -> RequestResult {
 /// The chains of what this request's calls got accepted, and the claims of refused
 /// calls freed. A chain another owns is left to it; a write that fails is the
 /// request's failure (its message comes back), a release that fails only waits out
-/// its claim.
-async fn owned(ctx: &Invocation<'_>, chains: &[ChainStart], releases: &[Key]) -> Result<(), ServiceError> {
+/// its claim. The chains taken over, as (key, own chain, the chain taken over).
+async fn owned(
+    ctx: &Invocation<'_>,
+    chains: &[ChainStart],
+    releases: &[Key],
+) -> Result<Vec<(Key, String, String)>, ServiceError> {
     let state = &ctx.app.state;
     let now = ctx.now.unix_timestamp();
     let writes = stream::iter(chains)
         .map(|start| bounded(ctx.publish_deadline, state.start_chain(start, now)))
-        .buffer_unordered(CONCURRENCY)
+        .buffered(CONCURRENCY)
         .collect::<Vec<_>>();
     let frees = stream::iter(releases)
         .map(|key| bounded(ctx.publish_deadline, state.release(key, &ctx.holder)))
@@ -53,7 +73,13 @@ async fn owned(ctx: &Invocation<'_>, chains: &[ChainStart], releases: &[Key]) ->
     for failed in freed.into_iter().filter_map(Result::err) {
         tracing::warn!(error = %failed, "a claim was not released; it lapses in 15 minutes");
     }
-    written.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+    let mut taken_over = Vec::new();
+    for (start, written) in chains.iter().zip(written) {
+        if let Started::Won { previous: Some(previous) } = written? {
+            taken_over.push((start.key.clone(), start.chain.clone(), previous));
+        }
+    }
+    Ok(taken_over)
 }
 
 async fn publish_record_and_checks(

@@ -35,9 +35,13 @@ pub(crate) struct Resolved {
     pub(super) found_product: Option<String>,
     /// With a state table: the follow-up chain of this request's accepted targets.
     pub(super) chain: Option<String>,
-    /// With a state table: the targets found on their way out whose chain this
-    /// request started (no other chain owned them): they are followed up.
-    pub(super) chains_won: HashSet<String>,
+    /// With a state table: the targets found on their way out (or gone, with a chain
+    /// never sent) whose chain this request started, each with the chain it took over:
+    /// they are followed up.
+    pub(super) chains_won: HashMap<String, Option<String>>,
+    /// With a state table: named targets found gone whose unsent chain this request
+    /// took over, as their check follows them (the job or record the item kept).
+    pub(super) recovered: HashMap<String, crate::confirm::Followed>,
 }
 
 /// MGN source servers this invocation has had accepted, with their job.
@@ -106,7 +110,8 @@ pub(super) async fn resolve_all(ctx: &Invocation<'_>, requests: Vec<Accepted>, s
             resolution,
             found_product,
             chain: None,
-            chains_won: HashSet::new(),
+            chains_won: HashMap::new(),
+            recovered: HashMap::new(),
         })
         .collect()
 }

@@ -29,11 +29,14 @@ pub(super) struct Settled {
     pub chains: Vec<ChainStart>,
     /// With a state table: the MGN servers claimed for calls that were refused, free again.
     pub releases: Vec<Key>,
+    /// With a state table: chains this request took over before its calls, as (key,
+    /// its own chain, the one it took over), given back if its check is not sent.
+    pub reverts: Vec<(Key, String, String)>,
 }
 
 impl Settled {
     pub fn new(result: RequestResult, record: Option<DeadLetterRecord>, follow_up: Vec<(Check, u64)>) -> Self {
-        Settled { result, record, follow_up, chains: Vec::new(), releases: Vec::new() }
+        Settled { result, record, follow_up, chains: Vec::new(), releases: Vec::new(), reverts: Vec::new() }
     }
 }
 
@@ -61,6 +64,7 @@ pub(super) fn settle(ctx: &Invocation<'_>, resolved: Resolved, results: &CallRes
         found_product,
         chain,
         chains_won,
+        recovered,
     } = resolved;
     let operation = Some(request.operation());
     // The servers this request's calls were to be made for: their claims are freed
@@ -142,7 +146,9 @@ pub(super) fn settle(ctx: &Invocation<'_>, resolved: Resolved, results: &CallRes
         _ => None,
     };
     let follow_up = match (&replayable, dry_run) {
-        (Some(replayable), false) => follow_up(app, replayable, &delivery, &targets, chain.as_deref(), &chains_won),
+        (Some(replayable), false) => {
+            follow_up(app, replayable, &delivery, &targets, chain.as_deref(), &chains_won, &recovered)
+        }
         // A product accepted for termination was found, so it has an id; without one
         // there is nothing the check could name.
         (None, _) | (_, true) => Vec::new(),
@@ -162,6 +168,15 @@ pub(super) fn settle(ctx: &Invocation<'_>, resolved: Resolved, results: &CallRes
             settled_chains.push(start);
         }
     }
+    // Chains taken over before the calls: given back should their check not go out.
+    let mut reverts = Vec::new();
+    if let (Some(chain), Some(replayable)) = (&chain, &replayable) {
+        for (id, previous) in &chains_won {
+            if let Some(previous) = previous {
+                reverts.push((ownership::key(ctx, replayable, id), chain.clone(), previous.clone()));
+            }
+        }
+    }
     if chain.is_some() {
         for t in targets.iter().filter(|t| called.contains(&t.id)) {
             if !matches!(t.outcome, Outcome::Terminated | Outcome::Transient) {
@@ -176,7 +191,7 @@ pub(super) fn settle(ctx: &Invocation<'_>, resolved: Resolved, results: &CallRes
         region,
         ..RequestResult::new(delivery.origin, operation, outcome, dry_run)
     };
-    Settled { chains: settled_chains, releases, ..Settled::new(result, record, follow_up) }
+    Settled { chains: settled_chains, releases, reverts, ..Settled::new(result, record, follow_up) }
 }
 
 /// docs/reference.md, "Follow-up, audit events and metrics": every `terminated` target is followed up, in one check per request
@@ -191,18 +206,26 @@ fn follow_up(
     delivery: &Delivery,
     targets: &[TargetResult],
     chain: Option<&str>,
-    chains_won: &std::collections::HashSet<String>,
+    chains_won: &std::collections::HashMap<String, Option<String>>,
+    recovered: &std::collections::HashMap<String, Followed>,
 ) -> Vec<(Check, u64)> {
     if !app.request_queue.is_set() {
         return Vec::new();
     }
     let redelivery = delivery.origin.receive_count().is_some_and(|n| n > 1);
     let ours = |t: &TargetResult| match chain {
-        Some(_) => !t.underway || chains_won.contains(&t.id),
+        Some(_) => !t.underway || chains_won.contains_key(&t.id),
         None => !t.underway || redelivery,
     };
-    let followed: Vec<Followed> =
-        targets.iter().filter(|t| t.outcome == Outcome::Terminated && ours(t)).map(followed).collect();
+    let followed: Vec<Followed> = targets
+        .iter()
+        .filter_map(|t| match t.outcome {
+            Outcome::Terminated if ours(t) => Some(followed(t)),
+            // Gone, but its chain was never sent: checked, it confirms.
+            Outcome::NotFound => recovered.get(&t.id).cloned(),
+            _ => None,
+        })
+        .collect();
     if followed.is_empty() {
         return Vec::new();
     }

@@ -224,9 +224,19 @@ async fn status_prints_each_targets_termination_and_exits_1_on_unconfirmed() {
         record_id: None,
         fresh: true,
     };
-    assert_eq!(state.start_chain(&start, 1_795_514_400).await.unwrap(), teardown::state::Written::Won);
+    assert_eq!(
+        state.start_chain(&start, 1_795_514_400).await.unwrap(),
+        teardown::state::Started::Won { previous: None }
+    );
     let end = teardown::state::CheckEnd::Decided { decision: "unconfirmed", error: Some("still TERMINATING".into()) };
-    state.check_end(&key, "chain-1", 9, &end, 1_795_521_600).await.unwrap();
+    let of = teardown::state::CheckOf {
+        chain: "chain-1",
+        attempt: 9,
+        accepted_at: "2026-11-24T10:00:00Z",
+        message_id: "c-9",
+        receive_count: 1,
+    };
+    state.check_end(&key, &of, &end, 1_795_521_600).await.unwrap();
 
     let (code, out, error) = teardown(&moto, &["status", "ws-stuck0001", "ws-never0001", "--table", &table], None);
 

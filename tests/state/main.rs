@@ -45,9 +45,11 @@ fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
-/// A new table `name` in moto, as the template makes it (key `pk`, on demand).
+/// A new table `name` in moto, as the template makes it (key `pk`, on demand),
+/// reached one request at a time, as DynamoDB orders the writes of an item
+/// (`support::one_at_a_time`).
 async fn table(moto: &Moto, name: &str) -> StateTable {
-    let client = dynamodb(&moto.endpoint);
+    let client = dynamodb(&support::one_at_a_time::start(&moto.endpoint).await);
     client
         .create_table()
         .table_name(name)
@@ -329,11 +331,14 @@ async fn a_check_delivered_twice_at_once_decides_once() {
     body["confirm"]["chain"] = json!("chain-1");
 
     at(0);
-    let (a, b) = tokio::join!(
+    // SQS delivers the message twice at once, and the check was also sent twice
+    // (a SendMessage retried after a slow answer): three deliveries racing.
+    let (a, b, c) = tokio::join!(
         invoke_as(&f.app, delivery("c-1", &body, 1), "req-a"),
-        invoke_as(&f.app, delivery("c-1", &body, 2), "req-b"),
+        invoke_as(&f.app, delivery("c-1", &body, 1), "req-b"),
+        invoke_as(&f.app, delivery("c-2", &body, 1), "req-c"),
     );
-    assert!(failures(&a.unwrap()).is_empty() && failures(&b.unwrap()).is_empty());
+    assert!(failures(&a.unwrap()).is_empty() && failures(&b.unwrap()).is_empty() && failures(&c.unwrap()).is_empty());
 
     assert_eq!(f.decisions().get("pp-sandbox1"), Some(&vec!["failed".to_owned()]), "one event");
     let records = taken(&f.records);
@@ -396,6 +401,200 @@ async fn when_the_table_is_unreachable_the_message_is_transient() {
     assert!(taken(&f.records).is_empty(), "transient: no record yet");
 }
 
+// ── What the review of the first version found ────────────────────────────────
+
+/// The item of `pk`, as attribute → text.
+async fn item(moto: &Moto, table: &str, pk: &str) -> HashMap<String, String> {
+    let got = dynamodb(&moto.endpoint)
+        .get_item()
+        .table_name(table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()))
+        .send()
+        .await
+        .unwrap();
+    got.item()
+        .map(|i| i.iter().map(|(k, v)| (k.clone(), v.as_s().or(v.as_n()).cloned().unwrap_or_default())).collect())
+        .unwrap_or_default()
+}
+
+/// A check whose write went in but whose next check could not be sent comes back: the
+/// same message, delivered again, redoes its write and sends the check. Its copy (a
+/// second message) would not.
+#[tokio::test]
+async fn a_check_that_comes_back_after_its_write_went_in_is_redone_not_dropped() {
+    let moto = Moto::start();
+    let state = table(&moto, "redo").await;
+    let fleet = fleet(&["ws-redo0001"]);
+    fleet.set("ws-redo0001", WorkspaceState::Terminating);
+    let queue = queue();
+    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    let mut body = check("TerminateWorkspaces", &[("ws-redo0001", None, None)], 1, "2026-11-24T09:59:30Z");
+    body["confirm"]["chain"] = json!("chain-1");
+
+    at(0);
+    queue.fail(true);
+    let response = invoke_as(&f.app, delivery("c-1", &body, 1), "req-1").await.unwrap();
+    assert_eq!(failures(&response), vec!["c-1"], "the next check was not sent: it comes back");
+    queue.fail(false);
+    queue.take();
+
+    at(400);
+    invoke_as(&f.app, delivery("c-1", &body, 2), "req-2").await.unwrap();
+    assert_eq!(queue.take().len(), 1, "the same message, back, goes on");
+    invoke_as(&f.app, delivery("c-copy", &body, 1), "req-3").await.unwrap();
+    assert!(queue.take().is_empty(), "a copy of it does not");
+}
+
+/// A copy of a check on its last delivery, when another copy decided: no record.
+#[tokio::test]
+async fn a_copy_that_cannot_ask_on_its_last_delivery_leaves_nothing_when_another_decided() {
+    let moto = Moto::start();
+    let state = table(&moto, "copy").await;
+    let down = mock!(aws_sdk_workspaces::Client::describe_workspaces)
+        .then_http_response(|| http(500, r#"{"__type":"InternalServiceError","message":"down"}"#));
+    let queue = queue();
+    let (records, events) = (log(), log());
+    let (send, put) = (sqs_send_ok(&records), events_put(&events));
+    let (refuse, checks) = queue.rules();
+    let mut app = Doubles { ws: &[&down], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(Settings { max_receives: Some(1), ..settings() })
+        .with_request_queue(request_queue(&[&refuse, &checks]))
+        .with_audit(audit_bus(&[&put]))
+        .with_state(state.clone());
+    app.clock = clock;
+    let mut body = check("TerminateWorkspaces", &[("ws-done0001", None, None)], 1, "2026-11-24T09:59:30Z");
+    body["confirm"]["chain"] = json!("chain-1");
+    // Another copy decided it.
+    let key = teardown::state::Key {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        operation: teardown::request::Operation::TerminateWorkspaces,
+        target: "ws-done0001".into(),
+    };
+    let of = teardown::state::CheckOf {
+        chain: "chain-1",
+        attempt: 1,
+        accepted_at: "2026-11-24T09:59:30Z",
+        message_id: "c-first",
+        receive_count: 1,
+    };
+    let decided = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None };
+    assert_eq!(state.check_end(&key, &of, &decided, 1_795_514_400).await.unwrap(), teardown::state::Written::Won);
+
+    at(0);
+    invoke_as(&app, delivery("c-copy", &body, 1), "req-1").await.unwrap();
+
+    assert!(taken(&records).is_empty(), "no unconfirmed record for what a copy confirmed");
+    assert!(taken(&events).is_empty());
+}
+
+/// One item per product and per MGN server, however it is named or reached; a late
+/// first write never wipes a decision its own check made; a claim moves the expiry on.
+#[tokio::test]
+async fn items_are_keyed_by_what_a_target_is_and_writes_never_undo_a_decision() {
+    let moto = Moto::start();
+    let state = table(&moto, "keys").await;
+    let (fleet, queue) = (fleet(&[]), queue());
+    let seen = log();
+    let terminate = sc_terminate_recording(&seen);
+    let mgn_calls = log::<Vec<String>>();
+    let mgn_terminate = {
+        let calls = mgn_calls.clone();
+        mock!(aws_sdk_mgn::Client::terminate_target_instances).then_compute_output(move |req| {
+            calls.lock().unwrap().push(req.source_server_ids().to_vec());
+            aws_sdk_mgn::operation::terminate_target_instances::TerminateTargetInstancesOutput::builder()
+                .job(aws_sdk_mgn::types::Job::builder().job_id("mgnjob-1").build().unwrap())
+                .build()
+        })
+    };
+    let f = function(&state, &fleet, &queue, &[], &[&mgn_terminate], &[&terminate]);
+
+    at(0);
+    let by_name = json!({"operation": "TerminateProvisionedProduct", "input": {"ProvisionedProductName": "sandbox"}});
+    invoke_as(&f.app, delivery("m-1", &by_name, 1), "req-1").await.unwrap();
+    let product = item(&moto, "keys", "123456789012#us-east-1#TerminateProvisionedProduct#pp-sandbox").await;
+    assert_eq!(product.get("chainState").map(String::as_str), Some("pending"), "kept under the id the name led to");
+
+    let mgn = json!({"operation": "TerminateTargetInstances",
+                     "input": {"sourceServerIDs": ["s-aaaaaaaaaaaaaaaaa"], "accountID": "123456789012"}});
+    invoke_as(&f.app, delivery("m-2", &mgn, 1), "req-2").await.unwrap();
+    let server = item(&moto, "keys", "123456789012#us-east-1#TerminateTargetInstances#s-aaaaaaaaaaaaaaaaa").await;
+    assert!(server.contains_key("claimUntil") && server.contains_key("chainId"), "{server:?}");
+
+    // A chain decided by its own check; its first write, late, must not reopen it.
+    let key = teardown::state::Key {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        operation: teardown::request::Operation::TerminateWorkspaces,
+        target: "ws-late0001".into(),
+    };
+    let of = teardown::state::CheckOf {
+        chain: "chain-9",
+        attempt: 1,
+        accepted_at: "t",
+        message_id: "c-9",
+        receive_count: 1,
+    };
+    let decided = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None };
+    state.check_end(&key, &of, &decided, 1_795_514_430).await.unwrap();
+    let late = teardown::state::ChainStart {
+        key: key.clone(),
+        chain: "chain-9".into(),
+        due_at: 1_795_514_430,
+        accepted_at: "t".into(),
+        source: "{}".into(),
+        job_id: None,
+        record_id: None,
+        fresh: true,
+    };
+    assert_eq!(state.start_chain(&late, 1_795_514_431).await.unwrap(), teardown::state::Started::Lost);
+    let after = item(&moto, "keys", &key.pk()).await;
+    assert_eq!(after.get("decision").map(String::as_str), Some("confirmed"));
+
+    // A claim on an item whose expiry has passed moves it on.
+    let claimed = teardown::state::Key {
+        target: "s-bbbbbbbbbbbbbbbbb".into(),
+        operation: teardown::request::Operation::TerminateTargetInstances,
+        ..key
+    };
+    state.claim(&claimed, "holder-1", 1_000).await.unwrap();
+    state.claim(&claimed, "holder-2", 1_795_514_400).await.unwrap();
+    let expires: i64 = item(&moto, "keys", &claimed.pk()).await["expiresAt"].parse().unwrap();
+    assert!(expires > 1_795_514_400, "the claim's item lives past its claim");
+}
+
+/// A duplicate delivery takes over a chain whose check did go out, then cannot send its
+/// own: it gives the target back, so the check on its way still decides it.
+#[tokio::test]
+async fn a_chain_taken_over_by_a_delivery_that_cannot_send_its_check_is_given_back() {
+    let moto = Moto::start();
+    let state = table(&moto, "back").await;
+    let fleet = fleet(&["ws-back0001"]);
+    let queue = queue();
+    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    let request = ws_request(&["ws-back0001".to_owned()]);
+
+    at(0);
+    invoke_as(&f.app, delivery("m-1", &request, 1), "req-1").await.unwrap();
+    let first = queue.take();
+    assert_eq!(first.len(), 1);
+    queue.fail(true);
+    let response = invoke_as(&f.app, delivery("m-1", &request, 2), "req-2").await.unwrap();
+    assert_eq!(failures(&response), vec!["m-1"]);
+    queue.fail(false);
+    queue.take();
+    fleet.set("ws-back0001", WorkspaceState::Terminated);
+
+    at(30);
+    invoke_as(&f.app, delivery("c-1", &first[0], 1), "req-3").await.unwrap();
+
+    assert_eq!(
+        f.decisions().get("ws-back0001"),
+        Some(&vec!["confirmed".to_owned()]),
+        "the first chain's check decides"
+    );
+}
+
 // ── Any interleaving: exactly one decision per accepted target ───────────────
 
 #[derive(Clone, Debug)]
@@ -424,46 +623,52 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
     ]
 }
 
-/// The simulated event source: the request, and the checks waiting on the queue.
-/// A message a delivery hands back (or that fails the invocation) comes back later.
+/// The simulated event source: the request, and the checks waiting on the queue,
+/// each an SQS message with its own id and receive count. A message a delivery hands
+/// back (or whose invocation fails) comes back later, its receive count one higher.
 struct Source<'a> {
     f: &'a Function,
     queue: &'a Queue,
     request: Value,
     receives: u32,
     request_back: bool,
-    waiting: Vec<Value>,
+    /// (message id, receives so far, body)
+    waiting: Vec<(String, u32, Value)>,
     n: usize,
 }
 
 impl Source<'_> {
+    fn enqueue_sent(&mut self) {
+        for body in self.queue.take() {
+            self.n += 1;
+            self.waiting.push((format!("c-{}", self.n), 0, body));
+        }
+    }
+
     async fn deliver_request(&mut self) {
         self.receives += 1;
         self.n += 1;
         let answer =
             invoke_as(&self.f.app, delivery("m-1", &self.request, self.receives), &format!("req-{}", self.n)).await;
         self.request_back = answer.map_or(true, |r| !failures(&r).is_empty());
-        self.waiting.extend(self.queue.take());
+        self.enqueue_sent();
     }
 
+    /// Every waiting check delivered; `copies` 2: SQS delivers each twice at once.
     async fn deliver_checks(&mut self, copies: u32) {
-        for check in std::mem::take(&mut self.waiting) {
+        for (id, receives, body) in std::mem::take(&mut self.waiting) {
             let mut back = false;
-            for copy in 1..=copies {
+            for _ in 0..copies {
                 self.n += 1;
-                let answer = invoke_as(
-                    &self.f.app,
-                    delivery(&format!("c-{}", self.n), &check, copy),
-                    &format!("req-{}", self.n),
-                )
-                .await;
+                let answer =
+                    invoke_as(&self.f.app, delivery(&id, &body, receives + 1), &format!("req-{}", self.n)).await;
                 back |= answer.map_or(true, |r| !failures(&r).is_empty());
             }
             if back {
-                self.waiting.push(check);
+                self.waiting.push((id, receives + 1, body));
             }
         }
-        self.waiting.extend(self.queue.take());
+        self.enqueue_sent();
     }
 }
 
@@ -476,7 +681,7 @@ fn any_interleaving_of_deliveries_decides_each_accepted_target_exactly_once() {
     let moto = Moto::start();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let cases = std::sync::atomic::AtomicUsize::new(0);
-    let config = ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() };
+    let config = ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() };
     proptest!(config, |(steps in proptest::collection::vec(step(), 1..14), slow in 0usize..4)| {
         let case = cases.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         runtime.block_on(async {

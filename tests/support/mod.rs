@@ -2,6 +2,7 @@
 //! and the built `teardown` binary between them. Every process is stopped on drop.
 #![allow(dead_code)]
 
+pub mod one_at_a_time;
 pub mod runtime_api;
 
 use std::net::TcpListener;

@@ -11,9 +11,9 @@
 //! | `pk` | `account#region#operation#target` |
 //! | `chainId`, `chainState` | the follow-up chain that owns the target: `pending` until its first check arrives, then `live` |
 //! | `dueAt` | when the chain's next check is due (epoch seconds) |
-//! | `checkAttempt` | the last check attempt that went on: a copy of it arriving again goes no further |
+//! | `checkAttempt`, `checkMsg`, `checkReceive` | the last check that went on (its attempt, SQS message and receive count): a copy of it goes no further; the same message come back later redoes it |
 //! | `acceptedAt`, `acceptedFrom`, `jobId`, `recordId` | when and why the termination was accepted |
-//! | `decision`, `decidedAt`, `decisionError` | `confirmed`, `failed` or `unconfirmed`, written once |
+//! | `decision`, `decidedAt`, `decisionError`, `decidedMsg`, `decidedReceive` | `confirmed`, `failed` or `unconfirmed`, written once (by one message) |
 //! | `claimUntil`, `claimedBy` | MGN: the invocation about to call `TerminateTargetInstances` for the server |
 //! | `expiresAt` | TTL: one day after `CONFIRM_WITHIN` has passed |
 
@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
 use crate::classify::{ServiceError, classify};
 use crate::request::Operation;
@@ -62,6 +62,15 @@ pub struct ChainStart {
     pub fresh: bool,
 }
 
+/// What starting a chain came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Started {
+    /// The chain owns the target now; it took it over from `previous`, when there was one.
+    Won { previous: Option<String> },
+    /// A live chain owns it.
+    Lost,
+}
+
 /// What a conditional write came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Written {
@@ -70,6 +79,16 @@ pub enum Written {
     /// Another chain owns the target, or the decision was already made, or another
     /// invocation holds the claim: nothing of this one's goes on.
     Lost,
+}
+
+/// The check a `check_end` is for: its chain and attempt, and the SQS message it came in.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckOf<'a> {
+    pub chain: &'a str,
+    pub attempt: u32,
+    pub accepted_at: &'a str,
+    pub message_id: &'a str,
+    pub receive_count: u64,
 }
 
 /// A check's end for one target, to be written before anything is published.
@@ -115,6 +134,23 @@ fn transient(error: ServiceError) -> ServiceError {
     ServiceError { outcome: crate::outcome::Outcome::Transient, ..error }
 }
 
+/// An item's attributes as text.
+fn item(attributes: Option<&HashMap<String, AttributeValue>>) -> Item {
+    Item {
+        attributes: attributes
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| {
+                let text = match value {
+                    AttributeValue::S(text) | AttributeValue::N(text) => text.clone(),
+                    other => format!("{other:?}"),
+                };
+                (name.clone(), text)
+            })
+            .collect(),
+    }
+}
+
 impl StateTable {
     pub fn none() -> Self {
         StateTable { client: None, table: None, confirm_within: 7200 }
@@ -141,8 +177,22 @@ impl StateTable {
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Written, ServiceError> {
+        let written = self.write(key, update, condition, values, ReturnValue::None).await?;
+        Ok(if written.is_some() { Written::Won } else { Written::Lost })
+    }
+
+    /// One conditional `UpdateItem`, with what it `returning` asks back when it went
+    /// in; `None` when its condition did not hold.
+    async fn write(
+        &self,
+        key: &Key,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        returning: ReturnValue,
+    ) -> Result<Option<Item>, ServiceError> {
         let (Some(client), Some(table)) = (&self.client, &self.table) else {
-            return Ok(Written::Won);
+            return Ok(Some(Item::default()));
         };
         let mut call = client
             .update_item()
@@ -150,16 +200,17 @@ impl StateTable {
             .key("pk", s(key.pk()))
             .update_expression(update)
             .condition_expression(condition)
+            .return_values(returning)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None);
         for (name, value) in values {
             call = call.expression_attribute_values(name, value);
         }
         match call.send().await {
-            Ok(_) => Ok(Written::Won),
+            Ok(out) => Ok(Some(item(out.attributes()))),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
             {
-                Ok(Written::Lost)
+                Ok(None)
             }
             // Whatever the table answered, the target is not decided yet: retried.
             Err(e) => Err(transient(classify(&e))),
@@ -171,7 +222,7 @@ impl StateTable {
     pub async fn claim(&self, key: &Key, holder: &str, now: i64) -> Result<Written, ServiceError> {
         self.update(
             key,
-            "SET claimUntil = :until, claimedBy = :me, expiresAt = if_not_exists(expiresAt, :exp)",
+            "SET claimUntil = :until, claimedBy = :me, expiresAt = :exp",
             "attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me",
             vec![
                 (":until", n(now + CLAIM_SECONDS)),
@@ -194,10 +245,11 @@ impl StateTable {
     /// (were it sent after all, its check finds another chain and ends without effect).
     /// A decided target starts afresh only for a new termination of this invocation's
     /// own; one found on its way out was decided already.
-    pub async fn start_chain(&self, start: &ChainStart, now: i64) -> Result<Written, ServiceError> {
+    pub async fn start_chain(&self, start: &ChainStart, now: i64) -> Result<Started, ServiceError> {
         let mut update = String::from(
             "SET chainId = :chain, chainState = :pending, dueAt = :due, acceptedAt = :at, acceptedFrom = :source, \
-             expiresAt = :exp REMOVE decision, decidedAt, decisionError, checkAttempt",
+             expiresAt = :exp REMOVE decision, decidedAt, decisionError, decidedMsg, decidedReceive, checkAttempt, \
+             checkMsg, checkReceive",
         );
         let mut values = vec![
             (":chain", s(&start.chain)),
@@ -207,66 +259,118 @@ impl StateTable {
             (":source", s(&start.source)),
             (":exp", n(self.expires(now))),
         ];
-        if let Some(job) = &start.job_id {
-            update = update.replacen(" REMOVE", ", jobId = :job REMOVE", 1);
-            values.push((":job", s(job)));
+        // The ids of an earlier termination's job or record do not carry over.
+        match &start.job_id {
+            Some(job) => {
+                update = update.replacen(" REMOVE", ", jobId = :job REMOVE", 1);
+                values.push((":job", s(job)));
+            }
+            None => update.push_str(", jobId"),
         }
-        if let Some(record) = &start.record_id {
-            update = update.replacen(" REMOVE", ", recordId = :record REMOVE", 1);
-            values.push((":record", s(record)));
+        match &start.record_id {
+            Some(record) => {
+                update = update.replacen(" REMOVE", ", recordId = :record REMOVE", 1);
+                values.push((":record", s(record)));
+            }
+            None => update.push_str(", recordId"),
         }
         let condition = if start.fresh {
-            "attribute_not_exists(chainId) OR attribute_exists(decision) OR chainState = :pending"
+            // Never this chain's own item again: its check may have adopted and decided
+            // it already, were this write late.
+            "attribute_not_exists(chainId) OR ((attribute_exists(decision) OR chainState = :pending) AND chainId <> :chain)"
         } else {
             "attribute_not_exists(chainId) OR (chainState = :pending AND attribute_not_exists(decision))"
         };
-        self.update(&start.key, &update, condition, values).await
+        let written = self.write(&start.key, &update, condition, values, ReturnValue::UpdatedOld).await?;
+        Ok(match written {
+            None => Started::Lost,
+            Some(old) => Started::Won { previous: old.get("chainId").map(str::to_owned) },
+        })
+    }
+
+    /// A target found gone whose item still names a `pending` chain and no decision:
+    /// that chain's check may never have been sent, so this one takes it over and
+    /// checks (finding it gone, it confirms). The item as it is now, when it went in.
+    pub async fn recover(&self, key: &Key, chain: &str, due_at: i64) -> Result<Option<Item>, ServiceError> {
+        self.write(
+            key,
+            "SET chainId = :chain, dueAt = :due",
+            "attribute_exists(chainId) AND chainState = :pending AND attribute_not_exists(decision)",
+            vec![(":chain", s(chain)), (":due", n(due_at)), (":pending", s("pending"))],
+            ReturnValue::AllOld,
+        )
+        .await
+    }
+
+    /// A chain this invocation took over but whose check it could not send gives the
+    /// target back to the chain it took it from, whose check may well be on its way.
+    pub async fn revert(&self, key: &Key, mine: &str, previous: &str) -> Result<Written, ServiceError> {
+        self.update(
+            key,
+            "SET chainId = :previous",
+            "chainId = :mine AND attribute_not_exists(decision)",
+            vec![(":previous", s(previous)), (":mine", s(mine))],
+        )
+        .await
     }
 
     /// A check of `chain` for `key`, ending as `end`: it goes in only when the chain
-    /// still owns the target, nothing was decided, and no copy of this attempt went on
-    /// before. A target with no item (its chain's first write failed) is adopted.
+    /// still owns the target (a target whose chain was never written is adopted), and
+    /// no copy of this check went on or decided before. The same message delivered
+    /// again later (`by`: its message id and receive count), after its write went in but
+    /// before what followed it was published, redoes it: it is not a copy, it is the
+    /// check itself, come back because its invocation did not finish.
     pub async fn check_end(
         &self,
         key: &Key,
-        chain: &str,
-        attempt: u32,
+        check: &CheckOf<'_>,
         end: &CheckEnd,
         now: i64,
     ) -> Result<Written, ServiceError> {
-        let owned = "(attribute_not_exists(pk) OR chainId = :chain) AND attribute_not_exists(decision)";
+        let owned = "(attribute_not_exists(chainId) OR chainId = :chain)";
+        let mut values = vec![
+            (":chain", s(check.chain)),
+            (":msg", s(check.message_id)),
+            (":receive", n(i64::try_from(check.receive_count).unwrap_or(i64::MAX))),
+            (":accepted", s(check.accepted_at)),
+            (":exp", n(self.expires(now))),
+        ];
+        let set = "SET chainId = :chain, acceptedAt = if_not_exists(acceptedAt, :accepted), expiresAt = :exp";
         match end {
             CheckEnd::Again { due_at } => {
+                values.extend([(":live", s("live")), (":due", n(*due_at)), (":attempt", n(i64::from(check.attempt)))]);
                 self.update(
                     key,
-                    "SET chainId = :chain, chainState = :live, dueAt = :due, checkAttempt = :attempt, \
-                     expiresAt = if_not_exists(expiresAt, :exp)",
-                    &format!("{owned} AND (attribute_not_exists(checkAttempt) OR checkAttempt < :attempt)"),
-                    vec![
-                        (":chain", s(chain)),
-                        (":live", s("live")),
-                        (":due", n(*due_at)),
-                        (":attempt", n(i64::from(attempt))),
-                        (":exp", n(self.expires(now))),
-                    ],
+                    &format!(
+                        "{set}, chainState = :live, dueAt = :due, checkAttempt = :attempt, checkMsg = :msg, checkReceive = :receive"
+                    ),
+                    &format!(
+                        "{owned} AND attribute_not_exists(decision) AND (attribute_not_exists(checkAttempt) \
+                         OR checkAttempt < :attempt \
+                         OR (checkAttempt = :attempt AND checkMsg = :msg AND checkReceive < :receive))"
+                    ),
+                    values,
                 )
                 .await
             }
             CheckEnd::Decided { decision, error } => {
-                let mut values = vec![
-                    (":chain", s(chain)),
-                    (":decision", s(*decision)),
-                    (":now", n(now)),
-                    (":exp", n(self.expires(now))),
-                ];
-                let mut update = String::from(
-                    "SET chainId = :chain, decision = :decision, decidedAt = :now, expiresAt = if_not_exists(expiresAt, :exp)",
+                values.extend([(":decision", s(*decision)), (":now", n(now))]);
+                let mut update = format!(
+                    "{set}, decision = :decision, decidedAt = :now, decidedMsg = :msg, decidedReceive = :receive"
                 );
                 if let Some(error) = error {
                     update.push_str(", decisionError = :error");
                     values.push((":error", s(error)));
                 }
-                self.update(key, &update, owned, values).await
+                self.update(
+                    key,
+                    &update,
+                    &format!(
+                        "{owned} AND (attribute_not_exists(decision) OR (decidedMsg = :msg AND decidedReceive < :receive))"
+                    ),
+                    values,
+                )
+                .await
             }
         }
     }
@@ -282,17 +386,6 @@ impl StateTable {
             .send()
             .await
             .map_err(|e| transient(classify(&e)))?;
-        Ok(out.item().map(|item| Item {
-            attributes: item
-                .iter()
-                .map(|(name, value)| {
-                    let text = match value {
-                        AttributeValue::S(text) | AttributeValue::N(text) => text.clone(),
-                        other => format!("{other:?}"),
-                    };
-                    (name.clone(), text)
-                })
-                .collect(),
-        }))
+        Ok(out.item().map(|attributes| item(Some(attributes))))
     }
 }
