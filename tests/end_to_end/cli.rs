@@ -200,14 +200,8 @@ async fn plan_takes_a_request_not_an_event() {
 async fn status_prints_each_targets_termination_and_exits_1_on_unconfirmed() {
     let moto = Moto::start();
     let table = moto.table("teardown-state");
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests"))
-        .build();
-    let state =
-        teardown::state::StateTable::new(aws_sdk_dynamodb::Client::from_conf(config), Some(table.clone()), 7200);
+    let dynamodb = crate::support::dynamodb_at(&moto.endpoint);
+    let state = teardown::state::StateTable::new(dynamodb, Some(table.clone()), 7200);
     let key = teardown::state::Key {
         account: "123456789012".into(),
         region: "us-east-1".into(),

@@ -35,14 +35,7 @@ fn at(seconds: i64) {
 // ── The table ────────────────────────────────────────────────────────────────
 
 fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests"))
-        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    support::dynamodb_at(endpoint)
 }
 
 /// A new table `name` in moto, as the template makes it (key `pk`, on demand),
@@ -143,6 +136,22 @@ impl Queue {
     }
 }
 
+/// A test's world: moto with the table `name`, the fleet `ids`, the queue, the function.
+struct World {
+    _moto: Moto,
+    fleet: Fleet,
+    queue: Queue,
+    f: Function,
+}
+
+async fn world(name: &str, ids: &[&str]) -> World {
+    let moto = Moto::start();
+    let state = table(&moto, name).await;
+    let (fleet, queue) = (fleet(ids), queue());
+    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    World { _moto: moto, fleet, queue, f }
+}
+
 /// The function, with the table, the fleet, the queue, a dead-letter queue and an
 /// audit bus whose records and events are kept.
 struct Function {
@@ -209,11 +218,8 @@ fn delivery(id: &str, body: &Value, count: u32) -> Value {
 /// chain never sent, starts one.
 #[tokio::test]
 async fn a_termination_whose_check_was_not_sent_is_followed_up_by_the_retry_of_a_direct_invocation() {
-    let moto = Moto::start();
-    let state = table(&moto, "lost").await;
-    let fleet = fleet(&["ws-lost0001"]);
-    let queue = queue();
-    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    let world = world("lost", &["ws-lost0001"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
     let request = ws_request(&["ws-lost0001".to_owned()]);
 
     at(0);
@@ -350,12 +356,9 @@ async fn a_check_delivered_twice_at_once_decides_once() {
 /// without effect.
 #[tokio::test]
 async fn a_check_of_a_chain_taken_over_ends_without_effect() {
-    let moto = Moto::start();
-    let state = table(&moto, "taken").await;
-    let fleet = fleet(&["ws-over0001"]);
+    let world = world("taken", &["ws-over0001"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
     fleet.set("ws-over0001", WorkspaceState::Terminating);
-    let queue = queue();
-    let f = function(&state, &fleet, &queue, &[], &[], &[]);
     let mut stale = check("TerminateWorkspaces", &[("ws-over0001", None, None)], 1, "2026-11-24T09:59:00Z");
     stale["confirm"]["chain"] = json!("chain-old");
     // The current chain.
@@ -422,12 +425,9 @@ async fn item(moto: &Moto, table: &str, pk: &str) -> HashMap<String, String> {
 /// second message) would not.
 #[tokio::test]
 async fn a_check_that_comes_back_after_its_write_went_in_is_redone_not_dropped() {
-    let moto = Moto::start();
-    let state = table(&moto, "redo").await;
-    let fleet = fleet(&["ws-redo0001"]);
+    let world = world("redo", &["ws-redo0001"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
     fleet.set("ws-redo0001", WorkspaceState::Terminating);
-    let queue = queue();
-    let f = function(&state, &fleet, &queue, &[], &[], &[]);
     let mut body = check("TerminateWorkspaces", &[("ws-redo0001", None, None)], 1, "2026-11-24T09:59:30Z");
     body["confirm"]["chain"] = json!("chain-1");
 
@@ -567,11 +567,8 @@ async fn items_are_keyed_by_what_a_target_is_and_writes_never_undo_a_decision() 
 /// own: it gives the target back, so the check on its way still decides it.
 #[tokio::test]
 async fn a_chain_taken_over_by_a_delivery_that_cannot_send_its_check_is_given_back() {
-    let moto = Moto::start();
-    let state = table(&moto, "back").await;
-    let fleet = fleet(&["ws-back0001"]);
-    let queue = queue();
-    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    let world = world("back", &["ws-back0001"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
     let request = ws_request(&["ws-back0001".to_owned()]);
 
     at(0);

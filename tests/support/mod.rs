@@ -159,13 +159,7 @@ impl Moto {
 
     /// The item `pk` of the state table `table`, as JSON (attribute → value), or null.
     pub async fn item(&self, table: &str, pk: &str) -> Value {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests"))
-            .build();
-        let got = aws_sdk_dynamodb::Client::from_conf(config)
+        let got = dynamodb_at(&self.endpoint)
             .get_item()
             .table_name(table)
             .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()))
@@ -224,6 +218,18 @@ impl Drop for Moto {
 }
 
 /// `bin` with only the environment Lambda gives a custom runtime.
+/// A DynamoDB client for the emulator at `endpoint`, with the test credentials and no retries.
+pub fn dynamodb_at(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 pub fn lambda_command(bin: &std::path::Path, api: &RuntimeApi) -> Command {
     let mut command = Command::new(bin);
     command
