@@ -67,6 +67,12 @@ pub struct SettingsError {
 }
 
 impl Settings {
+    /// Whether a request that asked `asked` (its `dryRun`, if it said) is a dry run:
+    /// the kill switch outranks what it says, and `DRY_RUN` speaks when it says nothing.
+    pub fn dry_run_for(&self, asked: Option<bool>) -> bool {
+        self.enforce_dry_run || asked.unwrap_or(self.dry_run)
+    }
+
     pub fn from_env() -> Result<Settings, SettingsError> {
         Settings::from_lookup(|name| std::env::var(name).ok())
     }

@@ -107,7 +107,7 @@ fn admitted(ctx: &Invocation<'_>, mut delivery: Delivery) -> Admitted {
                 .and_then(Value::as_str)
                 .and_then(Operation::parse);
             // What it asked is unknown: the settings say whether this was a dry run.
-            let dry_run = app.settings.enforce_dry_run || app.settings.dry_run;
+            let dry_run = app.settings.dry_run_for(None);
             return Admitted::Refused(super::settle::refused(app, delivery, operation, dry_run, refused.failure()));
         }
     };
@@ -120,13 +120,8 @@ fn admitted(ctx: &Invocation<'_>, mut delivery: Delivery) -> Admitted {
             request.region.as_deref().unwrap_or("")
         );
     }
-    let place = Place {
-        // The function's own account is reached with its own credentials.
-        account: request.account.clone().filter(|a| ctx.home.account.as_deref() != Some(a.as_str())),
-        region: request.region.clone().filter(|g| ctx.home.region.as_deref() != Some(g.as_str())),
-    };
-    // The kill switch outranks what the request says.
-    let dry_run = app.settings.enforce_dry_run || request.dry_run.unwrap_or(app.settings.dry_run);
+    let place = ctx.home.place_of(&request);
+    let dry_run = app.settings.dry_run_for(request.dry_run);
     match request.fan_out.clone() {
         Some(fan_out) => Admitted::FanOut(Accepted { delivery, request, dry_run, place }, fan_out),
         None => Admitted::Request(Accepted { delivery, request, dry_run, place }),

@@ -27,6 +27,21 @@ pub struct Home {
 }
 
 impl Home {
+    /// An account and region as reports, records and events name them: the function's
+    /// own where none was given.
+    pub fn or_own(&self, account: Option<String>, region: Option<String>) -> (Option<String>, Option<String>) {
+        (account.or_else(|| self.account.clone()), region.or_else(|| self.region.clone()))
+    }
+
+    /// Where `request`'s targets are, as the services are reached: `None` members are
+    /// the function's own account or region, reached with its own credentials.
+    pub fn place_of(&self, request: &crate::request::Request) -> Place {
+        Place {
+            account: request.account.clone().filter(|a| self.account.as_deref() != Some(a.as_str())),
+            region: request.region.clone().filter(|r| self.region.as_deref() != Some(r.as_str())),
+        }
+    }
+
     /// From the invoked function's ARN (`arn:aws:lambda:us-east-1:123456789012:function:…`)
     /// and the function's region: no call needed.
     pub fn of(context: &Context, region: Option<&str>) -> Home {

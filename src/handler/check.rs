@@ -12,7 +12,6 @@ use crate::confirm::{Check, Decision, Followed, Status};
 use crate::decode::Delivery;
 use crate::outcome::{Failure, Outcome, RequestResult, TargetResult};
 use crate::request::{Limits, Operation, Request, retry_request, validate};
-use crate::services::places::Place;
 use crate::state::{CheckEnd, CheckOf, Written};
 
 /// Works the checks of a batch, each on its own.
@@ -28,14 +27,8 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
     let (app, home, now) = (ctx.app, &ctx.home, ctx.now);
     let operation = check.operation();
     let last_delivery = app.last_delivery(&delivery.origin);
-    let place = Place {
-        account: request.account.clone().filter(|a| home.account.as_deref() != Some(a.as_str())),
-        region: request.region.clone().filter(|r| home.region.as_deref() != Some(r.as_str())),
-    };
-    let (account, region) = (
-        request.account.clone().or_else(|| home.account.clone()),
-        request.region.clone().or_else(|| home.region.clone()),
-    );
+    let place = home.place_of(&request);
+    let (account, region) = home.or_own(request.account.clone(), request.region.clone());
     let asked = ctx
         .bounded(async {
             let services = app.services_for(&place, home, ctx.request_id).await?;

@@ -60,7 +60,8 @@ pub(super) async fn settle(ctx: &Invocation<'_>, accepted: Accepted, fan_out: Fa
     let listed: Vec<Value> = children
         .iter()
         .map(|(account, region, _)| {
-            json!({"account": account.clone().or_else(|| home.account.clone()), "region": region.clone().or_else(|| home.region.clone())})
+            let (account, region) = home.or_own(account.clone(), region.clone());
+            json!({"account": account, "region": region})
         })
         .collect();
     match within_deadline(ctx.deadline, app.request_queue.send_all(&bodies)).await {

@@ -150,12 +150,7 @@ fn not_worked(app: &App, item: Delivery, group: Option<&str>, request_id: &str) 
     );
     let result = RequestResult {
         error: Some(failure),
-        ..RequestResult::new(
-            item.origin,
-            None,
-            Outcome::Transient,
-            app.settings.dry_run || app.settings.enforce_dry_run,
-        )
+        ..RequestResult::new(item.origin, None, Outcome::Transient, app.settings.dry_run_for(None))
     };
     log::settled(&result, request_id);
     result

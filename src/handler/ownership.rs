@@ -63,13 +63,18 @@ pub(super) fn chain_start(
     ChainStart {
         key: key(ctx, request, &id),
         chain: chain.to_owned(),
-        due_at: ctx.now.unix_timestamp() + i64::try_from(crate::confirm::delay(1)).unwrap_or(30),
+        due_at: first_check_due(ctx),
         accepted_at: timestamp(ctx.app),
         source: source.to_string(),
         job_id,
         record_id,
         fresh,
     }
+}
+
+/// When the first check of a chain started now is due (epoch seconds).
+fn first_check_due(ctx: &Invocation<'_>) -> i64 {
+    ctx.now.unix_timestamp() + i64::try_from(crate::confirm::delay(1)).unwrap_or(30)
 }
 
 /// What one write before the calls is for.
@@ -142,7 +147,7 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                     writes.push(Write::Chain { at, id: id.clone(), start });
                 }
                 (Verdict::Stop { outcome: Outcome::NotFound, .. }, _) if named => {
-                    let due_at = ctx.now.unix_timestamp() + i64::try_from(crate::confirm::delay(1)).unwrap_or(30);
+                    let due_at = first_check_due(ctx);
                     writes.push(Write::Recover {
                         at,
                         id: id.clone(),
@@ -195,22 +200,18 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             // Nothing was left unsent, or nothing to recover: it is simply gone.
             (Write::Recover { .. }, Done::Recover(Ok(None) | Err(_))) => {}
             (Write::Claim { .. }, Done::Claim(Ok(Written::Won))) => {}
-            (Write::Claim { id, key, .. }, Done::Claim(Ok(Written::Lost))) => {
-                let failure = Failure::new(
-                    "ClaimHeld",
-                    "another invocation is terminating this server now; its job is looked up again on the next delivery",
-                );
+            (Write::Claim { id, key: claimed_key }, Done::Claim(claimed)) => {
+                let failure = match claimed {
+                    Err(error) => error.failure,
+                    Ok(_) => Failure::new(
+                        "ClaimHeld",
+                        "another invocation is terminating this server now; its job is looked up again on the next delivery",
+                    ),
+                };
                 // Every request of the batch that would call for this server waits.
                 for resolved in batch.iter_mut().filter(|r| calls_mgn(r)) {
-                    if key_matches(ctx, &resolved.accepted.request, &id, &key) {
+                    if key(ctx, &resolved.accepted.request, &id) == claimed_key {
                         hold(resolved, &id, Outcome::Transient, failure.clone());
-                    }
-                }
-            }
-            (Write::Claim { id, key, .. }, Done::Claim(Err(error))) => {
-                for resolved in batch.iter_mut().filter(|r| calls_mgn(r)) {
-                    if key_matches(ctx, &resolved.accepted.request, &id, &key) {
-                        hold(resolved, &id, Outcome::Transient, error.failure.clone());
                     }
                 }
             }
@@ -223,10 +224,6 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
 /// An MGN request of the batch that would call (not a dry run).
 fn calls_mgn(resolved: &Resolved) -> bool {
     !resolved.accepted.dry_run && resolved.accepted.request.operation() == Operation::TerminateTargetInstances
-}
-
-fn key_matches(ctx: &Invocation<'_>, request: &Request, id: &str, wanted: &Key) -> bool {
-    &key(ctx, request, id) == wanted
 }
 
 /// `id` of `resolved` is not called, nor followed up, now: it ends with `failure`.

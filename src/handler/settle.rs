@@ -153,10 +153,7 @@ pub(super) fn settle(ctx: &Invocation<'_>, resolved: Resolved, results: &CallRes
         // there is nothing the check could name.
         (None, _) | (_, true) => Vec::new(),
     };
-    let (account, region) = (
-        request.account.clone().or_else(|| home.account.clone()),
-        request.region.clone().or_else(|| home.region.clone()),
-    );
+    let (account, region) = home.or_own(request.account.clone(), request.region.clone());
     let mut settled_chains = Vec::new();
     let mut releases = Vec::new();
     if let (Some(chain), Some(replayable)) = (&chain, &replayable)

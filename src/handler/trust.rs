@@ -161,14 +161,8 @@ fn unknown(app: &App, delivery: Delivery, link: Link, error: ServiceError) -> Se
     }
     let failure = error.failure;
     let operation = delivery.decoded.as_ref().ok().and_then(|v| operation(v, link));
-    let dry_run = app.settings.enforce_dry_run
-        || delivery
-            .decoded
-            .as_ref()
-            .ok()
-            .and_then(|v| v.get("dryRun"))
-            .and_then(Value::as_bool)
-            .unwrap_or(app.settings.dry_run);
+    let asked = delivery.decoded.as_ref().ok().and_then(|v| v.get("dryRun")).and_then(Value::as_bool);
+    let dry_run = app.settings.dry_run_for(asked);
     let last = app.last_delivery(&delivery.origin);
     let outcome = if link == Link::Check && last { Outcome::Unconfirmed } else { Outcome::Transient };
     let record = last.then(|| {
