@@ -5,6 +5,8 @@
   lambda:InvokeFunction on it is the right to terminate.
 - Both queues refuse sqs:SendMessage to everyone the parameters do not admit.
 - Reaching another account is held to the organization when one is given.
+- Tag writes (notices) name only teardown's own tag keys, never the protection tag:
+  in the function's role and in the spoke role.
 """
 
 import os
@@ -50,6 +52,30 @@ assume = [
 ]
 if not assume or any("aws:ResourceOrgID" not in str(s.get("Condition")) for s in assume):
     problems.append("sts:AssumeRole is not held to the organization (aws:ResourceOrgID)")
+
+TAG_WRITES = {"workspaces:CreateTags", "mgn:TagResource"}
+OWN_KEYS = {"teardown:expires-at", "teardown:first-seen"}
+
+
+def tag_writes(statements, where):
+    """Every statement that may write tags on a target holds the keys to teardown's own."""
+    for s in statements:
+        actions = s.get("Action") if isinstance(s, dict) else None
+        actions = set(actions if isinstance(actions, list) else [actions])
+        if not actions & TAG_WRITES or ":job/" in str(s.get("Resource")):
+            continue
+        keys = (s.get("Condition") or {}).get("ForAllValues:StringEquals", {}).get("aws:TagKeys")
+        if not keys or not set(keys) <= OWN_KEYS:
+            problems.append(f"{where}: {sorted(actions & TAG_WRITES)} is not held to aws:TagKeys {sorted(OWN_KEYS)}")
+
+
+tag_writes([s for p in role.get("Policies", []) for s in p["PolicyDocument"]["Statement"]], "the function's role")
+spoke, spoke_errors = decode(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "spoke.yaml"))
+assert not spoke_errors, spoke_errors
+tag_writes(
+    [s for p in spoke["Resources"]["SpokeRole"]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]],
+    "the spoke role",
+)
 
 for problem in problems:
     print(f"template: {problem}", file=sys.stderr)

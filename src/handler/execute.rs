@@ -19,12 +19,24 @@ use crate::outcome::{Outcome, TargetResult};
 use crate::request::{Operation, ProductRef, ProvisionedProductInput, Scope, Target, TargetInstancesInput};
 use crate::services::places::Place;
 
-/// A unit of API work: one terminate call.
+/// A unit of API work: one terminate call, or one notice's tag write.
 #[derive(Debug, PartialEq)]
 pub(super) enum Call {
     Workspaces(Vec<String>),
     Mgn(MgnCall),
     Catalog(CatalogCall),
+    Notice(NoticeCall),
+}
+
+/// docs/reference.md, "Notice": one target's `teardown:expires-at` tag, written
+/// alone, so that a write that fails is that target's end and no other's.
+#[derive(Debug, PartialEq)]
+pub(super) struct NoticeCall {
+    pub operation: Operation,
+    pub id: String,
+    /// MGN tags by the source server's ARN.
+    pub arn: Option<String>,
+    pub expires_at: String,
 }
 
 /// One `TerminateTargetInstances` call that several requests may share.
@@ -56,11 +68,18 @@ type MgnKey = (Option<String>, BTreeMap<String, String>, Option<String>);
 #[derive(Debug, Default)]
 pub(super) struct CallResults {
     by_target: HashMap<(Operation, String, Option<String>), TargetResult>,
+    /// The notices' tag writes, apart: one batch may notice a target that another
+    /// of its requests terminates.
+    notices: HashMap<(Operation, String), TargetResult>,
 }
 
 impl CallResults {
     pub fn get(&self, operation: Operation, id: &str, called: Option<&str>) -> Option<&TargetResult> {
         self.by_target.get(&(operation, id.to_owned(), called.map(str::to_owned)))
+    }
+
+    pub fn notice(&self, operation: Operation, id: &str) -> Option<&TargetResult> {
+        self.notices.get(&(operation, id.to_owned()))
     }
 
     /// MGN servers whose termination was accepted, with their job.
@@ -102,6 +121,7 @@ fn plan_in(batch: &[&Resolved]) -> Vec<Call> {
     let mut mgn_claimed = HashSet::new();
     let mut mgn_requests: Vec<Vec<String>> = Vec::new();
     let mut catalog: Vec<CatalogCall> = Vec::new();
+    let mut notices: BTreeMap<(Operation, String), NoticeCall> = BTreeMap::new();
 
     for resolved in batch {
         let accepted = &resolved.accepted;
@@ -109,6 +129,18 @@ fn plan_in(batch: &[&Resolved]) -> Vec<Call> {
         else {
             continue;
         };
+        let operation = request.operation();
+        for (id, verdict) in judged {
+            if let Verdict::Notice { expires_at, arn, .. } = verdict {
+                // Two requests noticing one target write one tag.
+                notices.entry((operation, id.clone())).or_insert_with(|| NoticeCall {
+                    operation,
+                    id: id.clone(),
+                    arn: arn.clone(),
+                    expires_at: expires_at.clone(),
+                });
+            }
+        }
         let go: Vec<(&String, &Option<String>)> = judged
             .iter()
             .filter_map(|(id, v)| match v {
@@ -185,6 +217,7 @@ fn plan_in(batch: &[&Resolved]) -> Vec<Call> {
         }
     }
     calls.extend(catalog.into_iter().map(Call::Catalog));
+    calls.extend(notices.into_values().map(Call::Notice));
     // One call per 25 ids, so the deadline and concurrency bounds apply per call.
     for ids in workspaces.values() {
         calls.extend(
@@ -205,7 +238,7 @@ fn add_catalog(calls: &mut Vec<CatalogCall>, named: String, input: ProvisionedPr
 
 pub(super) async fn run(ctx: &Invocation<'_>, calls: Vec<(Place, Call)>) -> CallResults {
     let (app, deadline, home, request_id) = (ctx.app, ctx.deadline, &ctx.home, ctx.request_id);
-    let finished: Vec<(Operation, Option<String>, Vec<TargetResult>)> = stream::iter(calls)
+    let finished: Vec<(Operation, Option<String>, bool, Vec<TargetResult>)> = stream::iter(calls)
         .map(|(place, call)| async move {
             let (operation, called, ids) = match &call {
                 Call::Workspaces(ids) => (Operation::TerminateWorkspaces, None, ids.clone()),
@@ -214,7 +247,9 @@ pub(super) async fn run(ctx: &Invocation<'_>, calls: Vec<(Place, Call)>) -> Call
                     let called = call.input.product.as_given().to_owned();
                     (Operation::TerminateProvisionedProduct, Some(called), call.named.clone())
                 }
+                Call::Notice(call) => (call.operation, None, vec![call.id.clone()]),
             };
+            let is_notice = matches!(call, Call::Notice(_));
             let call_made = async {
                 // The place's services were reached when its targets were looked up.
                 let services = match app.services_for(&place, home, request_id).await {
@@ -229,21 +264,57 @@ pub(super) async fn run(ctx: &Invocation<'_>, calls: Vec<(Place, Call)>) -> Call
                         // Each request reads the one answer by the id it named.
                         call.named.iter().map(|named| TargetResult { id: named.clone(), ..result.clone() }).collect()
                     }
+                    Call::Notice(call) => vec![notice(&services, call).await],
                 }
             };
             let targets = within_deadline(deadline, call_made).await.unwrap_or_else(|failure| {
                 ids.iter().map(|id| TargetResult::failed(id, Outcome::Transient, failure.clone())).collect()
             });
-            (operation, called, targets)
+            (operation, called, is_notice, targets)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
     let mut results = CallResults::default();
-    for (operation, called, targets) in finished {
-        results.file(operation, called.as_deref(), targets);
+    for (operation, called, is_notice, targets) in finished {
+        if is_notice {
+            results.notices.extend(targets.into_iter().map(|t| ((operation, t.id.clone()), t)));
+        } else {
+            results.file(operation, called.as_deref(), targets);
+        }
     }
     results
+}
+
+/// Writes one notice's expiry tag: `noticed`, or the write's own failure.
+async fn notice(services: &crate::services::Services, call: &NoticeCall) -> TargetResult {
+    use crate::guard::EXPIRES_TAG;
+    let written = match call.operation {
+        Operation::TerminateWorkspaces => services.workspaces.tag(&call.id, EXPIRES_TAG, &call.expires_at).await,
+        Operation::TerminateTargetInstances => match &call.arn {
+            Some(arn) => services.mgn.tag(arn, EXPIRES_TAG, &call.expires_at).await,
+            None => Err(crate::classify::ServiceError::transient(
+                "ArnUnknown",
+                "DescribeSourceServers gave no ARN for this source server, and TagResource needs one",
+            )),
+        },
+        // Refused when the request was validated: Service Catalog tags only through its stack.
+        Operation::TerminateProvisionedProduct => Err(crate::classify::ServiceError::new(
+            Outcome::Invalid,
+            "InvalidRequest",
+            "Service Catalog cannot tag a provisioned product without updating its stack",
+        )),
+    };
+    match written {
+        Ok(()) => TargetResult {
+            expires_at: Some(call.expires_at.clone()),
+            ..TargetResult::because(&call.id, Outcome::Noticed, format!("tagged {EXPIRES_TAG}={}", call.expires_at))
+        },
+        Err(error) => TargetResult {
+            expires_at: Some(call.expires_at.clone()),
+            ..TargetResult::failed(&call.id, error.outcome, error.failure)
+        },
+    }
 }
 
 /// A shared MGN call. The service refuses a whole call for one bad server without

@@ -34,6 +34,7 @@ pub(super) fn settled(result: &RequestResult, request_id: &str) {
     }
     match result.outcome {
         Outcome::Terminated
+        | Outcome::Noticed
         | Outcome::FannedOut
         | Outcome::Confirmed
         | Outcome::NotFound

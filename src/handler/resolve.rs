@@ -57,6 +57,8 @@ pub(super) struct Lookup<'a> {
     pub sent_at: Option<OffsetDateTime>,
     /// The named WorkSpaces of the whole batch in this place, looked up together.
     pub workspaces: Option<&'a Result<Vec<Candidate>, ServiceError>>,
+    /// A dry run writes nothing, not even a first-seen date.
+    pub dry_run: bool,
 }
 
 /// Step 2 over a batch: every request's targets looked up and judged, side by side.
@@ -96,6 +98,7 @@ pub(super) async fn resolve_all(ctx: &Invocation<'_>, requests: Vec<Accepted>, s
                 sent,
                 sent_at: accepted.delivery.sent_at,
                 workspaces: prefetched.get(&accepted.place),
+                dry_run: accepted.dry_run,
             };
             resolve(ctx.app, &services, &accepted.request, &at).await
         })
@@ -201,6 +204,9 @@ async fn look_up(
         Target::ProvisionedProduct(Scope::Select(s)) => services.catalog.find(s).await?,
     };
     let protect = app.settings.protect_tag.as_str();
+    if !at.dry_run {
+        first_seen(services, target, &found, protect, at.now).await;
+    }
     let judged: Vec<(Candidate, Verdict)> = found
         .into_iter()
         .map(|c| {
@@ -288,4 +294,29 @@ async fn confirm_products(
         .collect()
         .await;
     confirmed.into_iter().flatten().collect()
+}
+
+/// docs/reference.md, "Never-connected WorkSpaces": a WorkSpace no user ever connected
+/// to has no date to be idle since, so a real run of a selection with `idleDays`
+/// dates it (today, UTC) the first time it lists it. The date decides nothing today:
+/// the WorkSpace is idle from it on. A write that fails is tried again by the next
+/// run, and is no target's outcome (none of these is selected yet).
+async fn first_seen(services: &Services, target: &Target, found: &[Candidate], protect: &str, now: OffsetDateTime) {
+    let due: Vec<&Candidate> = found.iter().filter(|c| crate::guard::first_seen_due(target, c, protect, now)).collect();
+    if due.is_empty() {
+        return;
+    }
+    let today = crate::guard::first_seen_date(now);
+    let workspaces = &services.workspaces;
+    stream::iter(due)
+        .for_each_concurrent(workspaces.calls_in_flight(), |c| {
+            let today = today.as_str();
+            async move {
+                match workspaces.tag(&c.id, crate::guard::FIRST_SEEN_TAG, today).await {
+                    Ok(()) => tracing::info!(workspace_id = %c.id, first_seen = today, "never connected: dated, idle from today"),
+                    Err(error) => tracing::warn!(workspace_id = %c.id, %error, "never connected, and its first-seen date could not be written: tried again next run"),
+                }
+            }
+        })
+        .await;
 }

@@ -289,6 +289,25 @@ fn target_result(
             result.reason = Some(reason);
             result
         }
+        Verdict::Notice { expires_at, reason, user_name, .. } => {
+            let result = if dry_run {
+                let why = format!("would be tagged {}={expires_at}; {reason}", crate::guard::EXPIRES_TAG);
+                TargetResult::because(&id, Outcome::DryRun, why)
+            } else {
+                let mut result = results.notice(request.operation(), &id).cloned().unwrap_or_else(|| {
+                    TargetResult::failed(
+                        &id,
+                        Outcome::Transient,
+                        Failure::new("InternalError", "no result was recorded"),
+                    )
+                });
+                if result.outcome == Outcome::Noticed {
+                    result.reason = Some(format!("{}; {reason}", result.reason.unwrap_or_default()));
+                }
+                result
+            };
+            TargetResult { expires_at: Some(expires_at), user_name, ..result }
+        }
         Verdict::Underway { job_id, reason } => {
             let (outcome, reason) = if dry_run {
                 (Outcome::DryRun, format!("{reason}: nothing would be sent"))

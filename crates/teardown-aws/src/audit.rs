@@ -10,6 +10,9 @@ use crate::outcome::{Outcome, RequestResult};
 
 pub const SOURCE: &str = "teardown";
 pub const DETAIL_TYPE: &str = "Teardown Target Decision";
+/// docs/reference.md, "Notice": a target tagged with the date it may go, so a rule
+/// can route these alone to its owner.
+pub const NOTICE_DETAIL_TYPE: &str = "Teardown Target Notice";
 /// PutEvents takes at most 10 entries and 256 KiB a call.
 const ENTRIES_PER_CALL: usize = 10;
 const BYTES_PER_CALL: usize = 256 * 1024;
@@ -32,6 +35,12 @@ pub struct Decision {
     pub job_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_id: Option<String>,
+    /// A notice: when the target may go (in a dry run, the date it would be given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// A WorkSpace's user, whom a notice is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
     pub source: Value,
     pub at: String,
 }
@@ -49,6 +58,8 @@ pub fn decisions(result: &RequestResult, at: &str, region: Option<&str>) -> Vec<
         region: result.region.clone().or_else(|| region.map(str::to_owned)),
         job_id: None,
         record_id: None,
+        expires_at: None,
+        user_name: None,
         source: result.audit_source.clone().unwrap_or_else(|| result.origin.to_json()),
         at: at.to_owned(),
     };
@@ -66,6 +77,8 @@ pub fn decisions(result: &RequestResult, at: &str, region: Option<&str>) -> Vec<
             Decision {
                 job_id: t.job_id.clone(),
                 record_id: t.record_id.clone(),
+                expires_at: t.expires_at.clone(),
+                user_name: t.user_name.clone(),
                 ..base(Some(t.id.clone()), t.outcome, reason)
             }
         })
@@ -118,9 +131,15 @@ fn not_sent_lines(decisions: &[Decision]) -> usize {
     decisions.len()
 }
 
+impl Decision {
+    pub fn detail_type(&self) -> &'static str {
+        if self.outcome == Outcome::Noticed { NOTICE_DETAIL_TYPE } else { DETAIL_TYPE }
+    }
+}
+
 /// Entries cut by count and by size.
 fn batches(decisions: &[Decision]) -> Vec<Vec<Decision>> {
-    let size = |d: &Decision| serde_json::to_string(d).map_or(0, |s| s.len()) + SOURCE.len() + DETAIL_TYPE.len();
+    let size = |d: &Decision| serde_json::to_string(d).map_or(0, |s| s.len()) + SOURCE.len() + d.detail_type().len();
     crate::batches::cut(decisions.iter().cloned(), size, ENTRIES_PER_CALL, BYTES_PER_CALL)
 }
 
@@ -132,7 +151,7 @@ async fn put_batch(client: &aws_sdk_eventbridge::Client, bus: &str, batch: &[Dec
         .map(|d| {
             PutEventsRequestEntry::builder()
                 .source(SOURCE)
-                .detail_type(DETAIL_TYPE)
+                .detail_type(d.detail_type())
                 .detail(serde_json::to_string(d).unwrap_or_default())
                 .event_bus_name(bus)
                 .build()

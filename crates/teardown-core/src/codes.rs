@@ -113,6 +113,7 @@ pub const CODES: &[Code] = &[
     code("NoJob", Transient, "TerminateTargetInstances answered without a job"),
     code("NotInJob", Transient, "the MGN job does not list this server: looked up again on the next delivery"),
     code("JobParticipantsUnknown", Transient, "a TERMINATE job is running and does not list its source servers yet"),
+    code("ArnUnknown", Transient, "a notice's MGN source server came without an ARN, which TagResource names"),
     code("NoCredentials", Transient, "AssumeRole of the spoke role answered without credentials"),
     code(
         "ClaimHeld",

@@ -15,6 +15,10 @@ pub const MGN_TERMINABLE: &[&str] = &["NOT_READY", "READY_FOR_TEST", "READY_FOR_
 /// The tag whose ISO-8601 date or date-time says when a target may go.
 pub const EXPIRES_TAG: &str = "teardown:expires-at";
 
+/// The tag that dates a WorkSpace that never had a user connection: idle since then
+/// (docs/reference.md, "Never-connected WorkSpaces").
+pub const FIRST_SEEN_TAG: &str = "teardown:first-seen";
+
 /// What a service told us about one target.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Candidate {
@@ -26,6 +30,8 @@ pub struct Candidate {
     pub has_launched_instance: Option<bool>,
     /// WorkSpaces: the last user connection, when there was one.
     pub last_connected: Option<OffsetDateTime>,
+    /// WorkSpaces: a user is connected right now.
+    pub connected: bool,
     pub created: Option<OffsetDateTime>,
     /// A termination already under way: MGN, a `PENDING` or `STARTED` `TERMINATE` job
     /// the server takes part in; Service Catalog, a terminate record in progress.
@@ -40,7 +46,8 @@ pub struct Candidate {
     /// The id to call the service with, when the request named the target otherwise
     /// (a Service Catalog product named by name or ARN).
     pub call_id: Option<String>,
-    /// Attributes some filters compare: directoryId, bundleId, userName, productId, provisioningArtifactId.
+    /// Attributes some filters compare: directoryId, bundleId, userName, runningMode,
+    /// productId, provisioningArtifactId; and MGN's source server `arn`, which tagging names.
     pub attributes: BTreeMap<&'static str, String>,
 }
 
@@ -50,6 +57,10 @@ pub enum Verdict {
     /// Terminate it (or, in a dry run, report that it would be), because of `reason`;
     /// with `call_id` when the call must name it otherwise than the request did.
     Terminate { reason: String, call_id: Option<String> },
+    /// A notice run: tag it with `teardown:expires-at` = `expires_at` (or, in a dry
+    /// run, report that it would be), because of `reason`. With the WorkSpace's user,
+    /// whom the notice is for, and the MGN source server's ARN, which the tag call names.
+    Notice { expires_at: String, reason: String, user_name: Option<String>, arn: Option<String> },
     /// Leave it, with this outcome and reason.
     Stop { outcome: Outcome, reason: String },
     /// Already being terminated by an earlier call: reported `terminated`, not sent
@@ -68,7 +79,15 @@ pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: Off
     if let Some((outcome, failure)) = &candidate.unreadable {
         // Unless what it is, without its tags, already leaves it out of a selection.
         let may_be_selected = match target {
-            Target::Workspaces(Scope::Select(s)) => untagged_match(candidate, s, now, workspaces_match),
+            Target::Workspaces(Scope::Select(s)) => {
+                // Whether a WorkSpace that never connected is idle is written in its
+                // tags (first seen): unknown here, so it may be.
+                let mut s = s.clone();
+                if candidate.last_connected.is_none() && !candidate.connected {
+                    s.filters.idle_days = None;
+                }
+                untagged_match(candidate, &s, now, workspaces_match)
+            }
             Target::TargetInstances(Scope::Select(s)) => untagged_match(candidate, s, now, target_instances_match),
             Target::ProvisionedProduct(Scope::Select(s)) => {
                 untagged_match(candidate, s, now, provisioned_product_match)
@@ -154,7 +173,72 @@ pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: Off
             }
         }
     }
-    Verdict::Terminate { reason, call_id: candidate.call_id.clone() }
+    match notice_of(target) {
+        Some(days) => give_notice(candidate, reason, days, now),
+        None => Verdict::Terminate { reason, call_id: candidate.call_id.clone() },
+    }
+}
+
+fn notice_of(target: &Target) -> Option<u32> {
+    match target {
+        Target::Workspaces(Scope::Select(s)) => s.notice,
+        Target::TargetInstances(Scope::Select(s)) => s.notice,
+        Target::ProvisionedProduct(Scope::Select(s)) => s.notice,
+        Target::Workspaces(Scope::Named(_))
+        | Target::TargetInstances(Scope::Named(_))
+        | Target::ProvisionedProduct(Scope::Named(_)) => None,
+    }
+}
+
+/// A target that passed every filter and guard of a notice run: tagged, unless it
+/// already carries an expiry, which it keeps (its owner may have moved it on).
+fn give_notice(candidate: &Candidate, reason: String, days: u32, now: OffsetDateTime) -> Verdict {
+    match candidate.tags.get(EXPIRES_TAG) {
+        Some(until) => stop(Outcome::Skipped, format!("already noticed until {until} ({EXPIRES_TAG} kept)")),
+        None => Verdict::Notice {
+            expires_at: expiry_after(now, days),
+            reason,
+            user_name: candidate.attributes.get("userName").cloned(),
+            arn: candidate.attributes.get("arn").cloned(),
+        },
+    }
+}
+
+/// The start of the current UTC hour plus `days`, as `2026-12-08T10:00:00Z`: a whole
+/// hour, so every target of one run gets the same date.
+pub fn expiry_after(now: OffsetDateTime, days: u32) -> String {
+    let hour = now.to_offset(time::UtcOffset::UTC);
+    let hour = hour.replace_time(time::Time::from_hms(hour.hour(), 0, 0).unwrap_or(time::Time::MIDNIGHT));
+    let at = hour + time::Duration::days(i64::from(days));
+    at.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).unwrap_or_default()
+}
+
+/// Today's UTC date, as the first-seen tag holds it.
+pub fn first_seen_date(now: OffsetDateTime) -> String {
+    let day = now.to_offset(time::UtcOffset::UTC).date();
+    day.format(time::macros::format_description!("[year]-[month]-[day]")).unwrap_or_default()
+}
+
+/// Whether a real run of `target` must date this WorkSpace with the first-seen tag
+/// (docs/reference.md, "Never-connected WorkSpaces"): the selection asks for
+/// `idleDays`; the WorkSpace never had a user connection, is not connected, carries
+/// no first-seen tag, and matches every other filter and guard (a protected or
+/// suspended one is left untouched).
+pub fn first_seen_due(target: &Target, candidate: &Candidate, protect_tag: &str, now: OffsetDateTime) -> bool {
+    let Target::Workspaces(Scope::Select(selection)) = target else { return false };
+    if selection.filters.idle_days.is_none()
+        || candidate.last_connected.is_some()
+        || candidate.connected
+        || candidate.unreadable.is_some()
+        || candidate.tags.contains_key(FIRST_SEEN_TAG)
+    {
+        return false;
+    }
+    let mut without_idle = selection.clone();
+    without_idle.filters.idle_days = None;
+    without_idle.notice = None;
+    let others = Target::Workspaces(Scope::Select(without_idle));
+    matches!(judge(&others, candidate, protect_tag, now), Verdict::Terminate { .. })
 }
 
 fn stop(outcome: Outcome, reason: String) -> Verdict {
@@ -177,11 +261,19 @@ fn matches<F>(
         }
         why.push("id listed".to_owned());
     }
-    for (key, value) in &s.tags {
-        if c.tags.get(key) != Some(value) {
+    for (key, values) in &s.tags {
+        match c.tags.get(key) {
+            Some(value) if values.contains(value) => why.push(format!("tag {key}={value}")),
+            _ => return Ok(None),
+        }
+    }
+    for key in &s.tags_absent {
+        if c.tags.contains_key(key) {
             return Ok(None);
         }
-        why.push(format!("tag {key}={value}"));
+    }
+    if !s.tags_absent.is_empty() {
+        why.push(format!("no tag {}", s.tags_absent.join(", ")));
     }
     if !service(c, &s.filters, now, &mut why) {
         return Ok(None);
@@ -238,18 +330,24 @@ fn workspaces_match(c: &Candidate, f: &WorkspacesFilters, now: OffsetDateTime, w
     if !(attribute(c, "directoryId", &f.directory_id, why)
         && attribute(c, "bundleId", &f.bundle_id, why)
         && attribute(c, "userName", &f.user_name, why)
-        && state_in(c, &f.states, why))
+        && state_in(c, &f.states, why)
+        && one_of(c, "runningMode", &f.running_modes, why))
     {
         return false;
     }
     match (f.idle_days, idle_for(c, now)) {
         (None, _) => true,
         (Some(days), Some(idle)) if idle >= i64::from(days) => {
-            why.push(format!("idle {idle} days (≥ {days})"));
+            match (c.last_connected, c.tags.get(FIRST_SEEN_TAG)) {
+                (None, Some(seen)) => {
+                    why.push(format!("never connected, first seen {seen}: idle {idle} days (≥ {days})"))
+                }
+                _ => why.push(format!("idle {idle} days (≥ {days})")),
+            }
             true
         }
-        // Busy, or never connected with no creation time: nothing proves it idle, and
-        // a permanent action needs proof.
+        // Busy, connected now, or never connected and not yet dated: nothing proves it
+        // idle, and a permanent action needs proof.
         (Some(_), _) => false,
     }
 }
@@ -281,9 +379,28 @@ fn provisioned_product_match(
     }
 }
 
-/// Whole days since the last connection, or since creation when it never connected.
+/// Whole days since the last connection, or, when it never connected, since it was
+/// first seen (its first-seen tag) or created. A WorkSpace connected right now is
+/// not idle, whatever its timestamp says.
 fn idle_for(c: &Candidate, now: OffsetDateTime) -> Option<i64> {
-    c.last_connected.or(c.created).map(|since| (now - since).whole_days())
+    if c.connected {
+        return None;
+    }
+    let first_seen = || c.tags.get(FIRST_SEEN_TAG).and_then(|v| parse_expiry(v));
+    c.last_connected.or_else(first_seen).or(c.created).map(|since| (now - since).whole_days())
+}
+
+fn one_of(c: &Candidate, name: &str, wanted: &[String], why: &mut Vec<String>) -> bool {
+    if wanted.is_empty() {
+        return true;
+    }
+    match c.attributes.get(name) {
+        Some(value) if wanted.contains(value) => {
+            why.push(format!("{name} {value}"));
+            true
+        }
+        _ => false,
+    }
 }
 
 /// An ISO-8601 date (`2026-12-31`, the start of that day, UTC) or an RFC 3339 date-time.

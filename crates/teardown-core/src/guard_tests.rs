@@ -48,6 +48,7 @@ fn outcome(v: &Verdict) -> Option<Outcome> {
     match v {
         Verdict::Stop { outcome, .. } => Some(*outcome),
         Verdict::Terminate { .. } | Verdict::Underway { .. } => Some(Outcome::Terminated),
+        Verdict::Notice { .. } => Some(Outcome::Noticed),
         Verdict::Unselected => None,
         Verdict::Unreadable { outcome, .. } => Some(*outcome),
     }
@@ -316,4 +317,112 @@ fn a_target_whose_tags_cannot_be_read_is_left_alone_unless_the_selection_leaves_
     ));
     // Named, it is never judged without its tags.
     assert!(matches!(judge(op, &unreadable("d-9999999999"), None, PROTECT, NOW), Verdict::Unreadable { .. }));
+}
+
+fn request_target(request: serde_json::Value) -> Target {
+    validate(&request, Limits::default()).unwrap().target
+}
+
+#[test]
+fn a_notice_tags_what_passes_every_filter_and_guard_and_keeps_an_expiry_already_set() {
+    let target = request_target(serde_json::json!({"operation": "TerminateWorkspaces", "notice": {"days": 7},
+        "select": {"tags": {"env": "sandbox"}}}));
+    let now = datetime!(2026-12-01 10:37:12 UTC);
+    let mut c = candidate("ws-aaaaaaaa", "AVAILABLE", &[("env", "sandbox")]);
+    c.attributes.insert("userName", "alice".to_owned());
+    match super::judge(&target, &c, PROTECT, now) {
+        Verdict::Notice { expires_at, user_name, reason, .. } => {
+            assert_eq!(expires_at, "2026-12-08T10:00:00Z", "the start of the hour, plus seven days");
+            assert_eq!(user_name.as_deref(), Some("alice"));
+            assert!(reason.contains("tag env=sandbox"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let noticed = candidate("ws-aaaaaaaa", "AVAILABLE", &[("env", "sandbox"), (EXPIRES_TAG, "2026-12-20T00:00:00Z")]);
+    match super::judge(&target, &noticed, PROTECT, now) {
+        Verdict::Stop { outcome: Outcome::Skipped, reason } => {
+            assert!(reason.contains("already noticed until 2026-12-20T00:00:00Z"), "{reason}");
+        }
+        other => panic!("an expiry already set is kept: {other:?}"),
+    }
+    let protected = candidate("ws-aaaaaaaa", "AVAILABLE", &[("env", "sandbox"), (PROTECT, "")]);
+    assert_eq!(outcome(&super::judge(&target, &protected, PROTECT, now)), Some(Outcome::Protected));
+    let suspended = candidate("ws-aaaaaaaa", "SUSPENDED", &[("env", "sandbox")]);
+    assert_eq!(outcome(&super::judge(&target, &suspended, PROTECT, now)), Some(Outcome::Skipped));
+    let other = candidate("ws-aaaaaaaa", "AVAILABLE", &[("env", "prod")]);
+    assert_eq!(super::judge(&target, &other, PROTECT, now), Verdict::Unselected);
+}
+
+#[test]
+fn an_expiry_is_the_start_of_the_utc_hour_plus_the_days() {
+    assert_eq!(expiry_after(datetime!(2026-12-31 23:59:59 UTC), 1), "2027-01-01T23:00:00Z");
+    assert_eq!(expiry_after(datetime!(2026-03-01 00:00 +05:00), 90), "2026-05-29T19:00:00Z");
+    assert_eq!(first_seen_date(datetime!(2026-12-01 00:30 +02:00)), "2026-11-30");
+}
+
+#[test]
+fn tag_values_may_be_a_list_and_tags_absent_selects_the_untagged() {
+    let (op, sel) = selection(
+        "TerminateWorkspaces",
+        serde_json::json!({"tags": {"env": ["sandbox", "dev"]}, "tagsAbsent": ["owner", "keep"]}),
+    );
+    let judged =
+        |tags: &[(&str, &str)]| judge(op, &candidate("ws-aaaaaaaa", "AVAILABLE", tags), Some(&sel), PROTECT, NOW);
+    assert!(matches!(judged(&[("env", "dev")]), Verdict::Terminate { reason, .. }
+        if reason.contains("tag env=dev") && reason.contains("no tag owner, keep")));
+    assert!(matches!(judged(&[("env", "sandbox")]), Verdict::Terminate { .. }));
+    assert_eq!(judged(&[("env", "prod")]), Verdict::Unselected);
+    assert_eq!(judged(&[]), Verdict::Unselected, "a listed key must be present");
+    assert_eq!(judged(&[("env", "dev"), ("owner", "bob")]), Verdict::Unselected);
+    assert_eq!(judged(&[("env", "dev"), ("keep", "")]), Verdict::Unselected, "any value of an absent key counts");
+}
+
+#[test]
+fn running_modes_select_by_the_workspaces_running_mode() {
+    let (op, sel) = selection("TerminateWorkspaces", serde_json::json!({"runningModes": ["ALWAYS_ON"]}));
+    let mut c = candidate("ws-aaaaaaaa", "AVAILABLE", &[]);
+    assert_eq!(judge(op, &c, Some(&sel), PROTECT, NOW), Verdict::Unselected, "a mode unknown is not matched");
+    c.attributes.insert("runningMode", "AUTO_STOP".to_owned());
+    assert_eq!(judge(op, &c, Some(&sel), PROTECT, NOW), Verdict::Unselected);
+    c.attributes.insert("runningMode", "ALWAYS_ON".to_owned());
+    assert!(
+        matches!(judge(op, &c, Some(&sel), PROTECT, NOW), Verdict::Terminate { reason, .. } if reason.contains("runningMode ALWAYS_ON"))
+    );
+}
+
+#[test]
+fn a_connected_workspace_is_never_idle_and_a_never_connected_one_is_idle_from_its_first_seen_date() {
+    let (op, sel) = selection("TerminateWorkspaces", serde_json::json!({"idleDays": 30}));
+    let mut old = candidate("ws-aaaaaaaa", "AVAILABLE", &[]);
+    old.last_connected = Some(NOW - time::Duration::days(400));
+    assert!(matches!(judge(op, &old, Some(&sel), PROTECT, NOW), Verdict::Terminate { .. }));
+    old.connected = true;
+    assert_eq!(judge(op, &old, Some(&sel), PROTECT, NOW), Verdict::Unselected, "connected now, whatever the timestamp");
+
+    let never = candidate("ws-bbbbbbbb", "AVAILABLE", &[]);
+    assert_eq!(judge(op, &never, Some(&sel), PROTECT, NOW), Verdict::Unselected, "nothing dates it yet");
+    assert!(first_seen_due(&sel, &never, PROTECT, NOW), "a real run dates it");
+    let seen = |date: &str| candidate("ws-bbbbbbbb", "AVAILABLE", &[(FIRST_SEEN_TAG, date)]);
+    assert_eq!(judge(op, &seen("2026-10-26"), Some(&sel), PROTECT, NOW), Verdict::Unselected, "29 days: not yet");
+    assert!(matches!(judge(op, &seen("2026-10-25"), Some(&sel), PROTECT, NOW), Verdict::Terminate { reason, .. }
+        if reason.contains("never connected, first seen 2026-10-25")));
+    assert!(!first_seen_due(&sel, &seen("2026-10-25"), PROTECT, NOW), "dated once, never again");
+    let mut connected_never = never.clone();
+    connected_never.connected = true;
+    assert!(!first_seen_due(&sel, &connected_never, PROTECT, NOW));
+    let protected = candidate("ws-bbbbbbbb", "AVAILABLE", &[(PROTECT, "")]);
+    assert!(!first_seen_due(&sel, &protected, PROTECT, NOW), "a protected WorkSpace is not touched");
+    let (_, no_idle) = selection("TerminateWorkspaces", serde_json::json!({"states": ["AVAILABLE"]}));
+    assert!(!first_seen_due(&no_idle, &never, PROTECT, NOW), "only a selection by idleDays dates");
+    let (_, other_dir) =
+        selection("TerminateWorkspaces", serde_json::json!({"idleDays": 30, "directoryId": "d-1234567890"}));
+    assert!(!first_seen_due(&other_dir, &never, PROTECT, NOW), "only what matches every other filter");
+}
+
+#[test]
+fn a_never_connected_workspace_whose_tags_cannot_be_read_is_reported_not_dropped() {
+    let (op, sel) = selection("TerminateWorkspaces", serde_json::json!({"idleDays": 30}));
+    let mut c = candidate("ws-bbbbbbbb", "AVAILABLE", &[]);
+    c.unreadable = Some((Outcome::Transient, crate::outcome::Failure::new("Throttling", "slow down")));
+    assert_eq!(outcome(&judge(op, &c, Some(&sel), PROTECT, NOW)), Some(Outcome::Transient));
 }

@@ -9,6 +9,8 @@ use crate::request::Operation;
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Terminated,
+    /// docs/reference.md, "Notice": tagged with the date it may go, in place of terminating it.
+    Noticed,
     NotFound,
     DryRun,
     Protected,
@@ -30,6 +32,7 @@ impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Terminated => "terminated",
+            Outcome::Noticed => "noticed",
             Outcome::NotFound => "not_found",
             Outcome::DryRun => "dry_run",
             Outcome::Protected => "protected",
@@ -63,12 +66,13 @@ impl Outcome {
             Outcome::NotFound => 2,
             Outcome::Confirmed => 3,
             Outcome::Terminated => 4,
-            Outcome::DryRun => 5,
-            Outcome::Unconfirmed => 6,
-            Outcome::Failed => 7,
-            Outcome::Rejected => 8,
-            Outcome::Invalid => 9,
-            Outcome::Transient => 10,
+            Outcome::Noticed => 5,
+            Outcome::DryRun => 6,
+            Outcome::Unconfirmed => 7,
+            Outcome::Failed => 8,
+            Outcome::Rejected => 9,
+            Outcome::Invalid => 10,
+            Outcome::Transient => 11,
         }
     }
 
@@ -115,6 +119,12 @@ pub struct TargetResult {
     pub record_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_status: Option<String>,
+    /// A notice (docs/reference.md, "Notice"): the expiry it set, or in a dry run would set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// WorkSpaces: the user it belongs to, so a notice can reach its owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
     /// A follow-up found it still on its way and will look again: not decided yet,
     /// so not audited again.
     #[serde(skip)]
@@ -134,6 +144,8 @@ impl TargetResult {
             job_id: None,
             record_id: None,
             record_status: None,
+            expires_at: None,
+            user_name: None,
             pending: false,
             underway: false,
         }

@@ -109,6 +109,7 @@ pub fn dry_run_block(result: &RequestResult) -> String {
     let mut out = format!("DRY RUN {}: nothing was changed\n", result.operation.map_or("request", Operation::as_str));
     for t in &result.targets {
         let verdict = match t.outcome {
+            Outcome::DryRun if t.expires_at.is_some() => "WOULD TAG",
             Outcome::DryRun => "WOULD TERMINATE",
             Outcome::Protected => "PROTECTED",
             Outcome::Skipped => "SKIPPED",

@@ -250,8 +250,13 @@ impl Mgn {
         while let Some(page) = self.gate.pass(pages.next()).await {
             for server in page.map_err(|e| classify(&e))?.items() {
                 let Some(id) = server.source_server_id() else { continue };
+                let mut attributes = std::collections::BTreeMap::new();
+                if let Some(arn) = server.arn() {
+                    attributes.insert("arn", arn.to_owned());
+                }
                 found.push(Candidate {
                     id: id.to_owned(),
+                    attributes,
                     state: server.life_cycle().and_then(|l| l.state()).map(|s| s.as_str().to_owned()),
                     tags: server.tags().map(|t| t.clone().into_iter().collect()).unwrap_or_default(),
                     has_launched_instance: Some(
@@ -262,6 +267,14 @@ impl Mgn {
             }
         }
         Ok(found)
+    }
+}
+
+impl Mgn {
+    /// Sets one tag on one source server (`TagResource` on its ARN): a notice's expiry.
+    pub async fn tag(&self, arn: &str, key: &str, value: &str) -> Result<(), ServiceError> {
+        let call = self.client.tag_resource().resource_arn(arn).tags(key, value).send();
+        self.gate.pass(call).await.map(|_| ()).map_err(|e| classify(&e))
     }
 }
 

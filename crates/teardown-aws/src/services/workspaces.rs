@@ -1,8 +1,8 @@
 //! WorkSpaces: `TerminateWorkspaces`, 25 ids a call, answered per id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use aws_sdk_workspaces::types::{TerminateRequest, Workspace, WorkspaceState};
+use aws_sdk_workspaces::types::{ConnectionState, TerminateRequest, Workspace, WorkspaceState};
 use futures_util::future::join_all;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -36,6 +36,10 @@ impl Workspaces {
 
     pub fn with_gate(self, gate: Gate) -> Self {
         Workspaces { gate, ..self }
+    }
+
+    pub fn calls_in_flight(&self) -> usize {
+        self.gate.capacity()
     }
 
     /// Terminates `ids` (distinct) in calls of at most 25, run concurrently, and
@@ -214,10 +218,12 @@ impl Workspaces {
     async fn tagged(
         &self,
         tagging: &aws_sdk_resourcegroupstagging::Client,
-        tags: &BTreeMap<String, String>,
+        tags: &BTreeMap<String, Vec<String>>,
     ) -> Result<Vec<String>, LookupError> {
         use aws_sdk_resourcegroupstagging::types::TagFilter;
-        let filters: Vec<TagFilter> = tags.iter().map(|(k, v)| TagFilter::builder().key(k).values(v).build()).collect();
+        // A key's values are ORed by the index, keys ANDed: as the selection means them.
+        let filters: Vec<TagFilter> =
+            tags.iter().map(|(k, v)| TagFilter::builder().key(k).set_values(Some(v.clone())).build()).collect();
         let mut pages = tagging
             .get_resources()
             .set_tag_filters(Some(filters))
@@ -346,17 +352,33 @@ impl Workspaces {
             })
             .await?;
         let mut last: HashMap<String, time::OffsetDateTime> = HashMap::new();
+        let mut connected: HashSet<String> = HashSet::new();
         for status in statuses {
-            if let (Some(id), Some(at)) =
-                (status.workspace_id(), status.last_known_user_connection_timestamp().and_then(to_time))
-            {
+            let Some(id) = status.workspace_id() else { continue };
+            if let Some(at) = status.last_known_user_connection_timestamp().and_then(to_time) {
                 last.insert(id.to_owned(), at);
+            }
+            if status.connection_state() == Some(&ConnectionState::Connected) {
+                connected.insert(id.to_owned());
             }
         }
         for c in candidates {
             c.last_connected = last.get(&c.id).copied();
+            c.connected = connected.contains(&c.id);
         }
         Ok(())
+    }
+
+    /// Sets one tag on one WorkSpace (`CreateTags` overwrites a tag of the same key):
+    /// a notice's expiry, or the date a never-connected WorkSpace was first seen.
+    pub async fn tag(&self, id: &str, key: &str, value: &str) -> Result<(), ServiceError> {
+        let tag = aws_sdk_workspaces::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .map_err(|e| ServiceError::new(Outcome::Rejected, "ConstructionFailure", e.to_string()))?;
+        let call = self.client.create_tags().resource_id(id).tags(tag).send();
+        self.gate.pass(call).await.map(|_| ()).map_err(|e| classify(&e))
     }
 }
 
@@ -370,6 +392,9 @@ fn candidate(w: &aws_sdk_workspaces::types::Workspace) -> Option<Candidate> {
         if let Some(v) = value {
             attributes.insert(name, v.to_owned());
         }
+    }
+    if let Some(mode) = w.workspace_properties().and_then(|p| p.running_mode()) {
+        attributes.insert("runningMode", mode.as_str().to_owned());
     }
     Some(Candidate {
         id: w.workspace_id()?.to_owned(),
@@ -425,4 +450,6 @@ fn may_match(c: &Candidate, filters: &WorkspacesFilters) -> bool {
         && same("bundleId", &filters.bundle_id)
         && same("userName", &filters.user_name)
         && (filters.states.is_empty() || c.state.as_ref().is_some_and(|s| filters.states.contains(s)))
+        && (filters.running_modes.is_empty()
+            || c.attributes.get("runningMode").is_some_and(|m| filters.running_modes.contains(m)))
 }

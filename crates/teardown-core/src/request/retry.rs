@@ -28,6 +28,10 @@ pub fn retry_request(request: &Request, ids: &[String]) -> Option<Value> {
         Target::ProvisionedProduct(Scope::Select(s)) => ("select", provisioned_product_select(s, ids)),
     };
     out.insert(member.into(), Value::Object(body));
+    // A notice's replay is a notice: without it, the replay would terminate.
+    if let Some(days) = request.notice_days() {
+        out.insert("notice".into(), json!({"days": days}));
+    }
     if let Some(dry_run) = request.dry_run {
         out.insert("dryRun".into(), json!(dry_run));
     }
@@ -73,8 +77,18 @@ fn common<F>(selection: &Selection<F>, id_member: &str, ids: &[String]) -> Map<S
     let mut out = Map::new();
     out.insert(id_member.into(), json!(ids));
     if !selection.tags.is_empty() {
-        out.insert("tags".into(), json!(selection.tags));
+        // One value is written as a string, as a request would most often give it.
+        let tags: Map<String, Value> = selection
+            .tags
+            .iter()
+            .map(|(k, values)| match values.as_slice() {
+                [one] => (k.clone(), json!(one)),
+                _ => (k.clone(), json!(values)),
+            })
+            .collect();
+        out.insert("tags".into(), Value::Object(tags));
     }
+    list(&mut out, "tagsAbsent", &selection.tags_absent);
     if selection.expired {
         out.insert("expired".into(), json!(true));
     }
@@ -83,11 +97,12 @@ fn common<F>(selection: &Selection<F>, id_member: &str, ids: &[String]) -> Map<S
 
 fn workspaces_select(selection: &Selection<WorkspacesFilters>, ids: &[String]) -> Map<String, Value> {
     let mut out = common(selection, "ids", ids);
-    let WorkspacesFilters { directory_id, bundle_id, user_name, states, idle_days } = &selection.filters;
+    let WorkspacesFilters { directory_id, bundle_id, user_name, states, running_modes, idle_days } = &selection.filters;
     put(&mut out, "directoryId", directory_id);
     put(&mut out, "bundleId", bundle_id);
     put(&mut out, "userName", user_name);
     list(&mut out, "states", states);
+    list(&mut out, "runningModes", running_modes);
     put(&mut out, "idleDays", idle_days);
     out
 }
@@ -161,6 +176,17 @@ mod tests {
                 ids(&["ws-bbbbbbbb", "ws-dddddddd"]),
             ),
             (
+                json!({"operation": "TerminateWorkspaces", "notice": {"days": 7}, "select": {
+                    "tags": {"env": ["sandbox", "dev"], "team": "a"}, "tagsAbsent": ["owner", "keep"],
+                    "runningModes": ["ALWAYS_ON"], "idleDays": 14}}),
+                ids(&["ws-bbbbbbbb"]),
+            ),
+            (
+                json!({"operation": "TerminateTargetInstances", "notice": {"days": 90}, "select": {
+                    "tags": {"wave": ["3", "4"]}, "tagsAbsent": ["owner"]}}),
+                ids(&["s-0123456789abcdefA"]),
+            ),
+            (
                 json!({"operation": "TerminateTargetInstances", "dryRun": true, "select": {
                     "lifecycleStates": ["READY_FOR_TEST"], "tags": {"wave": "3"}, "accountID": "123456789012",
                     "expired": true}}),
@@ -169,7 +195,7 @@ mod tests {
             (
                 json!({"operation": "TerminateProvisionedProduct", "select": {
                     "productId": "prod-abc", "provisioningArtifactId": "pa-abc", "statuses": ["AVAILABLE"],
-                    "tags": {"env": "sandbox"}, "olderThanDays": 7, "expired": true, "IgnoreErrors": true,
+                    "tags": {"env": ["sandbox", "dev"]}, "tagsAbsent": ["owner"], "olderThanDays": 7, "expired": true, "IgnoreErrors": true,
                     "RetainPhysicalResources": false, "AcceptLanguage": "jp"}}),
                 ids(&["pp-one"]),
             ),
@@ -187,6 +213,7 @@ mod tests {
             }
             assert_eq!(replayed.target, want, "{retry}");
             assert_eq!(replayed.dry_run, request.dry_run);
+            assert_eq!(replayed.notice_days(), request.notice_days(), "a notice's replay must not terminate: {retry}");
         }
     }
 

@@ -49,19 +49,37 @@ const PRODUCT_STATUSES: &[&str] = &["AVAILABLE", "UNDER_CHANGE", "TAINTED", "ERR
 /// Members that shape each termination rather than choose targets.
 const OPTIONS: [&str; 3] = ["IgnoreErrors", "RetainPhysicalResources", "AcceptLanguage"];
 
-pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
+const RUNNING_MODES: &[&str] = &["ALWAYS_ON", "AUTO_STOP", "MANUAL"];
+/// The longest notice a selection may give (docs/reference.md, "Notice").
+pub const MAX_NOTICE_DAYS: u64 = 90;
+
+/// A selection, and the notice its request gives in place of terminating (`notice`,
+/// a member of the request beside `select`).
+pub(super) fn selection(operation: Operation, value: &Value, notice: Option<&Value>) -> Result<Target> {
     let map = object(value, "select")?;
     let allowed: &[&str] = match operation {
-        Operation::TerminateWorkspaces => {
-            &["ids", "directoryId", "bundleId", "userName", "states", "tags", "idleDays", "expired"]
+        Operation::TerminateWorkspaces => &[
+            "ids",
+            "directoryId",
+            "bundleId",
+            "userName",
+            "states",
+            "runningModes",
+            "tags",
+            "tagsAbsent",
+            "idleDays",
+            "expired",
+        ],
+        Operation::TerminateTargetInstances => {
+            &["sourceServerIDs", "lifecycleStates", "tags", "tagsAbsent", "accountID", "expired"]
         }
-        Operation::TerminateTargetInstances => &["sourceServerIDs", "lifecycleStates", "tags", "accountID", "expired"],
         Operation::TerminateProvisionedProduct => &[
             "ids",
             "productId",
             "provisioningArtifactId",
             "statuses",
             "tags",
+            "tagsAbsent",
             "olderThanDays",
             "expired",
             "IgnoreErrors",
@@ -78,7 +96,8 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
         Operation::TerminateTargetInstances => ids(map, "sourceServerIDs", is_source_server_id, SOURCE_SERVER_RULE)?,
         Operation::TerminateProvisionedProduct => ids(map, "ids", is_product_id, PRODUCT_ID_RULE)?,
     };
-    let tags = map.get("tags").map(|v| tag_map(v, "select.tags")).transpose()?.unwrap_or_default();
+    let tags = map.get("tags").map(|v| tag_choices(v, "select.tags")).transpose()?.unwrap_or_default();
+    let tags_absent = map.get("tagsAbsent").map(|v| tag_keys(v, "select.tagsAbsent")).transpose()?.unwrap_or_default();
     let expired = match map.get("expired") {
         None | Some(Value::Bool(false)) => false,
         Some(Value::Bool(true)) => true,
@@ -86,7 +105,8 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
             return Err(ValidationError::new("select.expired", format!("must be true or false, not {}", kind(other))));
         }
     };
-    let common = (ids, tags, expired);
+    let notice = notice.map(|value| notice_days(operation, value)).transpose()?;
+    let common = Common { ids, tags, tags_absent, expired, notice };
 
     Ok(match operation {
         Operation::TerminateWorkspaces => {
@@ -113,6 +133,7 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
                     "does not match 1 to 63 characters",
                 )?,
                 states: one_of_list(map, "states", WORKSPACE_STATES)?,
+                running_modes: one_of_list(map, "runningModes", RUNNING_MODES)?,
                 idle_days: days(map, "idleDays")?,
             };
             Target::Workspaces(Scope::Select(built(common, filters)))
@@ -145,8 +166,107 @@ pub(super) fn selection(operation: Operation, value: &Value) -> Result<Target> {
     })
 }
 
-fn built<F>((ids, tags, expired): (Vec<String>, BTreeMap<String, String>, bool), filters: F) -> Selection<F> {
-    Selection { ids, tags, expired, filters }
+/// The members every service's selection has.
+struct Common {
+    ids: Vec<String>,
+    tags: BTreeMap<String, Vec<String>>,
+    tags_absent: Vec<String>,
+    expired: bool,
+    notice: Option<u32>,
+}
+
+fn built<F>(Common { ids, tags, tags_absent, expired, notice }: Common, filters: F) -> Selection<F> {
+    Selection { ids, tags, tags_absent, expired, notice, filters }
+}
+
+/// `"notice": {"days": N}`, 1..90. Service Catalog cannot take one: tagging a
+/// provisioned product means updating its stack.
+fn notice_days(operation: Operation, value: &Value) -> Result<u32> {
+    if operation == Operation::TerminateProvisionedProduct {
+        return Err(ValidationError::new(
+            "notice",
+            "is not possible for TerminateProvisionedProduct: Service Catalog tags a provisioned product only by \
+             updating its stack; set the teardown:expires-at tag when provisioning, and select with expired",
+        ));
+    }
+    let map = object(value, "notice")?;
+    only_members(map, "notice", &["days"])?;
+    match map.get("days") {
+        None => Err(ValidationError::new("notice.days", "is required")),
+        Some(days) => match days.as_u64() {
+            Some(n @ 1..=MAX_NOTICE_DAYS) => Ok(n as u32),
+            _ => {
+                let shown = if days.is_number() { days.to_string() } else { kind(days).to_owned() };
+                Err(ValidationError::new(
+                    "notice.days",
+                    format!("must be a whole number of days from 1 to {MAX_NOTICE_DAYS}, not {shown}"),
+                ))
+            }
+        },
+    }
+}
+
+/// `tags`: each key with one value, or a list of values of which the tag must hold one.
+fn tag_choices(value: &Value, path: &str) -> Result<BTreeMap<String, Vec<String>>> {
+    let map = object(value, path)?;
+    // The keys and single values follow the rules of any tag map.
+    let singles: Map<String, Value> = map
+        .iter()
+        .map(|(k, v)| (k.clone(), if v.is_array() { Value::String(String::new()) } else { v.clone() }))
+        .collect();
+    let checked = tag_map(&Value::Object(singles), path)?;
+    let mut tags = BTreeMap::new();
+    for (key, value) in map {
+        let field = super::json::join(path, key);
+        let values = match value {
+            Value::Array(list) => {
+                if list.is_empty() {
+                    return Err(ValidationError::new(field, "must name at least one value"));
+                }
+                let mut values = Vec::with_capacity(list.len());
+                for (i, item) in list.iter().enumerate() {
+                    let item_field = format!("{field}[{i}]");
+                    let v = string(item, &item_field)?;
+                    let len = v.chars().count();
+                    if len > 256 {
+                        return Err(ValidationError::new(
+                            item_field,
+                            format!("value is {len} characters, more than 256"),
+                        ));
+                    }
+                    if !values.iter().any(|known: &String| known == v) {
+                        values.push(v.to_owned());
+                    }
+                }
+                values
+            }
+            _ => vec![checked.get(key).cloned().unwrap_or_default()],
+        };
+        tags.insert(key.clone(), values);
+    }
+    Ok(tags)
+}
+
+/// `tagsAbsent`: a non-empty list of tag keys.
+fn tag_keys(value: &Value, path: &str) -> Result<Vec<String>> {
+    let list =
+        value.as_array().ok_or_else(|| ValidationError::new(path, format!("must be a list, not {}", kind(value))))?;
+    if list.is_empty() {
+        return Err(ValidationError::new(path, "must name at least one tag key"));
+    }
+    let mut keys: Vec<String> = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let field = format!("{path}[{i}]");
+        let key = string(item, &field)?;
+        let len = key.chars().count();
+        if len == 0 || len > 256 {
+            return Err(ValidationError::new(field, format!("key is {len} characters, must be 1 to 256")));
+        }
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.to_owned());
+        }
+    }
+    Ok(keys)
 }
 
 fn ids(map: &Map<String, Value>, member: &str, valid: fn(&str) -> bool, rule: &str) -> Result<Vec<String>> {

@@ -108,6 +108,18 @@ impl Request {
         }
     }
 
+    /// The days of notice a selection gives in place of terminating, if it does.
+    pub fn notice_days(&self) -> Option<u32> {
+        match &self.target {
+            Target::Workspaces(Scope::Select(s)) => s.notice,
+            Target::TargetInstances(Scope::Select(s)) => s.notice,
+            Target::ProvisionedProduct(Scope::Select(s)) => s.notice,
+            Target::Workspaces(Scope::Named(_))
+            | Target::TargetInstances(Scope::Named(_))
+            | Target::ProvisionedProduct(Scope::Named(_)) => None,
+        }
+    }
+
     /// The targets named in `input`, as a person would recognise them, in request
     /// order; `None` for a selection.
     pub fn named_ids(&self) -> Option<Vec<String>> {
@@ -127,10 +139,15 @@ impl Request {
 pub struct Selection<F> {
     /// Only these ids (WorkSpaces `ids`, MGN `sourceServerIDs`, Service Catalog `ids`).
     pub ids: Vec<String>,
-    /// Every one of these tags must be present with this value.
-    pub tags: BTreeMap<String, String>,
+    /// Every one of these tags must be present, holding one of its values.
+    pub tags: BTreeMap<String, Vec<String>>,
+    /// Not one of these tag keys may be present.
+    pub tags_absent: Vec<String>,
     /// Only targets whose `teardown:expires-at` tag has passed.
     pub expired: bool,
+    /// docs/reference.md, "Notice": tag what passes every filter and guard with an
+    /// expiry this many days ahead, in place of terminating it.
+    pub notice: Option<u32>,
     /// The service's own filters.
     pub filters: F,
 }
@@ -141,6 +158,7 @@ pub struct WorkspacesFilters {
     pub bundle_id: Option<String>,
     pub user_name: Option<String>,
     pub states: Vec<String>,
+    pub running_modes: Vec<String>,
     pub idle_days: Option<u32>,
 }
 

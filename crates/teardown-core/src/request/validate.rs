@@ -37,7 +37,7 @@ pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
     only_members(
         root,
         "",
-        &["operation", "input", "select", "dryRun", "account", "region", "accounts", "regions", "origin"],
+        &["operation", "input", "select", "notice", "dryRun", "account", "region", "accounts", "regions", "origin"],
     )?;
 
     let operation = match root.get("operation") {
@@ -70,7 +70,14 @@ pub fn validate(value: &Value, limits: Limits) -> Result<Request> {
         (None, None) => return Err(ValidationError::new("input", "is required (or select)")),
         (None, Some(select)) => {
             let (account, region, fan_out, origin) = place;
-            return Ok(Request { target: selection(operation, select)?, dry_run, account, region, fan_out, origin });
+            let target = selection(operation, select, root.get("notice"))?;
+            return Ok(Request { target, dry_run, account, region, fan_out, origin });
+        }
+        (Some(_), None) if root.contains_key("notice") => {
+            return Err(ValidationError::new(
+                "notice",
+                "is given only with select: a notice tags what a selection finds, in place of terminating it",
+            ));
         }
         (Some(input), None) => input,
     };

@@ -476,3 +476,69 @@ fn a_retry_keeps_the_account_and_region_and_drops_the_origin() {
     assert_eq!(retry["region"], "eu-west-1");
     assert!(retry.get("origin").is_none(), "a replay derives fresh tokens");
 }
+
+#[test]
+fn a_notice_is_given_only_by_a_workspaces_or_mgn_selection_for_1_to_90_days() {
+    let ws = |extra: serde_json::Value| {
+        let mut r = json!({"operation": "TerminateWorkspaces", "select": {"idleDays": 30}});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        validate(&r, Limits::default())
+    };
+    assert_eq!(ws(json!({"notice": {"days": 7}})).unwrap().notice_days(), Some(7));
+    assert_eq!(ws(json!({"notice": {"days": 90}})).unwrap().notice_days(), Some(90));
+    assert_eq!(ws(json!({})).unwrap().notice_days(), None);
+    for (notice, field, says) in [
+        (json!({"days": 0}), "notice.days", "from 1 to 90, not 0"),
+        (json!({"days": 91}), "notice.days", "not 91"),
+        (json!({"days": "7"}), "notice.days", "not a string"),
+        (json!({}), "notice.days", "is required"),
+        (json!({"days": 7, "hours": 1}), "notice.hours", ""),
+        (json!(7), "notice", "must be a JSON object"),
+    ] {
+        let e = ws(json!({"notice": notice})).unwrap_err();
+        assert_eq!(e.field, field, "{notice}: {e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    let named = json!({"operation": "TerminateWorkspaces", "notice": {"days": 7},
+        "input": {"TerminateWorkspaceRequests": [{"WorkspaceId": "ws-aaaaaaaa"}]}});
+    let e = validate(&named, Limits::default()).unwrap_err();
+    assert_eq!(e.field, "notice");
+    assert!(e.to_string().contains("only with select"), "{e}");
+    let catalog = json!({"operation": "TerminateProvisionedProduct", "notice": {"days": 7}, "select": {"statuses": ["AVAILABLE"]}});
+    let e = validate(&catalog, Limits::default()).unwrap_err();
+    assert_eq!(e.field, "notice");
+    assert!(e.to_string().contains("Service Catalog tags a provisioned product only by updating its stack"), "{e}");
+    let mgn = json!({"operation": "TerminateTargetInstances", "notice": {"days": 3}, "select": {"lifecycleStates": ["READY_FOR_TEST"]}});
+    assert_eq!(validate(&mgn, Limits::default()).unwrap().notice_days(), Some(3));
+}
+
+#[test]
+fn list_tag_values_tags_absent_and_running_modes_are_checked_like_any_filter() {
+    let ws = |select: serde_json::Value| {
+        validate(&json!({"operation": "TerminateWorkspaces", "select": select}), Limits::default())
+    };
+    let ok = ws(json!({"tags": {"env": ["sandbox", "dev", "sandbox"]}, "tagsAbsent": ["owner"], "runningModes": ["ALWAYS_ON", "MANUAL"]})).unwrap();
+    let Target::Workspaces(Scope::Select(s)) = ok.target else { panic!("a selection") };
+    assert_eq!(s.tags["env"], vec!["sandbox", "dev"], "duplicates removed, order kept");
+    assert_eq!(s.tags_absent, vec!["owner"]);
+    assert_eq!(s.filters.running_modes, vec!["ALWAYS_ON", "MANUAL"]);
+    for (select, field, says) in [
+        (json!({"tags": {"env": []}}), "select.tags.env", "at least one value"),
+        (json!({"tags": {"env": [1]}}), "select.tags.env[0]", "must be a string"),
+        (json!({"tags": {"env": ["x".repeat(257)]}}), "select.tags.env[0]", "more than 256"),
+        (json!({"tagsAbsent": []}), "select.tagsAbsent", "at least one tag key"),
+        (json!({"tagsAbsent": "owner"}), "select.tagsAbsent", "must be a list"),
+        (json!({"tagsAbsent": [""]}), "select.tagsAbsent[0]", "must be 1 to 256"),
+        (json!({"runningModes": ["SOMETIMES"]}), "select.runningModes[0]", "not one of ALWAYS_ON, AUTO_STOP, MANUAL"),
+    ] {
+        let e = ws(select.clone()).unwrap_err();
+        assert_eq!(e.field, field, "{select}: {e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    let mgn = json!({"operation": "TerminateTargetInstances", "select": {"runningModes": ["ALWAYS_ON"]}});
+    assert_eq!(validate(&mgn, Limits::default()).unwrap_err().field, "select.runningModes");
+    let sc = json!({"operation": "TerminateProvisionedProduct", "select": {"tagsAbsent": ["owner"]}});
+    assert!(validate(&sc, Limits::default()).is_ok());
+}
