@@ -201,13 +201,7 @@ pub fn table(report: &Value) -> String {
             ));
         }
         for t in request["targets"].as_array().into_iter().flatten() {
-            let verdict = match t["outcome"].as_str().unwrap_or("?") {
-                "dry_run" => "WOULD TERMINATE",
-                "protected" => "PROTECTED",
-                "skipped" => "SKIPPED",
-                "not_found" => "ALREADY GONE",
-                other => other,
-            };
+            let verdict = crate::report::label(t["outcome"].as_str().unwrap_or("?"), t["expiresAt"].is_string());
             let why = t["reason"].as_str().or(t["error"]["message"].as_str()).unwrap_or("");
             out.push_str(&format!("  {:<16} {:<24} {why}\n", verdict, t["id"].as_str().unwrap_or("?")));
         }

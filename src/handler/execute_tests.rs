@@ -60,6 +60,7 @@ fn calls_of(calls: &[Call]) -> Vec<Vec<String>> {
             Call::Workspaces(ids) => ids.clone(),
             Call::Mgn(call) => call.input.source_server_ids.clone(),
             Call::Catalog(call) => vec![call.input.product.as_given().to_owned()],
+            Call::Notice(call) => vec![format!("notice {}", call.id)],
         })
         .collect()
 }

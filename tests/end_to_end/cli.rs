@@ -187,6 +187,28 @@ fn usage_errors_exit_2_and_help_exits_0() {
 }
 
 #[tokio::test]
+async fn plan_shows_what_a_notice_run_would_tag_and_writes_nothing() {
+    let moto = Moto::start();
+    let (directory, sandbox) = moto.tagged_workspaces(2, "sbx", &[("env", "sandbox")]);
+    let (_, noticed) =
+        moto.tagged_workspaces(1, "late", &[("env", "sandbox"), ("teardown:expires-at", "2026-12-24T00:00:00Z")]);
+    let notice = json!({"operation": "TerminateWorkspaces", "notice": {"days": 7},
+        "select": {"directoryId": directory, "tags": {"env": "sandbox"}}});
+
+    let (code, table, _) = teardown(&moto, &["plan", "-"], Some(&notice.to_string()));
+
+    assert_eq!(code, 0);
+    for id in &sandbox {
+        let line = table.lines().find(|l| l.contains(id.as_str())).unwrap_or_else(|| panic!("{table}"));
+        assert!(line.contains("WOULD TAG") && line.contains("would be tagged teardown:expires-at=20"), "{line}");
+    }
+    let line = table.lines().find(|l| l.contains(noticed[0].as_str())).unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("SKIPPED") && line.contains("already noticed until 2026-12-24T00:00:00Z"), "{line}");
+    let tags = moto.workspaces_client().describe_tags().resource_id(&sandbox[0]).send().await.unwrap();
+    assert!(tags.tag_list().iter().all(|t| t.key() != "teardown:expires-at"), "a plan writes no tag");
+}
+
+#[tokio::test]
 async fn plan_takes_a_request_not_an_event() {
     let moto = Moto::start();
     let (code, _, error) = teardown(&moto, &["plan", "-"], Some(r#"{"Records": []}"#));

@@ -185,7 +185,18 @@ async fn idle_workspaces_are_found_across_pages_and_a_suspended_one_is_skipped()
     });
     let calls = log();
     let terminate = ws_terminate_ok(&calls);
-    let app = Doubles { ws: &[&describe, &connections, &terminate], mgn: &[], sc: &[], sqs: &[] }.app(settings());
+    let dated = log();
+    let create_tags = {
+        let dated = dated.clone();
+        mock!(aws_sdk_workspaces::Client::create_tags).then_compute_output(move |req| {
+            let tags: Vec<(String, String)> =
+                req.tags().iter().map(|t| (t.key().to_owned(), t.value().unwrap_or("").to_owned())).collect();
+            dated.lock().unwrap().push((req.resource_id().unwrap_or("").to_owned(), tags));
+            aws_sdk_workspaces::operation::create_tags::CreateTagsOutput::builder().build()
+        })
+    };
+    let app = Doubles { ws: &[&describe, &connections, &terminate, &create_tags], mgn: &[], sc: &[], sqs: &[] }
+        .app(settings());
 
     let report = invoke(
         &app,
@@ -193,6 +204,12 @@ async fn idle_workspaces_are_found_across_pages_and_a_suspended_one_is_skipped()
     )
     .await
     .unwrap();
+
+    assert_eq!(
+        taken(&dated),
+        vec![("ws-never000".to_owned(), vec![("teardown:first-seen".to_owned(), "2026-11-24".to_owned())])],
+        "the never-connected WorkSpace is dated, idle from today; the suspended one is not touched"
+    );
 
     assert_eq!(taken(&asked_directory).len(), 3, "every page is read");
     assert!(taken(&asked_directory).iter().all(|d| d.as_deref() == Some("d-1234567890")), "narrowed on the server");

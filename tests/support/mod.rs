@@ -4,6 +4,7 @@
 
 pub mod one_at_a_time;
 pub mod runtime_api;
+pub mod workspaces_front;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -103,19 +103,24 @@ pub fn tally(outcomes: impl Iterator<Item = Outcome>) -> BTreeMap<&'static str, 
     counts
 }
 
+/// How a plan names a target's outcome; a dry run with an expiry is a notice's.
+pub fn label(outcome: &str, with_expiry: bool) -> &str {
+    match outcome {
+        "dry_run" if with_expiry => "WOULD TAG",
+        "dry_run" => "WOULD TERMINATE",
+        "protected" => "PROTECTED",
+        "skipped" => "SKIPPED",
+        "not_found" => "ALREADY GONE",
+        other => other,
+    }
+}
+
 /// The dry-run report a person reads before turning dry run off: one line per
 /// target with what would happen and why, then the totals.
 pub fn dry_run_block(result: &RequestResult) -> String {
     let mut out = format!("DRY RUN {}: nothing was changed\n", result.operation.map_or("request", Operation::as_str));
     for t in &result.targets {
-        let verdict = match t.outcome {
-            Outcome::DryRun if t.expires_at.is_some() => "WOULD TAG",
-            Outcome::DryRun => "WOULD TERMINATE",
-            Outcome::Protected => "PROTECTED",
-            Outcome::Skipped => "SKIPPED",
-            Outcome::NotFound => "ALREADY GONE",
-            _ => t.outcome.as_str(),
-        };
+        let verdict = label(t.outcome.as_str(), t.expires_at.is_some());
         let why = t.reason.as_deref().or(t.error.as_ref().map(|e| e.message.as_str())).unwrap_or("");
         out.push_str(&format!("  {:<16} {:<22} {why}\n", verdict, t.id));
     }
