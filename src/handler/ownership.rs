@@ -208,10 +208,11 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                         "another invocation is terminating this server now; its job is looked up again on the next delivery",
                     ),
                 };
-                // Every request of the batch that would call for this server waits.
+                // Every request of the batch that would call for this server waits; a
+                // notice, which makes no terminate call, goes on.
                 for resolved in batch.iter_mut().filter(|r| calls_mgn(r)) {
                     if key(ctx, &resolved.accepted.request, &id) == claimed_key {
-                        hold(resolved, &id, Outcome::Transient, failure.clone());
+                        hold_call(resolved, &id, failure.clone());
                     }
                 }
             }
@@ -224,6 +225,17 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
 /// An MGN request of the batch that would call (not a dry run).
 fn calls_mgn(resolved: &Resolved) -> bool {
     !resolved.accepted.dry_run && resolved.accepted.request.operation() == Operation::TerminateTargetInstances
+}
+
+/// `id` of `resolved`, where it was to be terminated, is not called now: it ends `transient`.
+fn hold_call(resolved: &mut Resolved, id: &str, failure: Failure) {
+    if let Resolution::Judged(judged) = &mut resolved.resolution {
+        let called =
+            |(target, verdict): &&mut (String, Verdict)| target == id && matches!(verdict, Verdict::Terminate { .. });
+        for (_, verdict) in judged.iter_mut().filter(called) {
+            *verdict = Verdict::Unreadable { outcome: Outcome::Transient, failure: failure.clone() };
+        }
+    }
 }
 
 /// `id` of `resolved` is not called, nor followed up, now: it ends with `failure`.

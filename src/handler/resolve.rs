@@ -204,21 +204,21 @@ async fn look_up(
         Target::ProvisionedProduct(Scope::Select(s)) => services.catalog.find(s).await?,
     };
     let protect = app.settings.protect_tag.as_str();
-    if !at.dry_run {
-        first_seen(services, target, &found, protect, at.now).await;
+    let mut unselected = Vec::new();
+    let mut judged: Vec<(Candidate, Verdict)> = Vec::new();
+    for c in found {
+        match judge(target, &c, protect, at.now) {
+            Verdict::Unselected => unselected.push(c),
+            verdict => judged.push((c, verdict)),
+        }
     }
-    let judged: Vec<(Candidate, Verdict)> = found
-        .into_iter()
-        .map(|c| {
-            let verdict = judge(target, &c, protect, at.now);
-            (c, verdict)
-        })
-        .filter(|(_, v)| *v != Verdict::Unselected)
-        .collect();
     // The blast-radius guard counts everything the selection matched, guarded or not:
-    // a rule that suddenly matches too much is wrong as a whole.
+    // a rule that suddenly matches too much is wrong as a whole, and writes nothing.
     if judged.len() > app.settings.max_targets {
         return Ok(Resolution::TooMany(judged.len()));
+    }
+    if !at.dry_run {
+        first_seen(services, target, &unselected, protect, at.now).await;
     }
     Ok(Resolution::Judged(match target {
         Target::ProvisionedProduct(Scope::Select(_)) => confirm_products(app, services, target, judged, at.now).await,

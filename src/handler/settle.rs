@@ -306,7 +306,9 @@ fn target_result(
                 }
                 result
             };
-            TargetResult { expires_at: Some(expires_at), user_name, ..result }
+            // The date the tag holds: another request of the batch may have written it first.
+            let expires_at = result.expires_at.clone().or(Some(expires_at));
+            TargetResult { expires_at, user_name, ..result }
         }
         Verdict::Underway { job_id, reason } => {
             let (outcome, reason) = if dry_run {

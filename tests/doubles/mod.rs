@@ -140,6 +140,7 @@ pub fn ws_untagged() -> Rule {
 pub fn source_server(id: &str, state: LifeCycleState, launched: bool, tags: &[(&str, &str)]) -> SourceServer {
     let mut server = SourceServer::builder()
         .source_server_id(id)
+        .arn(format!("arn:aws:mgn:us-east-1:123456789012:source-server/{id}"))
         .life_cycle(LifeCycle::builder().state(state).build())
         .set_tags(Some(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()));
     if launched {

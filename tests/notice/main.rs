@@ -276,6 +276,31 @@ async fn a_notice_then_an_expired_run_days_later_terminates_exactly_what_kept_it
         [vec![sandbox[1].clone(), sandbox[2].clone(), sandbox[3].clone()], prod, owned, protected].concat();
     spared.sort();
     assert_eq!(left, spared, "the owner who removed the tag, protected it or used it again keeps it");
+
+    // Forty days on, the one used on day 3 is idle again: its lapsed date does not
+    // count, and the next notice run gives it a new one.
+    days_later(40);
+    let report = w.run(expired.clone()).await;
+    assert_eq!(w.terminate_calls().len(), 1, "no second call: {report}");
+    assert_eq!(target(&report, &sandbox[3])["outcome"], "skipped");
+    let report = w.run(notice.clone()).await;
+    assert_eq!(target(&report, &sandbox[3])["outcome"], "noticed");
+    assert_eq!(target(&report, &sandbox[3])["expiresAt"], "2027-01-17T10:00:00Z");
+    assert!(w.tags_of(&sandbox[3]).await.contains(&(EXPIRES.to_owned(), "2027-01-17T10:00:00Z".to_owned())));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn two_notices_of_one_batch_report_the_one_date_the_tag_holds() {
+    let w = world().await;
+    let (_, ids) = w.moto.tagged_workspaces(1, "sbx", &[("env", "sandbox")]);
+    let notice = |days: u32| json!({"operation": "TerminateWorkspaces", "notice": {"days": days}, "select": {"tags": {"env": "sandbox"}}});
+
+    let report = w.run(json!({"requests": [notice(7), notice(30)]})).await;
+
+    assert_eq!(w.tag_writes(), vec![(ids[0].clone(), EXPIRES.to_owned(), "2026-12-08T10:00:00Z".to_owned())]);
+    for request in report["requests"].as_array().unwrap() {
+        assert_eq!(request["targets"][0]["expiresAt"], "2026-12-08T10:00:00Z", "{report}");
+    }
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -308,6 +308,49 @@ async fn two_copies_of_one_child_racing_on_one_mgn_server_make_one_call() {
     assert!(taken(&f.records).is_empty(), "no false rejection");
 }
 
+/// A claim held on an MGN server keeps back the calls that would terminate it, not a
+/// notice of the same batch, which makes no terminate call: its tag goes on.
+#[tokio::test]
+async fn a_held_claim_keeps_back_a_termination_but_not_a_notice_of_the_same_server() {
+    let moto = Moto::start();
+    let state = table(&moto, "claims").await;
+    let (terminated, tagged) = (log::<Vec<String>>(), log::<String>());
+    let terminate = {
+        let terminated = terminated.clone();
+        mock!(aws_sdk_mgn::Client::terminate_target_instances).then_compute_response(move |req| {
+            terminated.lock().unwrap().push(req.source_server_ids().to_vec());
+            aws_smithy_mocks::MockResponse::Http(http(503, "{}"))
+        })
+    };
+    let tag = {
+        let tagged = tagged.clone();
+        mock!(aws_sdk_mgn::Client::tag_resource).then_compute_output(move |req| {
+            tagged.lock().unwrap().push(req.resource_arn().unwrap_or("").to_owned());
+            aws_sdk_mgn::operation::tag_resource::TagResourceOutput::builder().build()
+        })
+    };
+    let (fleet, queue) = (fleet(&[]), queue());
+    let f = function(&state, &fleet, &queue, &[], &[&terminate, &tag], &[]);
+    let server = "s-aaaaaaaaaaaaaaaaa";
+    let named = json!({"operation": "TerminateTargetInstances", "input": {"sourceServerIDs": [server]}});
+    let notice = json!({"operation": "TerminateTargetInstances", "notice": {"days": 7},
+                        "select": {"sourceServerIDs": [server]}});
+
+    // The first delivery claims the server; its call fails transiently, so the claim holds.
+    at(0);
+    let first = invoke_as(&f.app, delivery("m-1", &named, 1), "req-a").await.unwrap();
+    assert_eq!(failures(&first), vec!["m-1".to_owned()]);
+    assert_eq!(taken(&terminated).len(), 1);
+
+    at(10);
+    let batch = sqs_event(&[("m-2", named.clone()), ("m-3", notice.clone())]);
+    let report = invoke_as(&f.app, batch, "req-b").await.unwrap();
+
+    assert_eq!(taken(&terminated).len(), 1, "the held claim keeps the second termination back");
+    assert_eq!(failures(&report), vec!["m-2".to_owned()], "only the termination waits");
+    assert_eq!(taken(&tagged), vec![format!("arn:aws:mgn:us-east-1:123456789012:source-server/{server}")]);
+}
+
 /// Decided twice: the same check delivered twice, at once: one decision, one event,
 /// one record.
 #[tokio::test]

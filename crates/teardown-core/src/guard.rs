@@ -32,6 +32,9 @@ pub struct Candidate {
     pub last_connected: Option<OffsetDateTime>,
     /// WorkSpaces: a user is connected right now.
     pub connected: bool,
+    /// WorkSpaces: the connection status says no user ever connected (a status with
+    /// no timestamp; a WorkSpace the status does not answer for is not this).
+    pub never_connected: bool,
     pub created: Option<OffsetDateTime>,
     /// A termination already under way: MGN, a `PENDING` or `STARTED` `TERMINATE` job
     /// the server takes part in; Service Catalog, a terminate record in progress.
@@ -83,7 +86,7 @@ pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: Off
                 // Whether a WorkSpace that never connected is idle is written in its
                 // tags (first seen): unknown here, so it may be.
                 let mut s = s.clone();
-                if candidate.last_connected.is_none() && !candidate.connected {
+                if candidate.never_connected && !candidate.connected {
                     s.filters.idle_days = None;
                 }
                 untagged_match(candidate, &s, now, workspaces_match)
@@ -173,8 +176,23 @@ pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: Off
             }
         }
     }
+    let idle_days = match target {
+        Target::Workspaces(Scope::Select(s)) => s.filters.idle_days,
+        _ => None,
+    };
+    // An expiry is a notice that the target is idle; a WorkSpace used since its
+    // notice was given has not stayed idle, whatever the date says.
+    if let (Target::Workspaces(Scope::Select(s)), Some(days)) = (target, idle_days)
+        && s.expired
+        && let Some(used) = used_since_notice(candidate, days)
+    {
+        return stop(
+            Outcome::Skipped,
+            format!("used since its notice (last connection {used}): the next notice run gives it a new date"),
+        );
+    }
     match notice_of(target) {
-        Some(days) => give_notice(candidate, reason, days, now),
+        Some(days) => give_notice(candidate, reason, days, idle_days, now),
         None => Verdict::Terminate { reason, call_id: candidate.call_id.clone() },
     }
 }
@@ -190,17 +208,43 @@ fn notice_of(target: &Target) -> Option<u32> {
     }
 }
 
+/// When a WorkSpace with an expiry was last used, if that was after its notice: a
+/// notice is given to what has been idle `idle_days`, so a connection later than
+/// `idle_days` before the expiry came after the notice (for notices shorter than
+/// `idle_days`, as the template's are).
+fn used_since_notice(candidate: &Candidate, idle_days: u32) -> Option<String> {
+    let expiry = candidate.tags.get(EXPIRES_TAG).and_then(|v| parse_expiry(v))?;
+    let used = candidate.last_connected?;
+    (used > expiry - time::Duration::days(i64::from(idle_days)))
+        .then(|| used.format(&Rfc3339).unwrap_or_else(|_| used.to_string()))
+}
+
 /// A target that passed every filter and guard of a notice run: tagged, unless it
-/// already carries an expiry, which it keeps (its owner may have moved it on).
-fn give_notice(candidate: &Candidate, reason: String, days: u32, now: OffsetDateTime) -> Verdict {
+/// already carries an expiry, which it keeps (its owner may have moved it on). Two
+/// expiries are not kept: the very date this run sets (an earlier attempt of this
+/// run wrote it, and its owner may not have been told), and a lapsed one on a
+/// WorkSpace used after its notice (it is idle again, and owed a new notice).
+fn give_notice(
+    candidate: &Candidate,
+    reason: String,
+    days: u32,
+    idle_days: Option<u32>,
+    now: OffsetDateTime,
+) -> Verdict {
+    let expires_at = expiry_after(now, days);
+    let notice = |reason: String| Verdict::Notice {
+        expires_at: expires_at.clone(),
+        reason,
+        user_name: candidate.attributes.get("userName").cloned(),
+        arn: candidate.attributes.get("arn").cloned(),
+    };
     match candidate.tags.get(EXPIRES_TAG) {
+        None => notice(reason),
+        Some(until) if *until == expires_at => notice(reason),
+        Some(until) if idle_days.and_then(|d| used_since_notice(candidate, d)).is_some() => {
+            notice(format!("its notice until {until} lapsed when it was used again; {reason}"))
+        }
         Some(until) => stop(Outcome::Skipped, format!("already noticed until {until} ({EXPIRES_TAG} kept)")),
-        None => Verdict::Notice {
-            expires_at: expiry_after(now, days),
-            reason,
-            user_name: candidate.attributes.get("userName").cloned(),
-            arn: candidate.attributes.get("arn").cloned(),
-        },
     }
 }
 
@@ -227,6 +271,7 @@ pub fn first_seen_date(now: OffsetDateTime) -> String {
 pub fn first_seen_due(target: &Target, candidate: &Candidate, protect_tag: &str, now: OffsetDateTime) -> bool {
     let Target::Workspaces(Scope::Select(selection)) = target else { return false };
     if selection.filters.idle_days.is_none()
+        || !candidate.never_connected
         || candidate.last_connected.is_some()
         || candidate.connected
         || candidate.unreadable.is_some()
@@ -386,7 +431,9 @@ fn idle_for(c: &Candidate, now: OffsetDateTime) -> Option<i64> {
     if c.connected {
         return None;
     }
-    let first_seen = || c.tags.get(FIRST_SEEN_TAG).and_then(|v| parse_expiry(v));
+    // Only a WorkSpace the status says never connected is dated by its tag: one the
+    // status did not answer for is unknown, not idle.
+    let first_seen = || c.tags.get(FIRST_SEEN_TAG).and_then(|v| parse_expiry(v)).filter(|_| c.never_connected);
     c.last_connected.or_else(first_seen).or(c.created).map(|since| (now - since).whole_days())
 }
 

@@ -362,6 +362,12 @@ fn an_expiry_is_the_start_of_the_utc_hour_plus_the_days() {
 
 #[test]
 fn tag_values_may_be_a_list_and_tags_absent_selects_the_untagged() {
+    let many: Vec<String> = (0..21).map(|i| format!("v{i}")).collect();
+    let too_many = validate(
+        &serde_json::json!({"operation": "TerminateWorkspaces", "select": {"tags": {"env": many}}}),
+        Limits::default(),
+    );
+    assert_eq!(too_many.unwrap_err().field, "select.tags.env", "the tag index takes 20 values a key");
     let (op, sel) = selection(
         "TerminateWorkspaces",
         serde_json::json!({"tags": {"env": ["sandbox", "dev"]}, "tagsAbsent": ["owner", "keep"]}),
@@ -399,10 +405,13 @@ fn a_connected_workspace_is_never_idle_and_a_never_connected_one_is_idle_from_it
     old.connected = true;
     assert_eq!(judge(op, &old, Some(&sel), PROTECT, NOW), Verdict::Unselected, "connected now, whatever the timestamp");
 
-    let never = candidate("ws-bbbbbbbb", "AVAILABLE", &[]);
+    let never = Candidate { never_connected: true, ..candidate("ws-bbbbbbbb", "AVAILABLE", &[]) };
     assert_eq!(judge(op, &never, Some(&sel), PROTECT, NOW), Verdict::Unselected, "nothing dates it yet");
     assert!(first_seen_due(&sel, &never, PROTECT, NOW), "a real run dates it");
-    let seen = |date: &str| candidate("ws-bbbbbbbb", "AVAILABLE", &[(FIRST_SEEN_TAG, date)]);
+    let seen = |date: &str| Candidate {
+        never_connected: true,
+        ..candidate("ws-bbbbbbbb", "AVAILABLE", &[(FIRST_SEEN_TAG, date)])
+    };
     assert_eq!(judge(op, &seen("2026-10-26"), Some(&sel), PROTECT, NOW), Verdict::Unselected, "29 days: not yet");
     assert!(matches!(judge(op, &seen("2026-10-25"), Some(&sel), PROTECT, NOW), Verdict::Terminate { reason, .. }
         if reason.contains("never connected, first seen 2026-10-25")));
@@ -410,8 +419,12 @@ fn a_connected_workspace_is_never_idle_and_a_never_connected_one_is_idle_from_it
     let mut connected_never = never.clone();
     connected_never.connected = true;
     assert!(!first_seen_due(&sel, &connected_never, PROTECT, NOW));
-    let protected = candidate("ws-bbbbbbbb", "AVAILABLE", &[(PROTECT, "")]);
+    let protected = Candidate { never_connected: true, ..candidate("ws-bbbbbbbb", "AVAILABLE", &[(PROTECT, "")]) };
     assert!(!first_seen_due(&sel, &protected, PROTECT, NOW), "a protected WorkSpace is not touched");
+    // One the connection status did not answer for is unknown: neither dated nor idle.
+    let unknown = candidate("ws-bbbbbbbb", "AVAILABLE", &[(FIRST_SEEN_TAG, "2026-01-01")]);
+    assert_eq!(judge(op, &unknown, Some(&sel), PROTECT, NOW), Verdict::Unselected, "no status: not idle");
+    assert!(!first_seen_due(&sel, &candidate("ws-bbbbbbbb", "AVAILABLE", &[]), PROTECT, NOW));
     let (_, no_idle) = selection("TerminateWorkspaces", serde_json::json!({"states": ["AVAILABLE"]}));
     assert!(!first_seen_due(&no_idle, &never, PROTECT, NOW), "only a selection by idleDays dates");
     let (_, other_dir) =
@@ -422,7 +435,46 @@ fn a_connected_workspace_is_never_idle_and_a_never_connected_one_is_idle_from_it
 #[test]
 fn a_never_connected_workspace_whose_tags_cannot_be_read_is_reported_not_dropped() {
     let (op, sel) = selection("TerminateWorkspaces", serde_json::json!({"idleDays": 30}));
-    let mut c = candidate("ws-bbbbbbbb", "AVAILABLE", &[]);
+    let mut c = Candidate { never_connected: true, ..candidate("ws-bbbbbbbb", "AVAILABLE", &[]) };
     c.unreadable = Some((Outcome::Transient, crate::outcome::Failure::new("Throttling", "slow down")));
     assert_eq!(outcome(&judge(op, &c, Some(&sel), PROTECT, NOW)), Some(Outcome::Transient));
+}
+
+#[test]
+fn a_workspace_used_since_its_notice_is_not_terminated_by_its_lapsed_date_and_is_noticed_anew() {
+    // Noticed on 2026-10-20 for 2026-10-27, used on 2026-10-24, idle again since.
+    let tags = [("env", "sandbox"), (EXPIRES_TAG, "2026-10-27T10:00:00Z")];
+    let mut used = candidate("ws-aaaaaaaa", "AVAILABLE", &tags);
+    used.last_connected = Some(datetime!(2026-10-24 09:00 UTC));
+    let cleanup = request_target(serde_json::json!({"operation": "TerminateWorkspaces",
+        "select": {"tags": {"env": "sandbox"}, "idleDays": 30, "expired": true}}));
+    match super::judge(&cleanup, &used, PROTECT, NOW) {
+        Verdict::Stop { outcome: Outcome::Skipped, reason } => {
+            assert!(reason.contains("used since its notice"), "{reason}")
+        }
+        other => panic!("used after its notice, it must not go on the old date: {other:?}"),
+    }
+    let notice = request_target(serde_json::json!({"operation": "TerminateWorkspaces", "notice": {"days": 7},
+        "select": {"tags": {"env": "sandbox"}, "idleDays": 30}}));
+    match super::judge(&notice, &used, PROTECT, NOW) {
+        Verdict::Notice { expires_at, reason, .. } => {
+            assert_eq!(expires_at, "2026-12-01T10:00:00Z");
+            assert!(reason.contains("lapsed when it was used again"), "{reason}");
+        }
+        other => panic!("idle again, it is owed a new notice: {other:?}"),
+    }
+    // Not used since its notice: the date holds.
+    let mut idle = candidate("ws-aaaaaaaa", "AVAILABLE", &tags);
+    idle.last_connected = Some(datetime!(2026-09-01 09:00 UTC));
+    assert!(matches!(super::judge(&cleanup, &idle, PROTECT, NOW), Verdict::Terminate { .. }));
+    assert_eq!(outcome(&super::judge(&notice, &idle, PROTECT, NOW)), Some(Outcome::Skipped));
+}
+
+#[test]
+fn the_date_this_run_sets_is_noticed_again_so_an_owner_told_nothing_is_told() {
+    let notice = request_target(serde_json::json!({"operation": "TerminateWorkspaces", "notice": {"days": 7},
+        "select": {"tags": {"env": "sandbox"}}}));
+    // An earlier attempt of this run wrote the tag, then stopped before its event went out.
+    let written = candidate("ws-aaaaaaaa", "AVAILABLE", &[("env", "sandbox"), (EXPIRES_TAG, "2026-12-01T10:00:00Z")]);
+    assert!(matches!(super::judge(&notice, &written, PROTECT, NOW), Verdict::Notice { .. }));
 }

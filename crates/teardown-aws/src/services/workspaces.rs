@@ -353,10 +353,16 @@ impl Workspaces {
             .await?;
         let mut last: HashMap<String, time::OffsetDateTime> = HashMap::new();
         let mut connected: HashSet<String> = HashSet::new();
+        let mut never: HashSet<String> = HashSet::new();
         for status in statuses {
             let Some(id) = status.workspace_id() else { continue };
-            if let Some(at) = status.last_known_user_connection_timestamp().and_then(to_time) {
-                last.insert(id.to_owned(), at);
+            match status.last_known_user_connection_timestamp().and_then(to_time) {
+                Some(at) => {
+                    last.insert(id.to_owned(), at);
+                }
+                None => {
+                    never.insert(id.to_owned());
+                }
             }
             if status.connection_state() == Some(&ConnectionState::Connected) {
                 connected.insert(id.to_owned());
@@ -365,6 +371,7 @@ impl Workspaces {
         for c in candidates {
             c.last_connected = last.get(&c.id).copied();
             c.connected = connected.contains(&c.id);
+            c.never_connected = never.contains(&c.id);
         }
         Ok(())
     }

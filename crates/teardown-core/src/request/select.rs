@@ -50,6 +50,8 @@ const PRODUCT_STATUSES: &[&str] = &["AVAILABLE", "UNDER_CHANGE", "TAINTED", "ERR
 const OPTIONS: [&str; 3] = ["IgnoreErrors", "RetainPhysicalResources", "AcceptLanguage"];
 
 const RUNNING_MODES: &[&str] = &["ALWAYS_ON", "AUTO_STOP", "MANUAL"];
+/// The most values one tag key may list in a selection.
+const MAX_TAG_VALUES: usize = 20;
 /// The longest notice a selection may give (docs/reference.md, "Notice").
 pub const MAX_NOTICE_DAYS: u64 = 90;
 
@@ -222,6 +224,13 @@ fn tag_choices(value: &Value, path: &str) -> Result<BTreeMap<String, Vec<String>
             Value::Array(list) => {
                 if list.is_empty() {
                     return Err(ValidationError::new(field, "must name at least one value"));
+                }
+                // The tag index takes at most 20 values for one key.
+                if list.len() > MAX_TAG_VALUES {
+                    return Err(ValidationError::new(
+                        field,
+                        format!("names {} values, more than {MAX_TAG_VALUES}", list.len()),
+                    ));
                 }
                 let mut values = Vec::with_capacity(list.len());
                 for (i, item) in list.iter().enumerate() {
