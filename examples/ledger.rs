@@ -71,11 +71,18 @@ async fn main() {
     let proxy = proxy(moto.endpoint.clone(), fault_rate, injected.clone()).await;
 
     let api = RuntimeApi::start().await.expect("a loopback port");
-    let _function = Function::start(
-        &bin,
-        &api,
-        &[("AWS_ENDPOINT_URL", &proxy), ("AWS_MAX_ATTEMPTS", "1"), ("DLQ_URL", &dlq), ("MAX_TARGETS", "100")],
-    );
+    // AWS_RETRY_MODE, when set here, is the function's: the policies compared side by side.
+    let mode = std::env::var("AWS_RETRY_MODE").ok();
+    let mut vars = vec![
+        ("AWS_ENDPOINT_URL", proxy.as_str()),
+        ("AWS_MAX_ATTEMPTS", "1"),
+        ("DLQ_URL", dlq.as_str()),
+        ("MAX_TARGETS", "100"),
+    ];
+    if let Some(mode) = &mode {
+        vars.push(("AWS_RETRY_MODE", mode.as_str()));
+    }
+    let _function = Function::start(&bin, &api, &vars);
 
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut queue: VecDeque<Message> = (0..total)
@@ -157,7 +164,10 @@ async fn main() {
         live
     };
 
-    println!("ledger: {total} messages, fault rate {fault_rate} on every WorkSpaces and SQS call");
+    println!(
+        "ledger: {total} messages, fault rate {fault_rate} on every WorkSpaces and SQS call, retries {}",
+        mode.as_deref().unwrap_or("paced (default)")
+    );
     println!("  invocations                      {invocations}");
     println!("  redeliveries                     {redeliveries}");
     println!("  settled                          {}", settled.len());

@@ -15,14 +15,20 @@ use crate::services::places::Places;
 use crate::settings::Settings;
 use crate::state::StateTable;
 
-/// The AWS configuration: adaptive retries (one invocation can send a burst of calls
-/// to one service; the client then paces itself when the service throttles, instead
-/// of retrying into the throttle), unless `AWS_RETRY_MODE` says otherwise.
+/// Whether teardown paces each throttled operation itself (docs/evidence.md,
+/// "Throttled is not frozen"): unless `AWS_RETRY_MODE` chooses the SDK's own mode.
+pub fn pacing() -> bool {
+    std::env::var_os("AWS_RETRY_MODE").is_none()
+}
+
+/// The AWS configuration: the SDK's standard retries, with teardown's own pace per
+/// throttled operation (`pacing`), unless `AWS_RETRY_MODE` says otherwise
+/// (`adaptive`: the SDK's client-side rate limiter instead).
 pub async fn aws_config() -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts());
-    if std::env::var_os("AWS_RETRY_MODE").is_none() {
+    if pacing() {
         let attempts = std::env::var("AWS_MAX_ATTEMPTS").ok().and_then(|n| n.parse().ok()).unwrap_or(3);
-        loader = loader.retry_config(aws_config::retry::RetryConfig::adaptive().with_max_attempts(attempts));
+        loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts));
     }
     loader.load().await
 }
@@ -34,13 +40,14 @@ pub async fn app(settings: Settings) -> App {
     let dead_letters = DeadLetterQueue::new(sqs.clone(), settings.dlq_url.clone());
     let requests = RequestQueue::new(sqs, settings.request_queue_url.clone());
     let audit = AuditBus::new(aws_sdk_eventbridge::Client::new(&config), settings.audit_bus.clone());
-    let services = Services::from_conf(&config, settings.max_calls_in_flight);
+    let services = Services::in_partition(&config, settings.max_calls_in_flight, None, pacing());
     let places = Places::new(
         config.clone(),
         settings.spoke_role_name.clone(),
         settings.external_id.clone(),
         settings.max_calls_in_flight,
-    );
+    )
+    .with_pacing(pacing());
     let identity = Identity::new(aws_sdk_sts::Client::new(&config));
     let state =
         StateTable::new(aws_sdk_dynamodb::Client::new(&config), settings.state_table.clone(), settings.confirm_within);

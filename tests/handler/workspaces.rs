@@ -181,6 +181,8 @@ async fn idle_workspaces_are_found_across_pages_and_a_suspended_one_is_skipped()
             .workspaces_connection_status(status("ws-idle0040", 40))
             .workspaces_connection_status(status("ws-busy0010", 10))
             .workspaces_connection_status(status("ws-susp0100", 100))
+            // Never connected: a status, and no timestamp.
+            .workspaces_connection_status(WorkspaceConnectionStatus::builder().workspace_id("ws-never000").build())
             .build()
     });
     let calls = log();

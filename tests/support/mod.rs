@@ -266,6 +266,11 @@ impl Function {
 }
 
 impl Function {
+    /// The process id, to read what it used.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Like `start`, with everything the function writes to standard output kept
     /// (the EMF metric lines among it).
     pub fn start_capturing(

@@ -58,7 +58,7 @@ impl Catalog {
             .set_retain_physical_resources(input.retain_physical_resources)
             .set_accept_language(input.accept_language.clone())
             .send();
-        match self.gate.pass(call).await {
+        match self.gate.pass("TerminateProvisionedProduct", call).await {
             Ok(output) => {
                 let record = output.record_detail();
                 TargetResult {
@@ -176,7 +176,7 @@ impl Catalog {
             Describe::Id(id) => self.client.describe_provisioned_product().id(id),
             Describe::Name(name) => self.client.describe_provisioned_product().name(name),
         };
-        let detail = match self.gate.pass(call.send()).await {
+        let detail = match self.gate.pass("DescribeProvisionedProduct", call.send()).await {
             Ok(out) => match out.provisioned_product_detail() {
                 Some(detail) if detail.id().is_some() => detail.clone(),
                 // An answer without the product is not the service saying it is gone.
@@ -197,7 +197,7 @@ impl Catalog {
         // reported as such, not retried until the queue gives up on it.
         let terminating = match (detail.status(), detail.last_record_id()) {
             (Some(ProvisionedProductStatus::UnderChange), Some(last)) => {
-                let described = self.gate.pass(self.client.describe_record().id(last).send()).await;
+                let described = self.gate.pass("DescribeRecord", self.client.describe_record().id(last).send()).await;
                 let record = described.map_err(|e| classify(&e))?;
                 let terminate = record.record_detail().is_some_and(|r| {
                     r.record_type() == Some("TERMINATE_PROVISIONED_PRODUCT")
@@ -214,7 +214,7 @@ impl Catalog {
                 format!("{id} has no provisioning record to read its tags from"),
             ));
         };
-        let described = self.gate.pass(self.client.describe_record().id(record).send()).await;
+        let described = self.gate.pass("DescribeRecord", self.client.describe_record().id(record).send()).await;
         let tags = described
             .map_err(|e| classify(&e))?
             .record_detail()
@@ -263,7 +263,7 @@ impl Catalog {
         }
         let mut pages = call.into_paginator().send();
         let mut found = Vec::new();
-        while let Some(page) = self.gate.pass(pages.next()).await {
+        while let Some(page) = self.gate.pass("SearchProvisionedProducts", pages.next()).await {
             for p in page.map_err(|e| classify(&e))?.provisioned_products() {
                 let Some(id) = p.id() else { continue };
                 let mut attributes = BTreeMap::new();
@@ -309,7 +309,7 @@ impl Catalog {
         let Some(record_id) = &t.record_id else {
             return Ok(Status::Pending("no record to follow".into()));
         };
-        let described = self.gate.pass(self.client.describe_record().id(record_id).send()).await;
+        let described = self.gate.pass("DescribeRecord", self.client.describe_record().id(record_id).send()).await;
         Ok(match described {
             Ok(answer) => match answer.record_detail() {
                 Some(r) if r.status() == Some(&RecordStatus::Succeeded) => Status::Done,

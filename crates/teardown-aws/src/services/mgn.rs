@@ -74,7 +74,7 @@ impl Mgn {
             .customize()
             .config_override(aws_sdk_mgn::config::Config::builder().retry_config(RetryConfig::disabled()))
             .send();
-        let job = match self.gate.pass(call).await {
+        let job = match self.gate.pass("TerminateTargetInstances", call).await {
             Ok(output) => output.job,
             Err(error) => {
                 let ServiceError { outcome, failure } = classify(&error);
@@ -207,7 +207,7 @@ impl Mgn {
             .into_paginator()
             .send();
         let mut jobs = Vec::new();
-        while let Some(page) = self.gate.pass(pages.next()).await {
+        while let Some(page) = self.gate.pass("DescribeJobs", pages.next()).await {
             jobs.extend(page.map_err(|e| classify(&e))?.items().iter().cloned());
         }
         Ok(jobs)
@@ -247,7 +247,7 @@ impl Mgn {
             .into_paginator()
             .send();
         let mut found = Vec::new();
-        while let Some(page) = self.gate.pass(pages.next()).await {
+        while let Some(page) = self.gate.pass("DescribeSourceServers", pages.next()).await {
             for server in page.map_err(|e| classify(&e))?.items() {
                 let Some(id) = server.source_server_id() else { continue };
                 let mut attributes = std::collections::BTreeMap::new();
@@ -274,7 +274,7 @@ impl Mgn {
     /// Sets one tag on one source server (`TagResource` on its ARN): a notice's expiry.
     pub async fn tag(&self, arn: &str, key: &str, value: &str) -> Result<(), ServiceError> {
         let call = self.client.tag_resource().resource_arn(arn).tags(key, value).send();
-        self.gate.pass(call).await.map(|_| ()).map_err(|e| classify(&e))
+        self.gate.pass("TagResource", call).await.map(|_| ()).map_err(|e| classify(&e))
     }
 }
 

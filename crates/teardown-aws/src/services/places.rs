@@ -32,6 +32,8 @@ pub struct Places {
     role_name: String,
     external_id: Option<String>,
     calls_in_flight: usize,
+    /// Each place's clients pace their throttled operations (`Services::in_partition`).
+    pacing: bool,
     roles: Mutex<HashMap<String, Arc<SpokeRole>>>,
     services: Mutex<HashMap<(String, String), Arc<Services>>>,
 }
@@ -49,9 +51,14 @@ impl Places {
             role_name,
             external_id,
             calls_in_flight,
+            pacing: false,
             roles: Mutex::new(HashMap::new()),
             services: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn with_pacing(self, pacing: bool) -> Self {
+        Places { pacing, ..self }
     }
 
     /// The services of `account` (another than the function's own) in `region`,
@@ -82,7 +89,8 @@ impl Places {
             config = config.credentials_provider(credentials);
         }
         let partition = format!("{}-{region}", account.unwrap_or("home"));
-        let services = Arc::new(Services::in_partition(&config.build(), self.calls_in_flight, Some(&partition)));
+        let services =
+            Arc::new(Services::in_partition(&config.build(), self.calls_in_flight, Some(&partition), self.pacing));
         if let Ok(mut cache) = self.services.lock() {
             cache.insert(key, services.clone());
         }

@@ -60,7 +60,7 @@ impl Workspaces {
             }
         };
         let call = self.client.terminate_workspaces().set_terminate_workspace_requests(Some(requests)).send();
-        let output = match self.gate.pass(call).await {
+        let output = match self.gate.pass("TerminateWorkspaces", call).await {
             Ok(output) => output,
             Err(error) => return classify(&error).for_each(ids),
         };
@@ -164,11 +164,12 @@ impl Workspaces {
     async fn tags_of(&self, ids: &[String]) -> HashMap<String, Result<Option<BTreeMap<String, String>>, LookupError>> {
         stream::iter(ids)
             .map(|id| async move {
-                let tags = match self.gate.pass(self.client.describe_tags().resource_id(id).send()).await {
-                    Ok(out) => Ok(Some(tag_map(out.tag_list()))),
-                    Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
-                    Err(e) => Err(classify(&e)),
-                };
+                let tags =
+                    match self.gate.pass("DescribeTags", self.client.describe_tags().resource_id(id).send()).await {
+                        Ok(out) => Ok(Some(tag_map(out.tag_list()))),
+                        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
+                        Err(e) => Err(classify(&e)),
+                    };
                 (id.clone(), tags)
             })
             .buffer_unordered(self.gate.capacity())
@@ -199,7 +200,7 @@ impl Workspaces {
             }
             let mut pages = call.into_paginator().send();
             let mut found = Vec::new();
-            while let Some(page) = self.gate.pass(pages.next()).await {
+            while let Some(page) = self.gate.pass("DescribeWorkspaces", pages.next()).await {
                 found.extend(page.map_err(|e| classify(&e))?.workspaces().iter().filter_map(candidate));
             }
             found
@@ -231,7 +232,7 @@ impl Workspaces {
             .into_paginator()
             .send();
         let mut ids = Vec::new();
-        while let Some(page) = self.gate.pass(pages.next()).await {
+        while let Some(page) = self.gate.pass("GetResources", pages.next()).await {
             for mapping in page.map_err(|e| classify(&e))?.resource_tag_mapping_list() {
                 // arn:aws:workspaces:us-east-1:123456789012:workspace/ws-abc12345
                 if let Some(id) = mapping.resource_arn().and_then(|arn| arn.rsplit('/').next()) {
@@ -299,7 +300,7 @@ impl Workspaces {
         for _ in 0..=chunk.len() {
             let call =
                 self.client.describe_workspaces().set_workspace_ids(Some(chunk.to_vec())).set_next_token(token).send();
-            let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
+            let out = self.gate.pass("DescribeWorkspaces", call).await.map_err(|e| classify(&e))?;
             found.extend_from_slice(out.workspaces());
             match out.next_token() {
                 Some(next) if !next.is_empty() => token = Some(next.to_owned()),
@@ -319,7 +320,7 @@ impl Workspaces {
     async fn with_tags(&self, candidates: Vec<Candidate>) -> Vec<Candidate> {
         let tagged: Vec<Option<Candidate>> = stream::iter(candidates)
             .map(|mut c| async move {
-                match self.gate.pass(self.client.describe_tags().resource_id(&c.id).send()).await {
+                match self.gate.pass("DescribeTags", self.client.describe_tags().resource_id(&c.id).send()).await {
                     Ok(out) => {
                         c.tags = tag_map(out.tag_list());
                         Some(c)
@@ -347,7 +348,7 @@ impl Workspaces {
             .in_calls_of_25(&ids, |chunk| async move {
                 let call =
                     self.client.describe_workspaces_connection_status().set_workspace_ids(Some(chunk.to_vec())).send();
-                let out = self.gate.pass(call).await.map_err(|e| classify(&e))?;
+                let out = self.gate.pass("DescribeWorkspacesConnectionStatus", call).await.map_err(|e| classify(&e))?;
                 Ok(out.workspaces_connection_status().to_vec())
             })
             .await?;
@@ -385,7 +386,7 @@ impl Workspaces {
             .build()
             .map_err(|e| ServiceError::new(Outcome::Rejected, "ConstructionFailure", e.to_string()))?;
         let call = self.client.create_tags().resource_id(id).tags(tag).send();
-        self.gate.pass(call).await.map(|_| ()).map_err(|e| classify(&e))
+        self.gate.pass("CreateTags", call).await.map(|_| ()).map_err(|e| classify(&e))
     }
 }
 
