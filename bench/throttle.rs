@@ -16,18 +16,12 @@
 mod support;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use support::{Function, Moto, RuntimeApi};
+use support::{Function, Moto, RuntimeApi, loopback};
 
 const RATE: f64 = 10.0;
 const BURST: f64 = 20.0;
@@ -122,74 +116,36 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Forwards to `upstream` what each operation's bucket allows; answers the rest
-/// `ThrottlingException`, in one write.
-async fn limited(upstream: String, limits: Arc<Mutex<Limits>>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-    let addr = listener.local_addr().expect("an address");
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            let (client, upstream, limits) = (client.clone(), upstream.clone(), limits.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (client, upstream, limits) = (client.clone(), upstream.clone(), limits.clone());
-                    async move {
-                        let operation =
-                            req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                        let allowed = {
-                            let mut l = limits.lock().unwrap();
-                            let now = Instant::now();
-                            let (tokens, at) = l.buckets.entry(operation).or_insert((BURST, now));
-                            *tokens = (*tokens + (now - *at).as_secs_f64() * RATE).min(BURST);
-                            *at = now;
-                            let ok = *tokens >= 1.0;
-                            if ok {
-                                *tokens -= 1.0;
-                                l.made += 1;
-                            } else {
-                                l.refused += 1;
-                            }
-                            ok
-                        };
-                        if !allowed {
-                            let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
-                            let mut response = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-                            *response.status_mut() = hyper::StatusCode::BAD_REQUEST;
-                            return Ok::<_, Infallible>(response);
-                        }
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let uri = format!("{upstream}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-                        let mut forward = hyper::Request::builder().method(parts.method).uri(uri);
-                        for (name, value) in &parts.headers {
-                            if name != hyper::header::HOST {
-                                forward = forward.header(name, value);
-                            }
-                        }
-                        let answer = match forward.body(Full::new(body)) {
-                            Ok(request) => client.request(request).await.ok(),
-                            Err(_) => None,
-                        };
-                        Ok(match answer {
-                            Some(answer) => {
-                                let (parts, body) = answer.into_parts();
-                                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                                hyper::Response::from_parts(parts, Full::new(body))
-                            }
-                            None => {
-                                let mut r = hyper::Response::new(Full::new(Bytes::new()));
-                                *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-                                r
-                            }
-                        })
-                    }
-                });
-                let _ =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
+/// Forwards to `to` what each operation's bucket allows; answers the rest
+/// `ThrottlingException`.
+async fn limited(to: String, limits: Arc<Mutex<Limits>>) -> String {
+    let client = loopback::upstream();
+    loopback::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (client, to, limits) = (client.clone(), to.clone(), limits.clone());
+        async move {
+            let operation = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let allowed = {
+                let mut l = limits.lock().unwrap();
+                let now = Instant::now();
+                let (tokens, at) = l.buckets.entry(operation).or_insert((BURST, now));
+                *tokens = (*tokens + (now - *at).as_secs_f64() * RATE).min(BURST);
+                *at = now;
+                let ok = *tokens >= 1.0;
+                if ok {
+                    *tokens -= 1.0;
+                    l.made += 1;
+                } else {
+                    l.refused += 1;
+                }
+                ok
+            };
+            if !allowed {
+                return loopback::status(400, r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#);
+            }
+            let (parts, body) = req.into_parts();
+            let body = loopback::body_of(body).await;
+            loopback::forward(&client, &to, parts, body).await
         }
-    });
-    format!("http://{addr}")
+    })
+    .await
 }

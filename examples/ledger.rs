@@ -9,19 +9,13 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use support::{Function, Moto, RuntimeApi};
+use support::{Function, Moto, RuntimeApi, loopback};
 
 const MAX_RECEIVES: u32 = 5;
 
@@ -204,69 +198,26 @@ async fn main() {
     }
 }
 
-/// Forwards to `upstream`, answering a `rate` share of calls with a throttling
-/// error or a 503 instead.
-async fn proxy(upstream: String, rate: f64, injected: Arc<AtomicU64>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-    let addr = listener.local_addr().expect("an address");
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+/// Forwards to `to`, answering a `rate` share of calls with a throttling error or
+/// a 503 instead.
+async fn proxy(to: String, rate: f64, injected: Arc<AtomicU64>) -> String {
+    let client = loopback::upstream();
     let rng = Arc::new(std::sync::Mutex::new(Rng(0xfa17_0000_0000_0001)));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (client, upstream, rng, injected) = (client.clone(), upstream.clone(), rng.clone(), injected.clone());
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (client, upstream, rng, injected) =
-                        (client.clone(), upstream.clone(), rng.clone(), injected.clone());
-                    async move {
-                        let fault = rng
-                            .lock()
-                            .map(|mut r| if r.chance(rate) { Some(r.below(2)) } else { None })
-                            .unwrap_or(None);
-                        if let Some(kind) = fault {
-                            injected.fetch_add(1, Ordering::SeqCst);
-                            let (status, body) = match kind {
-                                0 => (400, r#"{"__type":"ThrottlingException","message":"injected"}"#),
-                                _ => (503, r#"{"message":"injected"}"#),
-                            };
-                            let mut response = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-                            *response.status_mut() =
-                                hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::SERVICE_UNAVAILABLE);
-                            return Ok::<_, Infallible>(response);
-                        }
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let uri =
-                            format!("{upstream}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-                        let mut forward = hyper::Request::builder().method(parts.method).uri(uri);
-                        for (name, value) in &parts.headers {
-                            if name != hyper::header::HOST {
-                                forward = forward.header(name, value);
-                            }
-                        }
-                        let answer = match forward.body(Full::new(body)) {
-                            Ok(request) => client.request(request).await.ok(),
-                            Err(_) => None,
-                        };
-                        let response = match answer {
-                            Some(answer) => {
-                                let (parts, body) = answer.into_parts();
-                                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                                hyper::Response::from_parts(parts, Full::new(body))
-                            }
-                            None => {
-                                let mut r = hyper::Response::new(Full::new(Bytes::new()));
-                                *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-                                r
-                            }
-                        };
-                        Ok(response)
-                    }
-                });
-                let _ =
-                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-            });
+    loopback::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (client, to, rng, injected) = (client.clone(), to.clone(), rng.clone(), injected.clone());
+        async move {
+            let fault = rng.lock().map(|mut r| if r.chance(rate) { Some(r.below(2)) } else { None }).unwrap_or(None);
+            if let Some(kind) = fault {
+                injected.fetch_add(1, Ordering::SeqCst);
+                return match kind {
+                    0 => loopback::status(400, r#"{"__type":"ThrottlingException","message":"injected"}"#),
+                    _ => loopback::status(503, r#"{"message":"injected"}"#),
+                };
+            }
+            let (parts, body) = req.into_parts();
+            let body = loopback::body_of(body).await;
+            loopback::forward(&client, &to, parts, body).await
         }
-    });
-    format!("http://{addr}")
+    })
+    .await
 }

@@ -40,14 +40,15 @@ pub async fn app(settings: Settings) -> App {
     let dead_letters = DeadLetterQueue::new(sqs.clone(), settings.dlq_url.clone());
     let requests = RequestQueue::new(sqs, settings.request_queue_url.clone());
     let audit = AuditBus::new(aws_sdk_eventbridge::Client::new(&config), settings.audit_bus.clone());
-    let services = Services::in_partition(&config, settings.max_calls_in_flight, None, pacing());
+    let pacing = pacing();
+    let services = Services::in_partition(&config, settings.max_calls_in_flight, None, pacing);
     let places = Places::new(
         config.clone(),
         settings.spoke_role_name.clone(),
         settings.external_id.clone(),
         settings.max_calls_in_flight,
     )
-    .with_pacing(pacing());
+    .with_pacing(pacing);
     let identity = Identity::new(aws_sdk_sts::Client::new(&config));
     let state =
         StateTable::new(aws_sdk_dynamodb::Client::new(&config), settings.state_table.clone(), settings.confirm_within);

@@ -283,9 +283,7 @@ fn target_result(
                 Target::ProvisionedProduct(_) => Some(call_id.as_deref().unwrap_or(&id)),
                 Target::Workspaces(_) | Target::TargetInstances(_) => None,
             };
-            let mut result = results.get(request.operation(), &id, called).cloned().unwrap_or_else(|| {
-                TargetResult::failed(&id, Outcome::Transient, Failure::new("InternalError", "no result was recorded"))
-            });
+            let mut result = results.get(request.operation(), &id, called).cloned().unwrap_or_else(|| unrecorded(&id));
             result.reason = Some(reason);
             result
         }
@@ -294,13 +292,7 @@ fn target_result(
                 let why = format!("would be tagged {}={expires_at}; {reason}", crate::guard::EXPIRES_TAG);
                 TargetResult::because(&id, Outcome::DryRun, why)
             } else {
-                let mut result = results.notice(request.operation(), &id).cloned().unwrap_or_else(|| {
-                    TargetResult::failed(
-                        &id,
-                        Outcome::Transient,
-                        Failure::new("InternalError", "no result was recorded"),
-                    )
-                });
+                let mut result = results.notice(request.operation(), &id).cloned().unwrap_or_else(|| unrecorded(&id));
                 if result.outcome == Outcome::Noticed {
                     result.reason = Some(format!("{}; {reason}", result.reason.unwrap_or_default()));
                 }
@@ -327,6 +319,11 @@ fn target_result(
         Verdict::Unreadable { outcome, failure } => TargetResult::failed(id, outcome, failure),
         Verdict::Unselected => TargetResult::because(id, Outcome::Skipped, "not selected"),
     }
+}
+
+/// A call whose answer was never filed: left for another attempt, never lost.
+fn unrecorded(id: &str) -> TargetResult {
+    TargetResult::failed(id, Outcome::Transient, Failure::new("InternalError", "no result was recorded"))
 }
 
 /// One error for the whole request: the target's own when one failed, else a count.

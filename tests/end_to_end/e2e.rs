@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Function, Moto, RuntimeApi, dead_endpoint, sqs_event};
+use crate::support::{Function, Moto, RuntimeApi, dead_endpoint, sorted_outcomes as outcomes, sqs_event};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -318,17 +318,6 @@ async fn an_invalid_setting_stops_the_function_at_start_naming_the_variable() {
     assert!(!out.status.success());
     let logged = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(logged.contains(r#"setting MAX_TARGETS="lots" is invalid"#), "{logged}");
-}
-
-fn outcomes(report: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = report["requests"][0]["targets"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no targets: {report}"))
-        .iter()
-        .map(|t| (t["id"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
-        .collect();
-    out.sort();
-    out
 }
 
 fn expect(ids: &[String], outcome: &str) -> Vec<(String, String)> {

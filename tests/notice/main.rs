@@ -11,8 +11,8 @@ use std::cell::Cell;
 
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
-use support::Moto;
 use support::workspaces_front::Front;
+use support::{Moto, sorted_outcomes as targets};
 use teardown::audit::AuditBus;
 use teardown::deadletter::DeadLetterQueue;
 use teardown::handler::{App, handle};
@@ -158,17 +158,6 @@ impl World {
             .map(|(event, _, _)| (event["detail-type"].as_str().unwrap_or("").to_owned(), event["detail"].clone()))
             .collect()
     }
-}
-
-fn targets(report: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = report["requests"][0]["targets"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no targets: {report}"))
-        .iter()
-        .map(|t| (t["id"].as_str().unwrap().to_owned(), t["outcome"].as_str().unwrap().to_owned()))
-        .collect();
-    out.sort();
-    out
 }
 
 fn target<'a>(report: &'a Value, id: &str) -> &'a Value {

@@ -2,6 +2,7 @@
 //! and the built `teardown` binary between them. Every process is stopped on drop.
 #![allow(dead_code)]
 
+pub mod loopback;
 pub mod one_at_a_time;
 pub mod runtime_api;
 pub mod workspaces_front;
@@ -323,6 +324,18 @@ impl Drop for Function {
 }
 
 /// An SQS event as Lambda delivers it, sent by a user of the account.
+/// Each target of a report's first request, as (id, outcome), sorted.
+pub fn sorted_outcomes(report: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = report["requests"][0]["targets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no targets: {report}"))
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap_or("").to_owned(), t["outcome"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    out.sort();
+    out
+}
+
 pub fn sqs_event(records: &[(&str, &Value)]) -> Value {
     sqs_event_from("AIDAEXAMPLEOPERATOR0", records)
 }

@@ -6,17 +6,14 @@
 //! stand-in's own record of what the function asked for. Each answer is one write.
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+
+use super::loopback::{Upstream, body_of, forward, serve, status, upstream};
 
 /// A user's connection as `DescribeWorkspacesConnectionStatus` reports it.
 #[derive(Clone, Debug)]
@@ -42,29 +39,16 @@ pub struct Front {
 }
 
 impl Front {
-    pub async fn start(upstream: &str) -> Front {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-        let endpoint = format!("http://{}", listener.local_addr().expect("its address"));
+    pub async fn start(to: &str) -> Front {
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let front = Front { endpoint, shared: shared.clone() };
-        let upstream: Arc<str> = upstream.into();
-        let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let _ = stream.set_nodelay(true);
-                let (upstream, shared, client) = (upstream.clone(), shared.clone(), client.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (upstream, shared, client) = (upstream.clone(), shared.clone(), client.clone());
-                        async move { Ok::<_, Infallible>(answer(&upstream, &shared, &client, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        front
+        let (to, client): (Arc<str>, Upstream) = (to.into(), upstream());
+        let served = shared.clone();
+        let endpoint = serve(move |req: Request<Incoming>| {
+            let (to, shared, client) = (to.clone(), served.clone(), client.clone());
+            async move { answer(&to, &shared, &client, req).await }
+        })
+        .await;
+        Front { endpoint, shared }
     }
 
     /// The calls received for `target` (`CreateTags`, `TerminateWorkspaces`, …), bodies in order.
@@ -86,21 +70,15 @@ impl Front {
     }
 }
 
-fn json_answer(status: u16, body: Value) -> Response<Full<Bytes>> {
-    let mut answer = Response::new(Full::new(Bytes::from(body.to_string())));
-    *answer.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+fn json_answer(code: u16, body: Value) -> Response<Full<Bytes>> {
+    let mut answer = status(code, body.to_string());
     answer.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/x-amz-json-1.1"));
     answer
 }
 
-async fn answer(
-    upstream: &str,
-    shared: &Mutex<Shared>,
-    client: &Client<HttpConnector, Full<Bytes>>,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn answer(to: &str, shared: &Mutex<Shared>, client: &Upstream, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body_of(body).await;
     let target = parts
         .headers
         .get("x-amz-target")
@@ -139,25 +117,20 @@ async fn answer(
         }
         _ => {}
     }
-    let uri = format!("{upstream}{}", parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-    let mut out = Request::builder().method(parts.method).uri(uri);
-    for (name, value) in &parts.headers {
-        if name != hyper::header::HOST {
-            out = out.header(name, value);
-        }
+    let answered = forward(client, to, parts, body).await;
+    if target != "DescribeTags" {
+        return answered;
     }
-    let Ok(out) = out.body(Full::new(body)) else { return json_answer(500, json!({})) };
-    let Ok(answered) = client.request(out).await else { return json_answer(502, json!({})) };
     let (parts, body) = answered.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    if target == "DescribeTags" {
-        let id = parsed["ResourceId"].as_str().unwrap_or("").to_owned();
-        if let Ok(mut tags) = serde_json::from_slice::<Value>(&body) {
+    let body = http_body_util::BodyExt::collect(body).await.map(|b| b.to_bytes()).unwrap_or_default();
+    let id = parsed["ResourceId"].as_str().unwrap_or("").to_owned();
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(mut tags) => {
             if let Some(list) = tags["TagList"].as_array_mut() {
                 list.retain(|t| !forget.contains(&(id.clone(), t["Key"].as_str().unwrap_or("").to_owned())));
             }
-            return json_answer(parts.status.as_u16(), tags);
+            json_answer(parts.status.as_u16(), tags)
         }
+        Err(_) => Response::from_parts(parts, Full::new(body)),
     }
-    Response::from_parts(parts, Full::new(body))
 }

@@ -191,20 +191,9 @@ pub fn judge(target: &Target, candidate: &Candidate, protect_tag: &str, now: Off
             format!("used since its notice (last connection {used}): the next notice run gives it a new date"),
         );
     }
-    match notice_of(target) {
+    match target.notice_days() {
         Some(days) => give_notice(candidate, reason, days, idle_days, now),
         None => Verdict::Terminate { reason, call_id: candidate.call_id.clone() },
-    }
-}
-
-fn notice_of(target: &Target) -> Option<u32> {
-    match target {
-        Target::Workspaces(Scope::Select(s)) => s.notice,
-        Target::TargetInstances(Scope::Select(s)) => s.notice,
-        Target::ProvisionedProduct(Scope::Select(s)) => s.notice,
-        Target::Workspaces(Scope::Named(_))
-        | Target::TargetInstances(Scope::Named(_))
-        | Target::ProvisionedProduct(Scope::Named(_)) => None,
     }
 }
 

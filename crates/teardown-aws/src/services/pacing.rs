@@ -64,6 +64,11 @@ impl Pace {
         Pace { rate: None, tokens: 0.0, refilled: now, through: VecDeque::new(), last_cut: None }
     }
 
+    /// Whether the pace has lapsed: `RELEASE` since its last cut.
+    fn released(&self, now: Instant) -> bool {
+        self.last_cut.is_some_and(|at| now - at >= RELEASE)
+    }
+
     fn refill(&mut self, now: Instant) {
         if let Some(rate) = self.rate {
             self.tokens = (self.tokens + (now - self.refilled).as_secs_f64() * rate).min(rate);
@@ -91,7 +96,7 @@ impl Pacer {
     fn reserve(&self, operation: &str, now: Instant) -> Duration {
         let Ok(mut operations) = self.operations.lock() else { return Duration::ZERO };
         let Some(pace) = operations.get_mut(operation) else { return Duration::ZERO };
-        if pace.last_cut.is_some_and(|at| now - at >= RELEASE) {
+        if pace.released(now) {
             pace.rate = None;
         }
         let Some(rate) = pace.rate else { return Duration::ZERO };
@@ -134,8 +139,7 @@ impl Pacer {
     pub fn rate_at(&self, operation: &str, now: Instant) -> Option<f64> {
         let operations = self.operations.lock().ok()?;
         let pace = operations.get(operation)?;
-        let released = pace.last_cut.is_some_and(|at| now - at >= RELEASE);
-        if released { None } else { pace.rate }
+        if pace.released(now) { None } else { pace.rate }
     }
 
     /// The interceptor that tells this pacer what each attempt came to.

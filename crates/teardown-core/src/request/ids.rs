@@ -81,6 +81,16 @@ pub(crate) fn account_id(value: &Value, path: &str) -> Result<String> {
 
 /// Tags as the AWS APIs bound them: at most 50; keys 1 to 256 characters, values at most 256.
 pub(crate) fn tag_map(value: &Value, path: &str) -> Result<BTreeMap<String, String>> {
+    tag_entries(value, path, |value, field| tag_value(value, field).map(str::to_owned))
+}
+
+/// A map of at most 50 tag keys, each checked, with what `each` makes of its value
+/// (given the value and its field).
+pub(crate) fn tag_entries<V>(
+    value: &Value,
+    path: &str,
+    mut each: impl FnMut(&Value, &str) -> Result<V>,
+) -> Result<BTreeMap<String, V>> {
     let tag_map = object(value, path)?;
     if tag_map.len() > 50 {
         return Err(ValidationError::new(path, format!("has {} tags, more than 50", tag_map.len())));
@@ -88,18 +98,29 @@ pub(crate) fn tag_map(value: &Value, path: &str) -> Result<BTreeMap<String, Stri
     let mut tags = BTreeMap::new();
     for (key, value) in tag_map {
         let field = join(path, key);
-        let key_len = key.chars().count();
-        if key_len == 0 || key_len > 256 {
-            return Err(ValidationError::new(field, format!("key is {key_len} characters, must be 1 to 256")));
-        }
-        let value = string(value, &field)?;
-        let value_len = value.chars().count();
-        if value_len > 256 {
-            return Err(ValidationError::new(field, format!("value is {value_len} characters, more than 256")));
-        }
-        tags.insert(key.clone(), value.to_owned());
+        tag_key(key, &field)?;
+        tags.insert(key.clone(), each(value, &field)?);
     }
     Ok(tags)
+}
+
+/// A tag key: 1 to 256 characters.
+pub(crate) fn tag_key(key: &str, field: &str) -> Result<()> {
+    let key_len = key.chars().count();
+    if key_len == 0 || key_len > 256 {
+        return Err(ValidationError::new(field, format!("key is {key_len} characters, must be 1 to 256")));
+    }
+    Ok(())
+}
+
+/// A tag value: a string of at most 256 characters.
+pub(crate) fn tag_value<'a>(value: &'a Value, field: &str) -> Result<&'a str> {
+    let value = string(value, field)?;
+    let value_len = value.chars().count();
+    if value_len > 256 {
+        return Err(ValidationError::new(field, format!("value is {value_len} characters, more than 256")));
+    }
+    Ok(value)
 }
 
 /// A non-empty list of ids, each checked by `valid` (whose rule `rule` names), duplicates removed.

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use super::error::ValidationError;
 use super::ids::{
     LANGUAGE_RULE, PRODUCT_ID_RULE, SOURCE_SERVER_RULE, WORKSPACE_RULE, account_id, id_list, is_language,
-    is_product_id, is_source_server_id, is_workspace_id, tag_map,
+    is_product_id, is_source_server_id, is_workspace_id, tag_entries, tag_key, tag_value,
 };
 use super::json::{Result, kind, object, only_members, optional_bool, optional_pattern, quote, string};
 use super::types::{
@@ -210,50 +210,27 @@ fn notice_days(operation: Operation, value: &Value) -> Result<u32> {
 
 /// `tags`: each key with one value, or a list of values of which the tag must hold one.
 fn tag_choices(value: &Value, path: &str) -> Result<BTreeMap<String, Vec<String>>> {
-    let map = object(value, path)?;
-    // The keys and single values follow the rules of any tag map.
-    let singles: Map<String, Value> = map
-        .iter()
-        .map(|(k, v)| (k.clone(), if v.is_array() { Value::String(String::new()) } else { v.clone() }))
-        .collect();
-    let checked = tag_map(&Value::Object(singles), path)?;
-    let mut tags = BTreeMap::new();
-    for (key, value) in map {
-        let field = super::json::join(path, key);
-        let values = match value {
-            Value::Array(list) => {
-                if list.is_empty() {
-                    return Err(ValidationError::new(field, "must name at least one value"));
-                }
-                // The tag index takes at most 20 values for one key.
-                if list.len() > MAX_TAG_VALUES {
-                    return Err(ValidationError::new(
-                        field,
-                        format!("names {} values, more than {MAX_TAG_VALUES}", list.len()),
-                    ));
-                }
-                let mut values = Vec::with_capacity(list.len());
-                for (i, item) in list.iter().enumerate() {
-                    let item_field = format!("{field}[{i}]");
-                    let v = string(item, &item_field)?;
-                    let len = v.chars().count();
-                    if len > 256 {
-                        return Err(ValidationError::new(
-                            item_field,
-                            format!("value is {len} characters, more than 256"),
-                        ));
-                    }
-                    if !values.iter().any(|known: &String| known == v) {
-                        values.push(v.to_owned());
-                    }
-                }
-                values
+    tag_entries(value, path, |value, field| {
+        let Value::Array(list) = value else { return Ok(vec![tag_value(value, field)?.to_owned()]) };
+        if list.is_empty() {
+            return Err(ValidationError::new(field, "must name at least one value"));
+        }
+        // The tag index takes at most 20 values for one key.
+        if list.len() > MAX_TAG_VALUES {
+            return Err(ValidationError::new(
+                field,
+                format!("names {} values, more than {MAX_TAG_VALUES}", list.len()),
+            ));
+        }
+        let mut values: Vec<String> = Vec::with_capacity(list.len());
+        for (i, item) in list.iter().enumerate() {
+            let v = tag_value(item, &format!("{field}[{i}]"))?;
+            if !values.iter().any(|known| known == v) {
+                values.push(v.to_owned());
             }
-            _ => vec![checked.get(key).cloned().unwrap_or_default()],
-        };
-        tags.insert(key.clone(), values);
-    }
-    Ok(tags)
+        }
+        Ok(values)
+    })
 }
 
 /// `tagsAbsent`: a non-empty list of tag keys.
@@ -267,10 +244,7 @@ fn tag_keys(value: &Value, path: &str) -> Result<Vec<String>> {
     for (i, item) in list.iter().enumerate() {
         let field = format!("{path}[{i}]");
         let key = string(item, &field)?;
-        let len = key.chars().count();
-        if len == 0 || len > 256 {
-            return Err(ValidationError::new(field, format!("key is {len} characters, must be 1 to 256")));
-        }
+        tag_key(key, &field)?;
         if !keys.iter().any(|k| k == key) {
             keys.push(key.to_owned());
         }

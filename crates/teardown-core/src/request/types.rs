@@ -75,6 +75,20 @@ pub enum Target {
     ProvisionedProduct(Scope<ProvisionedProductInput, ProvisionedProductFilters>),
 }
 
+impl Target {
+    /// The days of notice a selection gives in place of terminating, if it does.
+    pub fn notice_days(&self) -> Option<u32> {
+        match self {
+            Target::Workspaces(Scope::Select(s)) => s.notice,
+            Target::TargetInstances(Scope::Select(s)) => s.notice,
+            Target::ProvisionedProduct(Scope::Select(s)) => s.notice,
+            Target::Workspaces(Scope::Named(_))
+            | Target::TargetInstances(Scope::Named(_))
+            | Target::ProvisionedProduct(Scope::Named(_)) => None,
+        }
+    }
+}
+
 /// How the targets are known: named in `input`, or found by `select`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scope<I, F> {
@@ -110,14 +124,7 @@ impl Request {
 
     /// The days of notice a selection gives in place of terminating, if it does.
     pub fn notice_days(&self) -> Option<u32> {
-        match &self.target {
-            Target::Workspaces(Scope::Select(s)) => s.notice,
-            Target::TargetInstances(Scope::Select(s)) => s.notice,
-            Target::ProvisionedProduct(Scope::Select(s)) => s.notice,
-            Target::Workspaces(Scope::Named(_))
-            | Target::TargetInstances(Scope::Named(_))
-            | Target::ProvisionedProduct(Scope::Named(_)) => None,
-        }
+        self.target.notice_days()
     }
 
     /// The targets named in `input`, as a person would recognise them, in request
