@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::rng::Rng;
 use support::{Function, Moto, RuntimeApi, loopback};
 
 const MAX_RECEIVES: u32 = 5;
@@ -30,23 +31,6 @@ struct Message {
     body: String,
     kind: Kind,
     receives: u32,
-}
-
-/// A tiny deterministic generator, so a run can be repeated exactly.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() % 1_000_000) as f64 / 1_000_000.0 < p
-    }
 }
 
 #[tokio::main]

@@ -94,6 +94,10 @@ def main():
     s.add_argument("--account", default=None)
     t = sub.add_parser("table", help="the state table, as the template makes it (key pk, on demand, TTL on expiresAt)")
     t.add_argument("name")
+    sub.add_parser(
+        "workspaces-plan",
+        help='WorkSpaces from a JSON plan on stdin, {"<account>": [{"tags": {...}}, ...]}; prints {"<account>": [ids in plan order]}',
+    )
     b = sub.add_parser("audit-bus", help="an EventBridge bus whose teardown events a rule delivers to a queue")
     b.add_argument("bus")
     b.add_argument("queue")
@@ -105,6 +109,21 @@ def main():
         found = client(args.endpoint, "workspaces").describe_workspaces(WorkspaceIds=args.ids)["Workspaces"]
         live = [w["WorkspaceId"] for w in found if w["State"] not in ("TERMINATING", "TERMINATED")]
         print(json.dumps({"live": live}))
+        return
+    if args.what == "workspaces-plan":
+        made = {}
+        for account, plan in json.load(sys.stdin).items():
+            ACCOUNT = None if account == "123456789012" else account
+            ids = [None] * len(plan)
+            by_tags = {}
+            for i, spec in enumerate(plan):
+                by_tags.setdefault(json.dumps(spec.get("tags", {}), sort_keys=True), []).append(i)
+            for tags, places in by_tags.items():
+                got = make_workspaces(args.endpoint, len(places), json.loads(tags), f"fire{places[0]}-")["workspaceIds"]
+                for place, workspace_id in zip(places, got):
+                    ids[place] = workspace_id
+            made[account] = ids
+        print(json.dumps(made))
         return
     if args.what == "queue":
         url = client(args.endpoint, "sqs").create_queue(QueueName=args.name)["QueueUrl"]

@@ -2,7 +2,6 @@
 //! answers each request with what `answer` makes of it (Nagle off, so each answer
 //! goes out in one write), and the forwarding of a request to moto as it came.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -37,7 +36,14 @@ where
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let answered = answer(req);
-                    async move { Ok::<_, Infallible>(answered.await) }
+                    async move {
+                        let answer = answered.await;
+                        // An answer marked by `reset()` closes the connection unanswered.
+                        if answer.headers().contains_key(RESET) {
+                            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+                        }
+                        Ok(answer)
+                    }
                 });
                 let _ =
                     hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
@@ -79,6 +85,15 @@ pub async fn forward(
         }
         None => status(502, Bytes::new()),
     }
+}
+
+const RESET: &str = "x-loopback-reset";
+
+/// No answer at all: the connection is closed, as a reset on the way back would.
+pub fn reset() -> Response<Full<Bytes>> {
+    let mut answer = status(502, Bytes::new());
+    answer.headers_mut().insert(RESET, hyper::header::HeaderValue::from_static("1"));
+    answer
 }
 
 /// An answer with `status` and `body`.

@@ -4,6 +4,7 @@
 
 pub mod loopback;
 pub mod one_at_a_time;
+pub mod rng;
 pub mod runtime_api;
 pub mod workspaces_front;
 
@@ -68,6 +69,26 @@ impl Moto {
             .args(args)
             .output()
             .expect("the seed script runs");
+        assert!(out.status.success(), "seeding failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("the seed script prints JSON")
+    }
+
+    /// Runs the seed script with `input` on its standard input.
+    pub fn seed_with(&self, args: &[&str], input: &str) -> Value {
+        use std::io::Write;
+        let mut child = Command::new(venv().join("bin/python"))
+            .arg(repo().join("scripts/moto_seed.py"))
+            .args(["--endpoint", &self.endpoint])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the seed script runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("the seed script reads its plan");
+        }
+        let out = child.wait_with_output().expect("the seed script ends");
         assert!(out.status.success(), "seeding failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("the seed script prints JSON")
     }

@@ -1,0 +1,29 @@
+//! The small, seeded run of the whole system under fire (docs/evidence.md, "Under
+//! fire"): a few hundred messages, faults on every dependency, the function killed
+//! at the crash points, with and without the state table. `scripts/ledger --all`
+//! runs the large one.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod engine;
+
+use engine::{Config, run};
+
+fn bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_teardown"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_state_table_every_invariant_holds_under_fire() {
+    let outcome = run(&Config::small(bin(), true)).await;
+    println!("{}", outcome.ledger);
+    assert!(outcome.violations.is_empty(), "{}\n{:#?}", outcome.ledger, outcome.violations);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_state_table_the_weaker_invariants_hold_under_fire() {
+    let outcome = run(&Config::small(bin(), false)).await;
+    println!("{}", outcome.ledger);
+    assert!(outcome.violations.is_empty(), "{}\n{:#?}", outcome.ledger, outcome.violations);
+}
