@@ -779,3 +779,102 @@ fn any_interleaving_of_deliveries_decides_each_accepted_target_exactly_once() {
         })?;
     });
 }
+
+// ── Writes whose answers were lost, and later terminations ───────────────────
+
+/// A table reached through a proxy that lets every `UpdateItem` in but loses the
+/// answer of the first `lose` of them (the connection reset on the way back), and a
+/// client that retries as the function's does.
+async fn table_losing_answers(moto: &Moto, name: &str, lose: usize) -> StateTable {
+    table(moto, name).await;
+    let lost = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (client, to) = (support::loopback::upstream(), moto.endpoint.clone());
+    let proxy = support::loopback::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (client, to, lost) = (client.clone(), to.clone(), lost.clone());
+        async move {
+            let update = req.headers().get("x-amz-target").is_some_and(|t| t == "DynamoDB_20120810.UpdateItem");
+            let (parts, body) = req.into_parts();
+            let body = support::loopback::body_of(body).await;
+            let answer = support::loopback::forward(&client, &to, parts, body).await;
+            if update && lost.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < lose {
+                return support::loopback::reset();
+            }
+            answer
+        }
+    })
+    .await;
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(proxy)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .retry_config(
+            aws_sdk_dynamodb::config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(1)),
+        )
+        .build();
+    StateTable::new(aws_sdk_dynamodb::Client::from_conf(config), Some(name.to_owned()), 7200)
+}
+
+fn chain(target: &str, chain: &str, record: Option<&str>, fresh: bool) -> teardown::state::ChainStart {
+    teardown::state::ChainStart {
+        key: teardown::state::Key {
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            operation: teardown::request::Operation::TerminateProvisionedProduct,
+            target: target.into(),
+        },
+        chain: chain.into(),
+        due_at: 1_800_000_000,
+        accepted_at: "2026-11-24T10:00:00Z".into(),
+        source: "{}".into(),
+        job_id: None,
+        record_id: record.map(str::to_owned),
+        fresh,
+    }
+}
+
+#[tokio::test]
+async fn a_write_whose_answer_was_lost_is_known_as_its_own_when_the_sdk_sends_it_again() {
+    use teardown::state::{CheckEnd, CheckOf, Started, Written};
+    let moto = Moto::start();
+    // Each of the two writes goes in, its answer is lost, and the SDK sends it again.
+    let state = table_losing_answers(&moto, "lost-answers", 2).await;
+    let start = chain("pp-lost0001", "req-1:0", Some("rec-1"), true);
+
+    let started = state.start_chain(&start, 1_764_000_000).await.expect("the table answers the second attempt");
+    assert!(matches!(started, Started::Won { .. }), "its own chain, not another's: {started:?}");
+
+    let check = CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &start.accepted_at, message_id: "m-1", receive_count: 1 };
+    let decided = CheckEnd::Decided { decision: "confirmed", error: None };
+    let written = state.check_end(&start.key, &check, &decided, 1_764_000_100).await.expect("answered");
+    assert_eq!(written, Written::Won, "the decision it wrote is its own: it is published, not dropped");
+
+    // Another check of the same chain, from another message, still finds it decided.
+    let copy = CheckOf { message_id: "m-2", ..check };
+    assert_eq!(state.check_end(&start.key, &copy, &decided, 1_764_000_200).await.expect("answered"), Written::Lost);
+}
+
+#[tokio::test]
+async fn a_later_termination_found_underway_after_a_decided_one_gets_its_own_chain() {
+    use teardown::state::{CheckEnd, CheckOf, Started};
+    let moto = Moto::start();
+    let state = table(&moto, "later-termination").await;
+    let first = chain("pp-again0001", "req-1:0", Some("rec-1"), true);
+    assert!(matches!(state.start_chain(&first, 1_764_000_000).await.unwrap(), Started::Won { .. }));
+    let check = CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
+    let failed = CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()) };
+    state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap();
+
+    // The same record found again on its way out was decided already.
+    let same = chain("pp-again0001", "req-2:0", Some("rec-1"), false);
+    assert_eq!(state.start_chain(&same, 1_764_000_200).await.unwrap(), Started::Lost);
+    // A new terminate record (another request terminated it again, and this delivery
+    // lost the answer) is a new termination: followed up and decided on its own.
+    let later = chain("pp-again0001", "req-3:0", Some("rec-2"), false);
+    assert!(matches!(state.start_chain(&later, 1_764_000_300).await.unwrap(), Started::Won { .. }));
+    let item = item(&moto, "later-termination", &later.key.pk()).await;
+    assert_eq!(item.get("recordId").map(String::as_str), Some("rec-2"));
+    assert_eq!(item.get("decision"), None, "the earlier decision is not this termination's");
+}

@@ -27,3 +27,13 @@ async fn without_the_state_table_the_weaker_invariants_hold_under_fire() {
     println!("{}", outcome.ledger);
     assert!(outcome.violations.is_empty(), "{}\n{:#?}", outcome.ledger, outcome.violations);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn experiment() {
+    let mut config = Config::small(bin(), std::env::var("FIRE_TABLE").is_ok());
+    config.crash_rate = std::env::var("FIRE_CRASH").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    config.after_faults = std::env::var("FIRE_AFTER").is_ok();
+    let outcome = run(&config).await;
+    println!("{}", outcome.ledger);
+}

@@ -16,6 +16,7 @@
 //! | `decision`, `decidedAt`, `decisionError`, `decidedMsg`, `decidedReceive` | `confirmed`, `failed` or `unconfirmed`, written once (by one message) |
 //! | `claimUntil`, `claimedBy` | MGN: the invocation about to call `TerminateTargetInstances` for the server |
 //! | `expiresAt` | TTL: one day after `CONFIRM_WITHIN` has passed |
+//! | `writeToken` | the last write's own token: an attempt the SDK retried after its answer was lost knows its own write by it |
 
 use std::collections::HashMap;
 
@@ -129,6 +130,18 @@ fn n(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// A token no other write carries: this process, when it started, and a count.
+fn write_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static STARTED: OnceLock<u128> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let started = STARTED.get_or_init(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+    });
+    format!("{}-{started}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// A state call that fails is `transient`, like a lookup: the message comes back.
 fn transient(error: ServiceError) -> ServiceError {
     ServiceError { outcome: crate::outcome::Outcome::Transient, ..error }
@@ -183,6 +196,12 @@ impl StateTable {
 
     /// One conditional `UpdateItem`, with what it `returning` asks back when it went
     /// in; `None` when its condition did not hold.
+    ///
+    /// Each write carries a token of its own. When an attempt went in but its answer
+    /// was lost (a reset, a timeout), the SDK sends the same request again, whose
+    /// condition then fails against its own write: the item that DynamoDB returns with
+    /// the failure still carries the token, and the write counts as made (answered with
+    /// the item as it is, since the item as it was is gone).
     async fn write(
         &self,
         key: &Key,
@@ -194,6 +213,11 @@ impl StateTable {
         let (Some(client), Some(table)) = (&self.client, &self.table) else {
             return Ok(Some(Item::default()));
         };
+        let token = write_token();
+        let update = match update.strip_prefix("SET ") {
+            Some(rest) => format!("SET writeToken = :writeToken, {rest}"),
+            None => format!("SET writeToken = :writeToken {update}"),
+        };
         let mut call = client
             .update_item()
             .table_name(table)
@@ -201,18 +225,21 @@ impl StateTable {
             .update_expression(update)
             .condition_expression(condition)
             .return_values(returning)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None);
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .expression_attribute_values(":writeToken", s(&token));
         for (name, value) in values {
             call = call.expression_attribute_values(name, value);
         }
         match call.send().await {
             Ok(out) => Ok(Some(item(out.attributes()))),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(None)
-            }
-            // Whatever the table answered, the target is not decided yet: retried.
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    let now = failed.item().filter(|i| i.get("writeToken") == Some(&s(&token)));
+                    Ok(now.map(|attributes| item(Some(attributes))))
+                }
+                // Whatever the table answered, the target is not decided yet: retried.
+                _ => Err(transient(classify(&SdkError::ServiceError(e)))),
+            },
             Err(e) => Err(transient(classify(&e))),
         }
     }
@@ -278,10 +305,22 @@ impl StateTable {
             // Never this chain's own item again: its check may have adopted and decided
             // it already, were this write late.
             "attribute_not_exists(chainId) OR ((attribute_exists(decision) OR chainState = :pending) AND chainId <> :chain)"
+                .to_owned()
         } else {
-            "attribute_not_exists(chainId) OR (chainState = :pending AND attribute_not_exists(decision))"
+            let found = "attribute_not_exists(chainId) OR (chainState = :pending AND attribute_not_exists(decision))";
+            // Found on its way out in a job or record other than the one decided: a later
+            // termination (after a failed one), whose answer this invocation never had.
+            match (&start.job_id, &start.record_id) {
+                (Some(_), _) => format!(
+                    "{found} OR (attribute_exists(decision) AND (attribute_not_exists(jobId) OR jobId <> :job))"
+                ),
+                (None, Some(_)) => format!(
+                    "{found} OR (attribute_exists(decision) AND (attribute_not_exists(recordId) OR recordId <> :record))"
+                ),
+                (None, None) => found.to_owned(),
+            }
         };
-        let written = self.write(&start.key, &update, condition, values, ReturnValue::UpdatedOld).await?;
+        let written = self.write(&start.key, &update, &condition, values, ReturnValue::UpdatedOld).await?;
         Ok(match written {
             None => Started::Lost,
             Some(old) => Started::Won { previous: old.get("chainId").map(str::to_owned) },

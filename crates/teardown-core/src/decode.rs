@@ -250,8 +250,14 @@ fn sqs_records(records: &Value) -> Result<Vec<Delivery>, DecodeError> {
 }
 
 fn sqs_record(index: usize, record: &Value) -> Delivery {
-    let path = format!("Records[{index}]");
     let message_id = record.get("messageId").and_then(Value::as_str).map(str::to_owned);
+    // A record is named by its message id when it has one: the same message delivered
+    // again, at another place in another batch, gets the same error, so the same
+    // dead-letter record (and deduplication id).
+    let path = match &message_id {
+        Some(id) => format!("Records[messageId={id}]"),
+        None => format!("Records[{index}]"),
+    };
     let message = match serde_json::from_value::<SqsMessage>(record.clone()) {
         Ok(message) => message,
         Err(e) => {

@@ -107,10 +107,20 @@ fn one_bad_body_fails_only_its_own_record() {
     assert_eq!(items.len(), 3);
     assert!(items[0].decoded.is_ok() && items[2].decoded.is_ok());
     let e = error_of(&items[1]);
-    assert_eq!(e.field, "Records[1].body");
+    assert_eq!(e.field, "Records[messageId=m-2].body");
     assert!(e.message.starts_with("is not valid JSON"), "{e}");
     assert_eq!(items[1].raw, json!("{not json"), "the raw body is kept for the dead-letter record");
     assert_eq!(items[1].origin.message_id(), Some("m-2"));
+}
+
+#[test]
+fn one_message_delivered_again_elsewhere_in_another_batch_gets_the_same_error() {
+    // SQS delivers at least once: the copy's dead-letter record (and so its FIFO
+    // deduplication id) must not depend on where the batch put it.
+    let first = sqs_items(sqs(vec![sqs_record("m-2", "{not json")]));
+    let again = sqs_items(sqs(vec![sqs_record("m-1", WS_REQUEST), sqs_record("m-9", WS_REQUEST), sqs_record("m-2", "{not json")]));
+    assert_eq!(error_of(&first[0]).to_string(), error_of(&again[2]).to_string());
+    assert_eq!(error_of(&first[0]).field, "Records[messageId=m-2].body");
 }
 
 #[test]
@@ -120,9 +130,9 @@ fn a_record_without_body_or_with_a_wrong_type_is_a_bad_input_naming_the_record()
     let mut numeric_body = sqs_record("m-2", "");
     numeric_body["body"] = json!(42);
     let items = sqs_items(sqs(vec![no_body, numeric_body]));
-    assert_eq!(error_of(&items[0]).field, "Records[0].body");
+    assert_eq!(error_of(&items[0]).field, "Records[messageId=m-1].body");
     assert_eq!(error_of(&items[0]).message, "is missing");
-    assert_eq!(error_of(&items[1]).field, "Records[1]");
+    assert_eq!(error_of(&items[1]).field, "Records[messageId=m-2]");
     assert!(error_of(&items[1]).message.contains("not a valid SQS record"));
     assert_eq!(items[1].origin.message_id(), Some("m-2"), "the id is kept so the record can be named");
 }
@@ -152,8 +162,8 @@ fn broken_wrappers_name_the_broken_part() {
         sqs_record("m-2", &partial_sns.to_string()),
         sqs_record("m-3", &bad_eb),
     ]));
-    assert_eq!(error_of(&items[0]).field, "Records[0].body.Message");
-    assert_eq!(error_of(&items[1]).field, "Records[1].body");
+    assert_eq!(error_of(&items[0]).field, "Records[messageId=m-1].body.Message");
+    assert_eq!(error_of(&items[1]).field, "Records[messageId=m-2].body");
     assert!(error_of(&items[1]).message.contains("not a valid SNS notification"));
     assert!(error_of(&items[2]).message.contains("not a valid EventBridge event"));
 }
@@ -289,7 +299,7 @@ fn every_sample_event_decodes_to_its_requests() {
             true,
             &[
                 "TerminateWorkspaces",
-                "error:Records[1].body",
+                "error:Records[messageId=mixed-badjson-0002].body",
                 "error:operation",
                 "error:input.TerminateWorkspaceRequests[0].WorkspaceID",
             ],

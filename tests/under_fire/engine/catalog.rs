@@ -190,7 +190,7 @@ impl Catalog {
                     return error("InvalidStateException", "the product is UNDER_CHANGE");
                 }
                 let n = self.records.len() + 1;
-                let runs = Duration::from_millis(((20 + (n as u64 * 6151) % 60) as f64 * self.ms_per_second) as u64);
+                let runs = Duration::from_millis(((20 + (n as u64 * 6151) % 60) as f64 * self.ms_per_second) as u64).max(super::world::UNDERWAY_AT_LEAST);
                 let p = &mut self.products[i];
                 let record = Record {
                     id: format!("rec-t{n:010}"),

@@ -174,7 +174,16 @@ pub fn check(run: Run<'_>) -> Outcome {
         let got = decisions.get(key).map_or(0, BTreeSet::len);
         let ok = if weaker { got >= *times } else { got == *times };
         if !ok {
-            decided.violations.push(format!("{service:?} {account} {id}: accepted {times}×, {got} final decision(s)"));
+            let seen = world.seen.lock().expect("the stand-ins' log");
+            let said: Vec<String> = seen
+                .events
+                .iter()
+                .map(|(_, d)| d)
+                .chain(not_sent.iter())
+                .filter(|d| d["account"] == account.as_str() && canonical(*service, account, d["id"].as_str().unwrap_or_default()) == *id)
+                .map(|d| format!("{}@{}", d["outcome"].as_str().unwrap_or("?"), d["source"]["receiveCount"]))
+                .collect();
+            decided.violations.push(format!("{service:?} {account} {id}: accepted {times}×, {got} final decision(s); events {said:?}"));
         }
     }
     for (key @ (account, service, id), set) in &decisions {
@@ -185,11 +194,13 @@ pub fn check(run: Run<'_>) -> Outcome {
 
     let queues = world.queues.lock().expect("the queues");
     let mut records_by_message: HashMap<String, (BTreeSet<String>, usize)> = HashMap::new();
+    let mut receives_by_message: HashMap<String, Vec<String>> = HashMap::new();
     let mut records_by_outcome: BTreeMap<String, usize> = BTreeMap::new();
     for r in &queues.records {
         let body = &r["body"];
         *records_by_outcome.entry(body["outcome"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
         let id = body["source"]["messageId"].as_str().unwrap_or("?").to_owned();
+        receives_by_message.entry(id.clone()).or_default().push(body["source"]["receiveCount"].to_string());
         let entry = records_by_message.entry(id).or_default();
         entry.0.insert(record_identity(body));
         entry.1 += 1;
@@ -201,7 +212,12 @@ pub fn check(run: Run<'_>) -> Outcome {
         let (distinct, all) = records_by_message.get(&s.id).map(|(d, n)| (d.len(), *n)).unwrap_or((0, 0));
         copies += all.saturating_sub(distinct);
         if distinct != 1 {
-            one_record.violations.push(format!("{} ({:?}): {distinct} records", s.id, s.kind));
+            let receives = receives_by_message.get(&s.id).cloned().unwrap_or_default().join(",");
+            let bodies: Vec<String> = records_by_message
+                .get(&s.id)
+                .map(|(d, _)| d.iter().map(|b| b.chars().take(400).collect()).collect())
+                .unwrap_or_default();
+            one_record.violations.push(format!("{} ({:?}): {distinct} records, at receives {receives}: {bodies:?}", s.id, s.kind));
         }
     }
 
@@ -259,7 +275,7 @@ pub fn check(run: Run<'_>) -> Outcome {
     }
     let _ = writeln!(out, "  messages sent by the function");
     for (kind, n) in &queues.stats.sent_by_function {
-        let _ = writeln!(out, "    {:<32}{n}", format!("{kind}s"));
+        let _ = writeln!(out, "    {:<32}{n}", format!("{kind}"));
     }
     let _ = writeln!(out, "  invocations                       {}", run.invocations);
     let _ = writeln!(out, "    killed (SIGKILL, cold restart)  {}", run.crashed_invocations);

@@ -170,7 +170,7 @@ impl Mgn {
                 let n = self.jobs.len() + 1;
                 let now = Instant::now();
                 // A job runs 30 to 90 s of queue time.
-                let runs = Duration::from_millis(((30 + (n as u64 * 7919) % 60) as f64 * self.ms_per_second) as u64);
+                let runs = Duration::from_millis(((30 + (n as u64 * 7919) % 60) as f64 * self.ms_per_second) as u64).max(super::world::UNDERWAY_AT_LEAST);
                 let job = Job {
                     account: account.to_owned(),
                     id: format!("mgnjob-{n:08}"),

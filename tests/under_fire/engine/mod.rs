@@ -43,6 +43,8 @@ pub struct Config {
     pub dry_groups: usize,
     pub per_group: usize,
     pub timeouts: bool,
+    /// Faults after a call took effect: its answer lost on the way back.
+    pub after_faults: bool,
     /// Gives up (and says so) when the queues are not empty by then.
     pub limit: Duration,
 }
@@ -66,6 +68,7 @@ impl Config {
             dry_groups: 2,
             per_group: 4,
             timeouts: false,
+            after_faults: true,
             limit: Duration::from_secs(150),
         }
     }
@@ -99,7 +102,12 @@ pub async fn run(config: &Config) -> Outcome {
         Queues::new(config.compress, config.duplicate_rate, rng.next()),
         mgn::Mgn::new(&inventory, config.compress),
         catalog::Catalog::new(&inventory, config.compress),
-        Rates { fault: config.fault_rate, crash: config.crash_rate, timeouts: config.timeouts },
+        Rates {
+            fault: config.fault_rate,
+            crash: config.crash_rate,
+            timeouts: config.timeouts,
+            after: config.after_faults,
+        },
         rng.next(),
         doomed_workspaces,
     ));

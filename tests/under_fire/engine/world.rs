@@ -26,6 +26,12 @@ use crate::support::{RuntimeApi, lambda_command, loopback};
 /// SQS names it as `SenderId` on everything the function sends.
 pub const FUNCTION_PRINCIPAL: &str = "AKIAIOSFODNN7EXAMPLE";
 
+/// No termination finishes sooner, in real time: the SDK's own retries of a call
+/// whose answer was lost (seconds) meet it still underway, as in AWS, where these
+/// take minutes. Queue time is compressed; this floor is not.
+pub const UNDERWAY_AT_LEAST: Duration = Duration::from_secs(4);
+const TERMINATING_FOR: Duration = UNDERWAY_AT_LEAST;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
     Throttle,
@@ -54,8 +60,9 @@ pub struct Accepted {
 #[derive(Default)]
 pub struct Seen {
     pub workspaces: Vec<Accepted>,
-    /// WorkSpaces that moto removed but that the stand-in shows in `ERROR` from then on.
-    pub errored: HashSet<(String, String)>,
+    /// WorkSpaces that moto removed at once, and when: the stand-in shows them
+    /// `TERMINATING` for a while, as AWS would, then gone (or, when doomed, in `ERROR`).
+    pub terminated_at: HashMap<(String, String), std::time::Instant>,
     pub events: Vec<(String, Value)>,
     pub faults: BTreeMap<(String, Fault), u64>,
     pub crashes: BTreeMap<CrashPoint, u64>,
@@ -157,6 +164,8 @@ pub struct Rates {
     pub fault: f64,
     pub crash: f64,
     pub timeouts: bool,
+    /// Faults after the call took effect (a reset or a timeout on the way back).
+    pub after: bool,
 }
 
 pub struct World {
@@ -232,9 +241,10 @@ impl World {
             0..30 => Fault::Throttle,
             30..60 => Fault::ServerError,
             60..78 => Fault::ResetBefore,
-            78..96 => Fault::ResetAfter,
-            _ if timeouts => Fault::TimeoutAfter,
-            _ => Fault::ResetAfter,
+            78..96 if self.rates.after => Fault::ResetAfter,
+            _ if timeouts && self.rates.after => Fault::TimeoutAfter,
+            _ if self.rates.after => Fault::ResetAfter,
+            _ => Fault::ResetBefore,
         })
     }
 
@@ -406,10 +416,7 @@ impl World {
                     .unwrap_or_default();
                 if let Ok(mut seen) = self.seen.lock() {
                     for id in named.into_iter().filter(|id| !failed.contains(id.as_str())) {
-                        let key = (account.to_owned(), id.clone());
-                        if self.doomed_workspaces.contains(&key) {
-                            seen.errored.insert(key);
-                        }
+                        seen.terminated_at.entry((account.to_owned(), id.clone())).or_insert_with(std::time::Instant::now);
                         seen.workspaces.push(Accepted { service: Service::WorkSpaces, account: account.to_owned(), id });
                     }
                 }
@@ -417,27 +424,36 @@ impl World {
                 answer
             }
             "DescribeWorkspaces" if answer.status() == 200 => {
-                // A doomed WorkSpace's termination ended in ERROR: moto dropped it; it is shown.
+                // moto removes a WorkSpace at once; AWS shows it TERMINATING first, and a
+                // doomed one in ERROR after.
                 let asked: Vec<&str> = request["WorkspaceIds"]
                     .as_array()
                     .map(|a| a.iter().filter_map(Value::as_str).collect())
                     .unwrap_or_default();
-                let errored: Vec<String> = match self.seen.lock() {
+                let shown: Vec<(String, &str)> = match self.seen.lock() {
                     Ok(seen) => asked
                         .iter()
-                        .filter(|id| seen.errored.contains(&(account.to_owned(), (**id).to_owned())))
-                        .map(|id| (*id).to_owned())
+                        .filter_map(|id| {
+                            let key = (account.to_owned(), (*id).to_owned());
+                            let at = seen.terminated_at.get(&key)?;
+                            if at.elapsed() < TERMINATING_FOR {
+                                Some(((*id).to_owned(), "TERMINATING"))
+                            } else if self.doomed_workspaces.contains(&key) {
+                                Some(((*id).to_owned(), "ERROR"))
+                            } else {
+                                None
+                            }
+                        })
                         .collect(),
                     Err(_) => Vec::new(),
                 };
-                if errored.is_empty() {
+                if shown.is_empty() {
                     return answer;
                 }
                 let mut response = serde_json::from_slice::<Value>(&body_bytes(&answer)).unwrap_or(json!({}));
-                let list = response["Workspaces"].as_array_mut();
-                if let Some(list) = list {
-                    for id in errored {
-                        list.push(json!({"WorkspaceId": id, "State": "ERROR", "UserName": "fire", "DirectoryId": "d-fire", "BundleId": "wsb-fire"}));
+                if let Some(list) = response["Workspaces"].as_array_mut() {
+                    for (id, state) in shown {
+                        list.push(json!({"WorkspaceId": id, "State": state, "UserName": "fire", "DirectoryId": "d-fire", "BundleId": "wsb-fire"}));
                     }
                 }
                 json_reply(200, &response)
@@ -485,9 +501,9 @@ impl World {
             }
             let id = self.message_id("fn");
             let kind = match (queue, entry["MessageBody"].as_str()) {
-                (queues::DLQ, _) => "record",
-                (_, Some(b)) if b.starts_with("{\"confirm\"") => "check",
-                _ => "child",
+                (queues::DLQ, _) => "records",
+                (_, Some(b)) if b.starts_with("{\"confirm\"") => "checks",
+                _ => "children",
             };
             *queues.stats.sent_by_function.entry(kind).or_default() += 1;
             queues.store(
