@@ -846,7 +846,8 @@ async fn a_write_whose_answer_was_lost_is_known_as_its_own_when_the_sdk_sends_it
     let started = state.start_chain(&start, 1_764_000_000).await.expect("the table answers the second attempt");
     assert!(matches!(started, Started::Won { .. }), "its own chain, not another's: {started:?}");
 
-    let check = CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &start.accepted_at, message_id: "m-1", receive_count: 1 };
+    let check =
+        CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &start.accepted_at, message_id: "m-1", receive_count: 1 };
     let decided = CheckEnd::Decided { decision: "confirmed", error: None };
     let written = state.check_end(&start.key, &check, &decided, 1_764_000_100).await.expect("answered");
     assert_eq!(written, Written::Won, "the decision it wrote is its own: it is published, not dropped");
@@ -863,7 +864,8 @@ async fn a_later_termination_found_underway_after_a_decided_one_gets_its_own_cha
     let state = table(&moto, "later-termination").await;
     let first = chain("pp-again0001", "req-1:0", Some("rec-1"), true);
     assert!(matches!(state.start_chain(&first, 1_764_000_000).await.unwrap(), Started::Won { .. }));
-    let check = CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
+    let check =
+        CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
     let failed = CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()) };
     state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap();
 

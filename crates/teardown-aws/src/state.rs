@@ -132,8 +132,8 @@ fn n(value: i64) -> AttributeValue {
 
 /// A token no other write carries: this process, when it started, and a count.
 fn write_token() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
     static STARTED: OnceLock<u128> = OnceLock::new();
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let started = STARTED.get_or_init(|| {

@@ -118,7 +118,11 @@ fn one_message_delivered_again_elsewhere_in_another_batch_gets_the_same_error() 
     // SQS delivers at least once: the copy's dead-letter record (and so its FIFO
     // deduplication id) must not depend on where the batch put it.
     let first = sqs_items(sqs(vec![sqs_record("m-2", "{not json")]));
-    let again = sqs_items(sqs(vec![sqs_record("m-1", WS_REQUEST), sqs_record("m-9", WS_REQUEST), sqs_record("m-2", "{not json")]));
+    let again = sqs_items(sqs(vec![
+        sqs_record("m-1", WS_REQUEST),
+        sqs_record("m-9", WS_REQUEST),
+        sqs_record("m-2", "{not json"),
+    ]));
     assert_eq!(error_of(&first[0]).to_string(), error_of(&again[2]).to_string());
     assert_eq!(error_of(&first[0]).field, "Records[messageId=m-2].body");
 }

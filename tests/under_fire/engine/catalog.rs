@@ -106,9 +106,7 @@ impl Catalog {
 
     fn product(&self, account: &str, id: Option<&str>, name: Option<&str>) -> Option<usize> {
         self.products.iter().position(|p| {
-            p.account == account
-                && !p.gone
-                && (id.is_some_and(|id| p.id == id) || name.is_some_and(|n| p.name == n))
+            p.account == account && !p.gone && (id.is_some_and(|id| p.id == id) || name.is_some_and(|n| p.name == n))
         })
     }
 
@@ -119,7 +117,8 @@ impl Catalog {
             "RecordErrors": []
         });
         if r.status == "FAILED" {
-            detail["RecordErrors"] = json!([{"Code": "StackDeleteFailed", "Description": "the stack's bucket is not empty"}]);
+            detail["RecordErrors"] =
+                json!([{"Code": "StackDeleteFailed", "Description": "the stack's bucket is not empty"}]);
         }
         detail
     }
@@ -151,7 +150,8 @@ impl Catalog {
                     })
                     .map(|p| {
                         let mut v = Catalog::product_json(p);
-                        v["Tags"] = json!(p.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>());
+                        v["Tags"] =
+                            json!(p.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>());
                         v
                     })
                     .collect();
@@ -178,8 +178,11 @@ impl Catalog {
             }
             "TerminateProvisionedProduct" => {
                 let token = body["TerminateToken"].as_str().unwrap_or_default().to_owned();
-                let Some(i) = self.product(account, body["ProvisionedProductId"].as_str(), body["ProvisionedProductName"].as_str())
-                else {
+                let Some(i) = self.product(
+                    account,
+                    body["ProvisionedProductId"].as_str(),
+                    body["ProvisionedProductName"].as_str(),
+                ) else {
                     return error("ResourceNotFoundException", "no such provisioned product");
                 };
                 let key = (account.to_owned(), self.products[i].id.clone(), token.clone());
@@ -190,7 +193,8 @@ impl Catalog {
                     return error("InvalidStateException", "the product is UNDER_CHANGE");
                 }
                 let n = self.records.len() + 1;
-                let runs = Duration::from_millis(((20 + (n as u64 * 6151) % 60) as f64 * self.ms_per_second) as u64).max(super::world::UNDERWAY_AT_LEAST);
+                let runs = Duration::from_millis(((20 + (n as u64 * 6151) % 60) as f64 * self.ms_per_second) as u64)
+                    .max(super::world::UNDERWAY_AT_LEAST);
                 let p = &mut self.products[i];
                 let record = Record {
                     id: format!("rec-t{n:010}"),

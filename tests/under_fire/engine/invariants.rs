@@ -28,10 +28,8 @@ pub struct Run<'a> {
 
 /// The two invariants that a crash between a termination's acceptance and the write
 /// that records it can still break (docs/evidence.md, "Under fire": still open).
-pub const AFTER_A_CRASH_OPEN: [&str; 2] = [
-    "every accepted termination has exactly one final decision",
-    "every invalid message leaves exactly one record",
-];
+pub const AFTER_A_CRASH_OPEN: [&str; 2] =
+    ["every accepted termination has exactly one final decision", "every invalid message leaves exactly one record"];
 
 const FINAL: [&str; 3] = ["confirmed", "failed", "unconfirmed"];
 
@@ -43,7 +41,9 @@ fn ids_of(request: &Value) -> BTreeSet<String> {
         ids.extend(w["WorkspaceId"].as_str().map(str::to_owned));
     }
     for key in ["sourceServerIDs"] {
-        for v in input[key].as_array().into_iter().flatten().chain(request["select"][key].as_array().into_iter().flatten()) {
+        for v in
+            input[key].as_array().into_iter().flatten().chain(request["select"][key].as_array().into_iter().flatten())
+        {
             ids.extend(v.as_str().map(str::to_owned));
         }
     }
@@ -123,7 +123,9 @@ pub fn check(run: Run<'_>) -> Outcome {
             protected.violations.push(format!("{service:?} {account} {id} is protected"));
         }
         if !reachable.contains(key) {
-            outside_request.violations.push(format!("{service:?} {account} {id}: no real request named or selected it"));
+            outside_request
+                .violations
+                .push(format!("{service:?} {account} {id}: no real request named or selected it"));
         }
         if account == OUTSIDE {
             outside_account.violations.push(format!("{service:?} {id} in {account}"));
@@ -187,10 +189,15 @@ pub fn check(run: Run<'_>) -> Outcome {
                 .iter()
                 .map(|(_, d)| d)
                 .chain(not_sent.iter())
-                .filter(|d| d["account"] == account.as_str() && canonical(*service, account, d["id"].as_str().unwrap_or_default()) == *id)
+                .filter(|d| {
+                    d["account"] == account.as_str()
+                        && canonical(*service, account, d["id"].as_str().unwrap_or_default()) == *id
+                })
                 .map(|d| format!("{}@{}", d["outcome"].as_str().unwrap_or("?"), d["source"]["receiveCount"]))
                 .collect();
-            decided.violations.push(format!("{service:?} {account} {id}: accepted {times}×, {got} final decision(s); events {said:?}"));
+            decided.violations.push(format!(
+                "{service:?} {account} {id}: accepted {times}×, {got} final decision(s); events {said:?}"
+            ));
         }
     }
     for (key @ (account, service, id), set) in &decisions {
@@ -224,7 +231,9 @@ pub fn check(run: Run<'_>) -> Outcome {
                 .get(&s.id)
                 .map(|(d, _)| d.iter().map(|b| b.chars().take(400).collect()).collect())
                 .unwrap_or_default();
-            one_record.violations.push(format!("{} ({:?}): {distinct} records, at receives {receives}: {bodies:?}", s.id, s.kind));
+            one_record
+                .violations
+                .push(format!("{} ({:?}): {distinct} records, at receives {receives}: {bodies:?}", s.id, s.kind));
         }
     }
 
@@ -247,7 +256,12 @@ pub fn check(run: Run<'_>) -> Outcome {
         };
         let named = norm(ids_of(&r["retryRequest"]));
         let failed = norm(
-            r["failedTargets"].as_array().into_iter().flatten().filter_map(|t| t["id"].as_str().map(str::to_owned)).collect(),
+            r["failedTargets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["id"].as_str().map(str::to_owned))
+                .collect(),
         );
         if named != failed || named.is_empty() {
             retry.violations.push(format!("retryRequest names {named:?}, failed targets {failed:?}"));
@@ -292,7 +306,12 @@ pub fn check(run: Run<'_>) -> Outcome {
     let _ = writeln!(out, "  redeliveries                      {}", queues.stats.redelivered);
     let _ = writeln!(out, "  duplicate deliveries              {}", queues.stats.duplicates);
     let _ = writeln!(out, "  settled                           {}", queues.stats.settled);
-    let _ = writeln!(out, "  redriven after {} receives         {}", super::queues::MAX_RECEIVE_COUNT, queues.stats.redriven.len());
+    let _ = writeln!(
+        out,
+        "  redriven after {} receives         {}",
+        super::queues::MAX_RECEIVE_COUNT,
+        queues.stats.redriven.len()
+    );
     let _ = writeln!(out, "  calls reaching the stand-ins      {}", seen.calls.values().sum::<u64>());
     let _ = writeln!(out, "  faults injected                   {}", seen.faults.values().sum::<u64>());
     let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
@@ -301,8 +320,16 @@ pub fn check(run: Run<'_>) -> Outcome {
         *by_kind.entry(format!("{fault:?}")).or_default() += n;
         *by_service.entry(service.clone()).or_default() += n;
     }
-    let _ = writeln!(out, "    by kind     {}", by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
-    let _ = writeln!(out, "    by service  {}", by_service.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+    let _ = writeln!(
+        out,
+        "    by kind     {}",
+        by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "    by service  {}",
+        by_service.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    );
     let mut per_service: BTreeMap<String, usize> = BTreeMap::new();
     for ((_, service, _), n) in &accepted {
         *per_service.entry(format!("{service:?}")).or_default() += n;

@@ -55,7 +55,11 @@ impl Mgn {
                 id: r.id.clone(),
                 tags: r.tags(),
                 // One in ten is in a state the guard refuses: TESTING, or no launched instance.
-                state: if r.refused_state && r.id.ends_with(['1', '3', '5', '7', '9']) { "TESTING" } else { "READY_FOR_TEST" },
+                state: if r.refused_state && r.id.ends_with(['1', '3', '5', '7', '9']) {
+                    "TESTING"
+                } else {
+                    "READY_FOR_TEST"
+                },
                 launched: !(r.refused_state && !r.id.ends_with(['1', '3', '5', '7', '9'])),
                 doomed: r.doomed,
                 stuck: r.stuck,
@@ -170,7 +174,8 @@ impl Mgn {
                 let n = self.jobs.len() + 1;
                 let now = Instant::now();
                 // A job runs 30 to 90 s of queue time.
-                let runs = Duration::from_millis(((30 + (n as u64 * 7919) % 60) as f64 * self.ms_per_second) as u64).max(super::world::UNDERWAY_AT_LEAST);
+                let runs = Duration::from_millis(((30 + (n as u64 * 7919) % 60) as f64 * self.ms_per_second) as u64)
+                    .max(super::world::UNDERWAY_AT_LEAST);
                 let job = Job {
                     account: account.to_owned(),
                     id: format!("mgnjob-{n:08}"),

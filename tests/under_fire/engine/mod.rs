@@ -6,8 +6,8 @@
 //! the stand-ins accepted, not from anything the function reported.
 
 pub mod catalog;
-pub mod inventory;
 pub mod invariants;
+pub mod inventory;
 pub mod mgn;
 pub mod queues;
 pub mod traffic;
@@ -104,12 +104,8 @@ pub async fn run(config: &Config) -> Outcome {
     };
     let setup = Instant::now();
     let inventory = Inventory::make(&moto, &shape, &mut rng);
-    let doomed_workspaces: HashSet<(String, String)> = inventory
-        .resources
-        .iter()
-        .filter(|r| r.service == Service::WorkSpaces && r.doomed)
-        .map(|r| r.key())
-        .collect();
+    let doomed_workspaces: HashSet<(String, String)> =
+        inventory.resources.iter().filter(|r| r.service == Service::WorkSpaces && r.doomed).map(|r| r.key()).collect();
     let world = Arc::new(World::new(
         Queues::new(config.compress, config.duplicate_rate, rng.next()),
         mgn::Mgn::new(&inventory, config.compress),

@@ -120,7 +120,9 @@ pub fn generate(inventory: &Inventory, total: usize, rng: &mut Rng) -> Vec<Sent>
                     body["dryRun"] = json!(true);
                 } else {
                     for a in accounts {
-                        reach.extend(by_group(service, a, &group).iter().map(|r| (r.account.clone(), service, r.id.clone())));
+                        reach.extend(
+                            by_group(service, a, &group).iter().map(|r| (r.account.clone(), service, r.id.clone())),
+                        );
                     }
                 }
                 body.to_string()
@@ -181,7 +183,8 @@ fn hostile_body(inventory: &Inventory, service: Service, rng: &mut Rng) -> Strin
         2 => "\u{0}\u{1}not json at all".to_owned(),
         3 => format!("{}{}", "[".repeat(5000), "]".repeat(5000)),
         4 => json!({"requests": [{"operation": service.operation(), "input": {}}]}).to_string(),
-        _ => json!({"operation": service.operation(), "select": {"tags": {"group": "g0"}}, "dryRun": "false"}).to_string(),
+        _ => json!({"operation": service.operation(), "select": {"tags": {"group": "g0"}}, "dryRun": "false"})
+            .to_string(),
     }
 }
 

@@ -81,7 +81,12 @@ pub struct Env {
 }
 
 impl Env {
-    pub async fn start(index: usize, bin: &std::path::Path, vars: Vec<(String, String)>, not_sent: Arc<Mutex<Vec<Value>>>) -> Arc<Env> {
+    pub async fn start(
+        index: usize,
+        bin: &std::path::Path,
+        vars: Vec<(String, String)>,
+        not_sent: Arc<Mutex<Vec<Value>>>,
+    ) -> Arc<Env> {
         let api = RuntimeApi::start().await.expect("a loopback port");
         let env = Arc::new(Env {
             index,
@@ -309,7 +314,8 @@ impl World {
         let service = scope.get(3).copied().unwrap_or_default().to_owned();
         let target = header("x-amz-target");
         let operation = target.rsplit('.').next().map(str::to_owned).unwrap_or_default();
-        let operation = if operation.is_empty() { parts.uri.path().trim_start_matches('/').to_owned() } else { operation };
+        let operation =
+            if operation.is_empty() { parts.uri.path().trim_start_matches('/').to_owned() } else { operation };
         let (account, env) = self.caller(&key);
         if let Ok(mut seen) = self.seen.lock() {
             *seen.calls.entry(service.clone()).or_default() += 1;
@@ -320,7 +326,9 @@ impl World {
             self.count_fault(&service, fault);
             match fault {
                 Fault::Throttle => return throttled(&service),
-                Fault::ServerError => return json_reply(503, &json!({"__type": "ServiceUnavailable", "message": "injected"})),
+                Fault::ServerError => {
+                    return json_reply(503, &json!({"__type": "ServiceUnavailable", "message": "injected"}));
+                }
                 Fault::ResetBefore => return loopback::reset(),
                 _ => {}
             }
@@ -416,8 +424,14 @@ impl World {
                     .unwrap_or_default();
                 if let Ok(mut seen) = self.seen.lock() {
                     for id in named.into_iter().filter(|id| !failed.contains(id.as_str())) {
-                        seen.terminated_at.entry((account.to_owned(), id.clone())).or_insert_with(std::time::Instant::now);
-                        seen.workspaces.push(Accepted { service: Service::WorkSpaces, account: account.to_owned(), id });
+                        seen.terminated_at
+                            .entry((account.to_owned(), id.clone()))
+                            .or_insert_with(std::time::Instant::now);
+                        seen.workspaces.push(Accepted {
+                            service: Service::WorkSpaces,
+                            account: account.to_owned(),
+                            id,
+                        });
                     }
                 }
                 self.maybe_crash(env, CrashPoint::AfterTerminate);
@@ -495,8 +509,12 @@ impl World {
         for entry in &entries {
             // SendMessageBatch may fail an entry alone.
             if batch && self.chance(self.rates.fault / 2.0) {
-                drop(self.seen.lock().map(|mut s| *s.faults.entry(("sqs".into(), Fault::EntryFailed)).or_default() += 1));
-                failed.push(json!({"Id": entry["Id"], "SenderFault": false, "Code": "InternalError", "Message": "injected"}));
+                drop(
+                    self.seen.lock().map(|mut s| *s.faults.entry(("sqs".into(), Fault::EntryFailed)).or_default() += 1),
+                );
+                failed.push(
+                    json!({"Id": entry["Id"], "SenderFault": false, "Code": "InternalError", "Message": "injected"}),
+                );
                 continue;
             }
             let id = self.message_id("fn");

@@ -1,0 +1,64 @@
+//! The large run of the whole system under fire (tests/under_fire has the engine and
+//! the small seeded runs CI keeps). Run it with `scripts/ledger --all`; the options:
+//!
+//!   under_fire BINARY [--messages N] [--faults RATE] [--crashes RATE] [--duplicates RATE]
+//!              [--later-failures RATE] [--stuck RATE] [--no-table] [--environments N]
+//!              [--seed N] [--per-group N] [--groups N] [--timeouts]
+//!
+//! It prints the ledger and exits 1 when any invariant was broken (the two still open
+//! after a crash count only with --strict).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+#[path = "../tests/under_fire/engine/mod.rs"]
+mod engine;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let bin = PathBuf::from(args.next().unwrap_or_else(|| "target/release/teardown".into()));
+    let mut config = engine::Config::small(bin, true);
+    config.messages = 10_000;
+    config.real_groups = 12;
+    config.per_group = 8;
+    config.crash_rate = 0.02;
+    config.limit = Duration::from_secs(3600);
+    let mut strict = false;
+    let rest: Vec<String> = args.collect();
+    let mut i = 0;
+    while i < rest.len() {
+        let value = rest.get(i + 1).cloned().unwrap_or_default();
+        let rate = || value.parse::<f64>().unwrap_or_else(|_| panic!("{} takes a number, not {value:?}", rest[i]));
+        let count = || value.parse::<usize>().unwrap_or_else(|_| panic!("{} takes a count, not {value:?}", rest[i]));
+        let mut flag = false;
+        match rest[i].as_str() {
+            "--messages" => config.messages = count(),
+            "--faults" => config.fault_rate = rate(),
+            "--crashes" => config.crash_rate = rate(),
+            "--duplicates" => config.duplicate_rate = rate(),
+            "--later-failures" => config.later_failure_rate = rate(),
+            "--stuck" => config.stuck_rate = rate(),
+            "--environments" => config.environments = count(),
+            "--seed" => config.seed = count() as u64,
+            "--per-group" => config.per_group = count(),
+            "--groups" => config.real_groups = count(),
+            "--no-table" => (config.state_table, flag) = (false, true),
+            "--timeouts" => (config.timeouts, flag) = (true, true),
+            "--strict" => (strict, flag) = (true, true),
+            other => panic!("unknown option {other}"),
+        }
+        i += if flag { 1 } else { 2 };
+    }
+    let outcome = engine::run(&config).await;
+    println!("{}", outcome.ledger);
+    let open: &[&str] = if strict || config.crash_rate == 0.0 { &[] } else { &engine::invariants::AFTER_A_CRASH_OPEN };
+    let violations = outcome.violations(open);
+    if !violations.is_empty() {
+        println!("{} violations", violations.len());
+        std::process::exit(1);
+    }
+}
