@@ -880,3 +880,21 @@ async fn a_later_termination_found_underway_after_a_decided_one_gets_its_own_cha
     assert_eq!(item.get("recordId").map(String::as_str), Some("rec-2"));
     assert_eq!(item.get("decision"), None, "the earlier decision is not this termination's");
 }
+
+#[tokio::test]
+async fn a_decision_a_check_made_without_knowing_the_record_is_not_taken_for_another_records() {
+    use teardown::state::{CheckEnd, CheckOf, Started};
+    let moto = Moto::start();
+    let state = table(&moto, "adopted-decision").await;
+    // Its chain's write failed, its check went out anyway, adopted the target and
+    // decided: the item names no record.
+    let key = chain("pp-adopt0001", "req-1:0", None, true).key;
+    let check = CheckOf { chain: "req-1:0", attempt: 1, accepted_at: "2026-11-24T10:00:00Z", message_id: "m-1", receive_count: 1 };
+    let decided = CheckEnd::Decided { decision: "unconfirmed", error: None };
+    state.check_end(&key, &check, &decided, 1_764_000_100).await.unwrap();
+
+    // The record it followed, found still running later, may be the one it decided.
+    let found = chain("pp-adopt0001", "req-2:0", Some("rec-1"), false);
+    assert_eq!(state.start_chain(&found, 1_764_000_200).await.unwrap(), Started::Lost, "no second chain, no second decision");
+    assert_eq!(item(&moto, "adopted-decision", &key.pk()).await.get("decision").map(String::as_str), Some("unconfirmed"));
+}

@@ -311,11 +311,13 @@ impl StateTable {
             // Found on its way out in a job or record other than the one decided: a later
             // termination (after a failed one), whose answer this invocation never had.
             match (&start.job_id, &start.record_id) {
-                (Some(_), _) => format!(
-                    "{found} OR (attribute_exists(decision) AND (attribute_not_exists(jobId) OR jobId <> :job))"
-                ),
+                // An item with no id (a check adopted the target) may well have decided this
+                // very job or record: it is not taken for another.
+                (Some(_), _) => {
+                    format!("{found} OR (attribute_exists(decision) AND attribute_exists(jobId) AND jobId <> :job)")
+                }
                 (None, Some(_)) => format!(
-                    "{found} OR (attribute_exists(decision) AND (attribute_not_exists(recordId) OR recordId <> :record))"
+                    "{found} OR (attribute_exists(decision) AND attribute_exists(recordId) AND recordId <> :record)"
                 ),
                 (None, None) => found.to_owned(),
             }
