@@ -10,7 +10,7 @@ use super::app::{CONCURRENCY, Invocation, bounded, within_deadline};
 use super::settle::Settled;
 use crate::classify::ServiceError;
 use crate::outcome::{DeadLetterStatus, FollowUp, RequestResult};
-use crate::state::{ChainStart, Key, Started};
+use crate::state::{ChainStart, Key, Started, Written};
 
 pub(super) async fn publish(ctx: &Invocation<'_>, settled: Vec<Settled>) -> Vec<RequestResult> {
     stream::iter(settled).map(|settled| publish_one(ctx, settled)).buffered(CONCURRENCY).collect().await
@@ -82,6 +82,33 @@ async fn owned(
     Ok(taken_over)
 }
 
+/// A record goes out once per message: with a state table, one that an earlier
+/// delivery of the same message already published is not published again. When the
+/// table cannot say, the record goes out (a copy rather than a loss).
+async fn publish_once(
+    ctx: &Invocation<'_>,
+    record: &crate::deadletter::DeadLetterRecord,
+) -> Result<(), crate::deadletter::PublishError> {
+    let (state, now) = (&ctx.app.state, ctx.now.unix_timestamp());
+    if !state.is_set() {
+        return ctx.app.dead_letters.publish(record).await;
+    }
+    let identity = record.identity();
+    match state.record_unpublished(&identity, now).await {
+        Ok(Written::Lost) => {
+            tracing::info!(record = %identity, "this dead-letter record was published by an earlier delivery of the message");
+            return Ok(());
+        }
+        Ok(Written::Won) => {}
+        Err(e) => tracing::warn!(error = %e, "the state table cannot say whether this record went out; it is published"),
+    }
+    ctx.app.dead_letters.publish(record).await?;
+    if let Err(e) = state.record_published(&identity, now).await {
+        tracing::warn!(error = %e, record = %identity, "a published record was not marked; a later delivery may publish it again");
+    }
+    Ok(())
+}
+
 async fn publish_record_and_checks(
     ctx: &Invocation<'_>,
     result: &mut RequestResult,
@@ -90,7 +117,7 @@ async fn publish_record_and_checks(
 ) {
     let (app, deadline) = (ctx.app, ctx.publish_deadline);
     if let Some(record) = record {
-        let published = within_deadline(deadline, app.dead_letters.publish(&record)).await;
+        let published = within_deadline(deadline, publish_once(ctx, &record)).await;
         result.dead_letter = match published {
             Ok(Ok(())) => DeadLetterStatus::Published,
             Ok(Err(e)) => {

@@ -898,3 +898,23 @@ async fn a_decision_a_check_made_without_knowing_the_record_is_not_taken_for_ano
     assert_eq!(state.start_chain(&found, 1_764_000_200).await.unwrap(), Started::Lost, "no second chain, no second decision");
     assert_eq!(item(&moto, "adopted-decision", &key.pk()).await.get("decision").map(String::as_str), Some("unconfirmed"));
 }
+
+/// Twice recorded: a batch whose invocation died after its records went out comes
+/// back whole; an invalid message in it is judged again, and the same record (but for
+/// its receive count) would go out again. With the table it goes out once; a new
+/// message with the same body gets its own.
+#[tokio::test]
+async fn a_record_published_before_the_invocation_died_is_not_published_again_by_the_next_delivery() {
+    let world = world("records-once", &["ws-recs0001"]).await;
+    let f = &world.f;
+    let bad = json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceID": "ws-recs0001"}]}});
+
+    invoke_as(&f.app, delivery("m-bad-1", &bad, 1), "req-1").await.unwrap();
+    invoke_as(&f.app, delivery("m-bad-1", &bad, 2), "req-2").await.unwrap();
+    invoke_as(&f.app, delivery("m-bad-2", &bad, 1), "req-3").await.unwrap();
+
+    let records: Vec<String> =
+        taken(&f.records).into_iter().map(|(_, body, _, _)| body["source"]["messageId"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(records, ["m-bad-1", "m-bad-2"], "one record per message");
+    assert!(taken(&world.fleet.terminated).is_empty());
+}

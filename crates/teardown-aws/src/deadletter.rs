@@ -108,9 +108,26 @@ impl DeadLetterRecord {
         if let Value::Object(map) = &mut value {
             map.remove("failedAt");
         }
-        let digest = Sha256::digest(crate::decode::canonical(&value).as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        sha256(&value)
     }
+
+    /// What makes this record the same record whichever delivery of its message wrote
+    /// it: SHA-256 of the body without `failedAt` and `source.receiveCount`.
+    pub fn identity(&self) -> String {
+        let mut value: Value = serde_json::from_str(&self.body()).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.remove("failedAt");
+            if let Some(Value::Object(source)) = map.get_mut("source") {
+                source.remove("receiveCount");
+            }
+        }
+        sha256(&value)
+    }
+}
+
+fn sha256(value: &Value) -> String {
+    let digest = Sha256::digest(crate::decode::canonical(value).as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn to_json(record: &DeadLetterRecord) -> String {

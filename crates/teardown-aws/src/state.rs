@@ -16,6 +16,7 @@
 //! | `decision`, `decidedAt`, `decisionError`, `decidedMsg`, `decidedReceive` | `confirmed`, `failed` or `unconfirmed`, written once (by one message) |
 //! | `claimUntil`, `claimedBy` | MGN: the invocation about to call `TerminateTargetInstances` for the server |
 //! | `expiresAt` | TTL: one day after `CONFIRM_WITHIN` has passed |
+//! | `pk` `record#<identity>`: `askedAt`, `publishedAt` | a dead-letter record published (its identity: the record without `failedAt` and `source.receiveCount`), so a delivery of the same message after a crash does not publish it again |
 //! | `writeToken` | the last write's own token: an attempt the SDK retried after its answer was lost knows its own write by it |
 
 use std::collections::HashMap;
@@ -26,6 +27,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use crate::classify::{ServiceError, classify};
 use crate::request::Operation;
+
+/// How long a published record is remembered: past SQS's longest retention (14
+/// days), no delivery of its message can come back.
+const RECORD_SECONDS: i64 = 15 * 24 * 3600;
 
 /// How long a claim on an MGN server holds: past it, a call that never answered is
 /// assumed to have started its job, which `DescribeJobs` then shows.
@@ -185,12 +190,12 @@ impl StateTable {
     /// did not hold, and the service's error (`transient` or `rejected`) otherwise.
     async fn update(
         &self,
-        key: &Key,
+        pk: String,
         update: &str,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
     ) -> Result<Written, ServiceError> {
-        let written = self.write(key, update, condition, values, ReturnValue::None).await?;
+        let written = self.write(pk, update, condition, values, ReturnValue::None).await?;
         Ok(if written.is_some() { Written::Won } else { Written::Lost })
     }
 
@@ -204,7 +209,7 @@ impl StateTable {
     /// the item as it is, since the item as it was is gone).
     async fn write(
         &self,
-        key: &Key,
+        pk: String,
         update: &str,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
@@ -221,7 +226,7 @@ impl StateTable {
         let mut call = client
             .update_item()
             .table_name(table)
-            .key("pk", s(key.pk()))
+            .key("pk", s(pk))
             .update_expression(update)
             .condition_expression(condition)
             .return_values(returning)
@@ -248,7 +253,7 @@ impl StateTable {
     /// its terminate call. `Lost`: another invocation holds it.
     pub async fn claim(&self, key: &Key, holder: &str, now: i64) -> Result<Written, ServiceError> {
         self.update(
-            key,
+            key.pk(),
             "SET claimUntil = :until, claimedBy = :me, expiresAt = :exp",
             "attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me",
             vec![
@@ -263,7 +268,7 @@ impl StateTable {
 
     /// A claim whose call was refused: the server is free again.
     pub async fn release(&self, key: &Key, holder: &str) -> Result<Written, ServiceError> {
-        self.update(key, "REMOVE claimUntil, claimedBy", "claimedBy = :me", vec![(":me", s(holder))]).await
+        self.update(key.pk(), "REMOVE claimUntil, claimedBy", "claimedBy = :me", vec![(":me", s(holder))]).await
     }
 
     /// Starts `start.chain` for a target found on its way out or just accepted. It goes
@@ -322,7 +327,7 @@ impl StateTable {
                 (None, None) => found.to_owned(),
             }
         };
-        let written = self.write(&start.key, &update, &condition, values, ReturnValue::UpdatedOld).await?;
+        let written = self.write(start.key.pk(), &update, &condition, values, ReturnValue::UpdatedOld).await?;
         Ok(match written {
             None => Started::Lost,
             Some(old) => Started::Won { previous: old.get("chainId").map(str::to_owned) },
@@ -334,7 +339,7 @@ impl StateTable {
     /// checks (finding it gone, it confirms). The item as it is now, when it went in.
     pub async fn recover(&self, key: &Key, chain: &str, due_at: i64) -> Result<Option<Item>, ServiceError> {
         self.write(
-            key,
+            key.pk(),
             "SET chainId = :chain, dueAt = :due",
             "attribute_exists(chainId) AND chainState = :pending AND attribute_not_exists(decision)",
             vec![(":chain", s(chain)), (":due", n(due_at)), (":pending", s("pending"))],
@@ -347,7 +352,7 @@ impl StateTable {
     /// target back to the chain it took it from, whose check may well be on its way.
     pub async fn revert(&self, key: &Key, mine: &str, previous: &str) -> Result<Written, ServiceError> {
         self.update(
-            key,
+            key.pk(),
             "SET chainId = :previous",
             "chainId = :mine AND attribute_not_exists(decision)",
             vec![(":previous", s(previous)), (":mine", s(mine))],
@@ -381,7 +386,7 @@ impl StateTable {
             CheckEnd::Again { due_at } => {
                 values.extend([(":live", s("live")), (":due", n(*due_at)), (":attempt", n(i64::from(check.attempt)))]);
                 self.update(
-                    key,
+                    key.pk(),
                     &format!(
                         "{set}, chainState = :live, dueAt = :due, checkAttempt = :attempt, checkMsg = :msg, checkReceive = :receive"
                     ),
@@ -404,7 +409,7 @@ impl StateTable {
                     values.push((":error", s(error)));
                 }
                 self.update(
-                    key,
+                    key.pk(),
                     &update,
                     &format!(
                         "{owned} AND (attribute_not_exists(decision) OR (decidedMsg = :msg AND decidedReceive < :receive))"
@@ -414,6 +419,32 @@ impl StateTable {
                 .await
             }
         }
+    }
+
+    /// A dead-letter record about to be published (`identity`: the record's
+    /// `DeadLetterRecord::identity`). `Lost` when an earlier delivery of the same message
+    /// published the same record already: a batch redelivered because its invocation
+    /// died after the record went out. An attempt that died before marking it
+    /// published leaves it unpublished: the next one publishes it (at least once).
+    pub async fn record_unpublished(&self, identity: &str, now: i64) -> Result<Written, ServiceError> {
+        self.update(
+            format!("record#{identity}"),
+            "SET askedAt = :now, expiresAt = :exp",
+            "attribute_not_exists(publishedAt)",
+            vec![(":now", n(now)), (":exp", n(now + RECORD_SECONDS))],
+        )
+        .await
+    }
+
+    /// The record of `identity` is in the dead-letter queue.
+    pub async fn record_published(&self, identity: &str, now: i64) -> Result<Written, ServiceError> {
+        self.update(
+            format!("record#{identity}"),
+            "SET publishedAt = :now, expiresAt = :exp",
+            "attribute_not_exists(publishedAt)",
+            vec![(":now", n(now)), (":exp", n(now + RECORD_SECONDS))],
+        )
+        .await
     }
 
     /// The item of `key`, as it is now (`teardown status`).
