@@ -80,8 +80,21 @@ fn first_check_due(ctx: &Invocation<'_>) -> i64 {
 /// What one write before the calls is for.
 enum Write {
     Claim {
+        at: usize,
         id: String,
         key: Key,
+    },
+    /// A WorkSpace or product about to be called for: its intent.
+    Intend {
+        at: usize,
+        id: String,
+        key: Key,
+    },
+    /// The targets a request is about to call for, by its token.
+    Index {
+        at: usize,
+        token: String,
+        ids: Vec<String>,
     },
     Chain {
         at: usize,
@@ -101,6 +114,7 @@ enum Write {
 /// What it came to.
 enum Done {
     Claim(Result<Written, ServiceError>),
+    Written(Result<Written, ServiceError>),
     Chain(Result<Started, ServiceError>),
     Recover(Result<Option<Item>, ServiceError>),
 }
@@ -129,13 +143,19 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
         let request = &request;
         let named = request.named_ids().is_some();
         let source = resolved.accepted.delivery.origin.to_json();
+        let mut intended = Vec::new();
         for (id, verdict) in judged {
             match (verdict, &request.target) {
                 (Verdict::Terminate { .. }, Target::TargetInstances(_)) => {
                     let key = key(ctx, request, id);
+                    intended.push(id.clone());
                     if claimed.insert(key.clone()) {
-                        writes.push(Write::Claim { id: id.clone(), key });
+                        writes.push(Write::Claim { at, id: id.clone(), key });
                     }
+                }
+                (Verdict::Terminate { .. }, _) => {
+                    intended.push(id.clone());
+                    writes.push(Write::Intend { at, id: id.clone(), key: key(ctx, request, id) });
                 }
                 (Verdict::Underway { job_id, .. }, target) => {
                     let (job, record) = match target {
@@ -159,15 +179,32 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                 _ => {}
             }
         }
+        if !intended.is_empty() {
+            let token = resolved.accepted.delivery.idempotency_token();
+            writes.push(Write::Index { at, token, ids: intended });
+        }
     }
     if writes.is_empty() {
         return;
     }
     let now = ctx.now.unix_timestamp();
+    let accepted_at = timestamp(ctx.app);
+    let chains: Vec<Option<String>> = batch.iter().map(|r| r.chain.clone()).collect();
+    let sources: Vec<String> = batch.iter().map(|r| r.accepted.delivery.origin.to_json().to_string()).collect();
+    let intent = |at: usize| crate::state::Intent {
+        chain: chains[at].as_deref().unwrap_or_default(),
+        at: now,
+        accepted_at: &accepted_at,
+        source: &sources[at],
+    };
     let done: Vec<(Write, Done)> = stream::iter(writes)
         .map(|write| async move {
             let done = match &write {
-                Write::Claim { key, .. } => Done::Claim(ctx.bounded(state.claim(key, &ctx.holder, now)).await),
+                Write::Claim { key, at, .. } => {
+                    Done::Claim(ctx.bounded(state.claim(key, &ctx.holder, now, &intent(*at))).await)
+                }
+                Write::Intend { key, at, .. } => Done::Written(ctx.bounded(state.intend(key, &intent(*at), now)).await),
+                Write::Index { token, ids, .. } => Done::Written(ctx.bounded(state.note_intents(token, ids, now)).await),
                 Write::Chain { start, .. } => Done::Chain(ctx.bounded(state.start_chain(start, now)).await),
                 Write::Recover { key, chain, due_at, .. } => {
                     Done::Recover(ctx.bounded(state.recover(key, chain, *due_at)).await)
@@ -200,12 +237,27 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             // Nothing was left unsent, or nothing to recover: it is simply gone.
             (Write::Recover { .. }, Done::Recover(Ok(None) | Err(_))) => {}
             (Write::Claim { .. }, Done::Claim(Ok(Written::Won))) => {}
-            (Write::Claim { id, key: claimed_key }, Done::Claim(claimed)) => {
+            (Write::Intend { at, id, .. }, Done::Written(Ok(Written::Lost))) => {
+                let failure = Failure::new(
+                    "ChainDeciding",
+                    "a follow-up chain has yet to decide this target's last termination; it is called again once decided",
+                );
+                hold_call(&mut batch[at], &id, failure);
+            }
+            (Write::Intend { .. } | Write::Index { .. }, Done::Written(Ok(_))) => {}
+            // No call is made that a later delivery could not follow up.
+            (Write::Intend { at, id, .. }, Done::Written(Err(error))) => hold_call(&mut batch[at], &id, error.failure),
+            (Write::Index { at, ids, .. }, Done::Written(Err(error))) => {
+                for id in ids {
+                    hold_call(&mut batch[at], &id, error.failure.clone());
+                }
+            }
+            (Write::Claim { id, key: claimed_key, .. }, Done::Claim(claimed)) => {
                 let failure = match claimed {
                     Err(error) => error.failure,
                     Ok(_) => Failure::new(
                         "ClaimHeld",
-                        "another invocation is terminating this server now; its job is looked up again on the next delivery",
+                        "another invocation is terminating this server now, or a follow-up chain has yet to decide its last termination; looked up again on the next delivery",
                     ),
                 };
                 // Every request of the batch that would call for this server waits; a
@@ -243,6 +295,90 @@ fn hold(resolved: &mut Resolved, id: &str, outcome: Outcome, failure: Failure) {
     if let Resolution::Judged(judged) = &mut resolved.resolution {
         for (_, verdict) in judged.iter_mut().filter(|(target, _)| target == id) {
             *verdict = Verdict::Unreadable { outcome, failure: failure.clone() };
+        }
+    }
+}
+
+/// A delivery that may follow an attempt whose calls never answered (an SQS receive
+/// after the first, or a source Lambda itself retries): each target that attempt was
+/// about to call for (`StateTable::note_intents`), and that this one neither calls
+/// for nor finds underway (it is gone, finished, or no longer listed), gets this
+/// request's chain when its intent is still there and no chain came after it. Its
+/// check then finds what became of it. One added round, on such deliveries only.
+pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
+    let state = &ctx.app.state;
+    if !state.is_set() {
+        return;
+    }
+    let now = ctx.now.unix_timestamp();
+    let asked: Vec<(usize, String)> = batch
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.chain.is_some() && matches!(r.resolution, Resolution::Judged(_)))
+        .filter(|(_, r)| r.accepted.delivery.origin.receive_count().is_none_or(|n| n > 1))
+        .map(|(at, r)| (at, r.accepted.delivery.idempotency_token()))
+        .collect();
+    if asked.is_empty() {
+        return;
+    }
+    let found: Vec<(usize, Result<Vec<String>, ServiceError>)> = stream::iter(asked)
+        .map(|(at, token)| async move { (at, ctx.bounded(state.intents_of(&token, now)).await) })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let due_at = first_check_due(ctx);
+    let mut recovers = Vec::new();
+    for (at, intended) in found {
+        let resolved = &batch[at];
+        let Ok(intended) = intended else {
+            // Unknown: what was intended is looked for again on the next delivery.
+            continue;
+        };
+        let (Resolution::Judged(judged), Some(chain)) = (&resolved.resolution, &resolved.chain) else { continue };
+        let Some(request) = resolved.accepted.request.replayable(resolved.found_product.as_deref()) else { continue };
+        for id in intended {
+            let verdict = judged.iter().find(|(target, _)| *target == id).map(|(_, v)| v);
+            let still_handled = matches!(
+                verdict,
+                Some(Verdict::Terminate { .. } | Verdict::Underway { .. } | Verdict::Unreadable { .. } | Verdict::Notice { .. })
+            );
+            if still_handled || resolved.recovered.contains_key(&id) {
+                continue;
+            }
+            recovers.push((at, id.clone(), key(ctx, &request, &id), chain.clone()));
+        }
+    }
+    let done: Vec<_> = stream::iter(recovers)
+        .map(|(at, id, key, chain)| async move {
+            // An intent whose answer never came; else a chain written whose check
+            // never went out (the invocation died between the two).
+            let won = match ctx.bounded(state.recover_intent(&key, &chain, due_at, now)).await {
+                Ok(Some(_)) => Ok(Some((None, Followed { id: id.clone(), job_id: None, record_id: None }))),
+                Ok(None) => ctx.bounded(state.recover(&key, &chain, due_at)).await.map(|old| {
+                    old.map(|old| {
+                        let followed = Followed {
+                            id: id.clone(),
+                            job_id: old.get("jobId").map(str::to_owned),
+                            record_id: old.get("recordId").map(str::to_owned),
+                        };
+                        (old.get("chainId").map(str::to_owned), followed)
+                    })
+                }),
+                Err(error) => Err(error),
+            };
+            (at, id, won)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    for (at, id, won) in done {
+        match won {
+            Ok(Some((previous, followed))) => {
+                batch[at].chains_won.insert(id.clone(), previous);
+                batch[at].recovered.insert(id, followed);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(error = %error, target = %id, "an intent could not be looked at; the next delivery looks again"),
         }
     }
 }

@@ -57,7 +57,7 @@ async fn publish_one(ctx: &Invocation<'_>, settled: Settled) -> RequestResult {
 async fn owned(
     ctx: &Invocation<'_>,
     chains: &[ChainStart],
-    releases: &[Key],
+    releases: &[(Key, String)],
 ) -> Result<Vec<(Key, String, String)>, ServiceError> {
     let state = &ctx.app.state;
     let now = ctx.now.unix_timestamp();
@@ -66,12 +66,12 @@ async fn owned(
         .buffered(CONCURRENCY)
         .collect::<Vec<_>>();
     let frees = stream::iter(releases)
-        .map(|key| bounded(ctx.publish_deadline, state.release(key, &ctx.holder)))
+        .map(|(key, chain)| bounded(ctx.publish_deadline, state.release(key, &ctx.holder, chain)))
         .buffer_unordered(CONCURRENCY)
         .collect::<Vec<_>>();
     let (written, freed) = futures_util::join!(writes, frees);
     for failed in freed.into_iter().filter_map(Result::err) {
-        tracing::warn!(error = %failed, "a claim was not released; it lapses in 15 minutes");
+        tracing::warn!(error = %failed, "a refused call's intent (or claim) was not released; a claim lapses in 15 minutes");
     }
     let mut taken_over = Vec::new();
     for (start, written) in chains.iter().zip(written) {

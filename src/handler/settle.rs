@@ -28,7 +28,7 @@ pub(super) struct Settled {
     /// accepted, written as their check is sent.
     pub chains: Vec<ChainStart>,
     /// With a state table: the MGN servers claimed for calls that were refused, free again.
-    pub releases: Vec<Key>,
+    pub releases: Vec<(Key, String)>,
     /// With a state table: chains this request took over before its calls, as (key,
     /// its own chain, the one it took over), given back if its check is not sent.
     pub reverts: Vec<(Key, String, String)>,
@@ -67,10 +67,10 @@ pub(super) fn settle(ctx: &Invocation<'_>, resolved: Resolved, results: &CallRes
         recovered,
     } = resolved;
     let operation = Some(request.operation());
-    // The servers this request's calls were to be made for: their claims are freed
-    // when the call was refused.
-    let called: Vec<String> = match (&resolution, &request.target) {
-        (Resolution::Judged(judged), Target::TargetInstances(_)) => {
+    // The targets this request's calls were to be made for: their intents (and MGN
+    // claims) go when the call was refused.
+    let called: Vec<String> = match &resolution {
+        Resolution::Judged(judged) => {
             judged.iter().filter(|(_, v)| matches!(v, Verdict::Terminate { .. })).map(|(id, _)| id.clone()).collect()
         }
         _ => Vec::new(),
@@ -174,10 +174,11 @@ pub(super) fn settle(ctx: &Invocation<'_>, resolved: Resolved, results: &CallRes
             }
         }
     }
-    if chain.is_some() {
+    if let Some(chain) = &chain {
         for t in targets.iter().filter(|t| called.contains(&t.id)) {
+            // A transient call may have been accepted all the same: its intent stays.
             if !matches!(t.outcome, Outcome::Terminated | Outcome::Transient) {
-                releases.push(ownership::key(ctx, &request, &t.id));
+                releases.push((ownership::key(ctx, &request, &t.id), chain.clone()));
             }
         }
     }
@@ -214,15 +215,19 @@ fn follow_up(
         Some(_) => !t.underway || chains_won.contains_key(&t.id),
         None => !t.underway || redelivery,
     };
-    let followed: Vec<Followed> = targets
+    let mut followed: Vec<Followed> = targets
         .iter()
         .filter_map(|t| match t.outcome {
             Outcome::Terminated if ours(t) => Some(followed(t)),
-            // Gone, but its chain was never sent: checked, it confirms.
-            Outcome::NotFound => recovered.get(&t.id).cloned(),
             _ => None,
         })
         .collect();
+    // Gone (or finished, or no longer listed), but its chain was never sent, or the
+    // answer of the call that was to start one never came: checked, it is decided.
+    let mut recovered: Vec<&Followed> =
+        recovered.values().filter(|r| !followed.iter().any(|f| f.id == r.id)).collect();
+    recovered.sort_by(|a, b| a.id.cmp(&b.id));
+    followed.extend(recovered.into_iter().cloned());
     if followed.is_empty() {
         return Vec::new();
     }

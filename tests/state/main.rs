@@ -600,8 +600,9 @@ async fn items_are_keyed_by_what_a_target_is_and_writes_never_undo_a_decision() 
         operation: teardown::request::Operation::TerminateTargetInstances,
         ..key
     };
-    state.claim(&claimed, "holder-1", 1_000).await.unwrap();
-    state.claim(&claimed, "holder-2", 1_795_514_400).await.unwrap();
+    let intent = |chain| teardown::state::Intent { chain, at: 1_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}" };
+    state.claim(&claimed, "holder-1", 1_000, &intent("holder-1:0")).await.unwrap();
+    state.claim(&claimed, "holder-2", 1_795_514_400, &intent("holder-2:0")).await.unwrap();
     let expires: i64 = item(&moto, "keys", &claimed.pk()).await["expiresAt"].parse().unwrap();
     assert!(expires > 1_795_514_400, "the claim's item lives past its claim");
 }

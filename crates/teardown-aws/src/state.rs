@@ -14,6 +14,8 @@
 //! | `checkAttempt`, `checkMsg`, `checkReceive` | the last check that went on (its attempt, SQS message and receive count): a copy of it goes no further; the same message come back later redoes it |
 //! | `acceptedAt`, `acceptedFrom`, `jobId`, `recordId` | when and why the termination was accepted |
 //! | `decision`, `decidedAt`, `decisionError`, `decidedMsg`, `decidedReceive` | `confirmed`, `failed` or `unconfirmed`, written once (by one message) |
+//! | `intentChain`, `intentAt`, `intentAccepted`, `intentFrom` | a terminate call about to be made, whose answer is not known yet: gone when it is accepted (a chain replaces it) or refused; a later delivery that finds one whose answer never came follows the target up |
+//! | `pk` `intents#<request token>`: `targets` | the targets a request was about to call for, so a later delivery of it finds them when its lookups do not |
 //! | `claimUntil`, `claimedBy` | MGN: the invocation about to call `TerminateTargetInstances` for the server |
 //! | `expiresAt` | TTL: one day after `CONFIRM_WITHIN` has passed |
 //! | `pk` `record#<identity>`: `askedAt`, `publishedAt` | a dead-letter record published (its identity: the record without `failedAt` and `source.receiveCount`), so a delivery of the same message after a crash does not publish it again |
@@ -27,6 +29,44 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use crate::classify::{ServiceError, classify};
 use crate::request::Operation;
+
+/// No chain still to decide the target: none, decided, never sent, or one whose next
+/// check is long overdue (lost: its message is gone), which a new one may replace.
+const NO_LIVE_CHAIN: &str =
+    "attribute_not_exists(chainId) OR attribute_exists(decision) OR chainState = :pending OR dueAt < :stale";
+/// How long past its due time a live chain's check is taken for lost: past the
+/// longest delay (900 s) and a Lambda timeout's worth of redeliveries.
+const STALE_SECONDS: i64 = 3600;
+
+/// The attributes of an intent (`StateTable::intend`).
+const INTENT_ATTRIBUTES: &str = "intentChain, intentAt, intentAccepted, intentFrom";
+const INTENT_SET: &str = "intentChain = :ichain, intentAt = :inow, intentAccepted = :iat, intentFrom = :isrc";
+/// What a decision leaves on an item, and the last check that went on.
+const DECISION_ATTRIBUTES: &str =
+    "decision, decidedAt, decisionError, decidedMsg, decidedReceive, checkAttempt, checkMsg, checkReceive";
+
+/// A terminate call about to be made: by which chain, when, for which request.
+#[derive(Clone, Copy, Debug)]
+pub struct Intent<'a> {
+    pub chain: &'a str,
+    /// Epoch seconds.
+    pub at: i64,
+    /// The same moment as text, as a chain's `acceptedAt`.
+    pub accepted_at: &'a str,
+    /// Where the request came from (the record's `source`), as JSON.
+    pub source: &'a str,
+}
+
+impl Intent<'_> {
+    fn values(&self) -> Vec<(&'static str, AttributeValue)> {
+        vec![
+            (":ichain", s(self.chain)),
+            (":inow", n(self.at)),
+            (":iat", s(self.accepted_at)),
+            (":isrc", s(self.source)),
+        ]
+    }
+}
 
 /// How long a published record is remembered: past SQS's longest retention (14
 /// days), no delivery of its message can come back.
@@ -215,8 +255,24 @@ impl StateTable {
         values: Vec<(&str, AttributeValue)>,
         returning: ReturnValue,
     ) -> Result<Option<Item>, ServiceError> {
-        let (Some(client), Some(table)) = (&self.client, &self.table) else {
+        let (Some(_), Some(_)) = (&self.client, &self.table) else {
             return Ok(Some(Item::default()));
+        };
+        let raw = self.write_raw(pk, update, condition, values, returning).await?;
+        Ok(raw.map(|attributes| item(Some(&attributes))))
+    }
+
+    /// `write`, answering with the attributes as DynamoDB gives them.
+    async fn write_raw(
+        &self,
+        pk: String,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        returning: ReturnValue,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, ServiceError> {
+        let (Some(client), Some(table)) = (&self.client, &self.table) else {
+            return Ok(Some(HashMap::new()));
         };
         let token = write_token();
         let update = match update.strip_prefix("SET ") {
@@ -236,11 +292,11 @@ impl StateTable {
             call = call.expression_attribute_values(name, value);
         }
         match call.send().await {
-            Ok(out) => Ok(Some(item(out.attributes()))),
+            Ok(out) => Ok(Some(out.attributes().cloned().unwrap_or_default())),
             Err(SdkError::ServiceError(e)) => match e.err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
                     let now = failed.item().filter(|i| i.get("writeToken") == Some(&s(&token)));
-                    Ok(now.map(|attributes| item(Some(attributes))))
+                    Ok(now.cloned())
                 }
                 // Whatever the table answered, the target is not decided yet: retried.
                 _ => Err(transient(classify(&SdkError::ServiceError(e)))),
@@ -250,25 +306,97 @@ impl StateTable {
     }
 
     /// MGN: holds `key`'s server for this invocation (`holder`) for 15 minutes before
-    /// its terminate call. `Lost`: another invocation holds it.
-    pub async fn claim(&self, key: &Key, holder: &str, now: i64) -> Result<Written, ServiceError> {
+    /// its terminate call, and notes the `intent`. `Lost`: another invocation holds it.
+    pub async fn claim(&self, key: &Key, holder: &str, now: i64, intent: &Intent<'_>) -> Result<Written, ServiceError> {
+        let mut values = vec![
+            (":until", n(now + CLAIM_SECONDS)),
+            (":me", s(holder)),
+            (":now", n(now)),
+            (":exp", n(self.expires(now))),
+        ];
+        values.extend(intent.values());
+        values.extend([(":pending", s("pending")), (":stale", n(now - STALE_SECONDS))]);
         self.update(
             key.pk(),
-            "SET claimUntil = :until, claimedBy = :me, expiresAt = :exp",
-            "attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me",
-            vec![
-                (":until", n(now + CLAIM_SECONDS)),
-                (":me", s(holder)),
-                (":now", n(now)),
-                (":exp", n(self.expires(now))),
-            ],
+            &format!("SET claimUntil = :until, claimedBy = :me, expiresAt = :exp, {INTENT_SET}"),
+            &format!("(attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me) AND {NO_LIVE_CHAIN}"),
+            values,
         )
         .await
     }
 
-    /// A claim whose call was refused: the server is free again.
-    pub async fn release(&self, key: &Key, holder: &str) -> Result<Written, ServiceError> {
-        self.update(key.pk(), "REMOVE claimUntil, claimedBy", "claimedBy = :me", vec![(":me", s(holder))]).await
+    /// Notes the `intent` to terminate `key` before the call: a delivery that comes
+    /// back after the call's answer was lost (its invocation died, or the answer never
+    /// came) follows the target up even when it finds it gone (`recover_intent`).
+    ///
+    /// `Lost` while a live chain has yet to decide the target's last termination (it
+    /// finished, or it would be found underway): a second one accepted now would have
+    /// no chain of its own, so the call waits for that decision.
+    pub async fn intend(&self, key: &Key, intent: &Intent<'_>, now: i64) -> Result<Written, ServiceError> {
+        let mut values =
+            vec![(":exp", n(self.expires(now))), (":pending", s("pending")), (":stale", n(now - STALE_SECONDS))];
+        values.extend(intent.values());
+        self.update(key.pk(), &format!("SET expiresAt = :exp, {INTENT_SET}"), NO_LIVE_CHAIN, values).await
+    }
+
+    /// A call refused (never accepted): its intent goes, and an MGN claim with it.
+    pub async fn release(&self, key: &Key, holder: &str, chain: &str) -> Result<Written, ServiceError> {
+        self.update(
+            key.pk(),
+            &format!("REMOVE claimUntil, claimedBy, {INTENT_ATTRIBUTES}"),
+            "claimedBy = :me OR intentChain = :chain",
+            vec![(":me", s(holder)), (":chain", s(chain))],
+        )
+        .await
+    }
+
+    /// Notes which targets the request of `token` (`Delivery::idempotency_token`) is
+    /// about to call for, so that a later delivery of it finds them even when its
+    /// lookups no longer do (a selection does not list what is gone).
+    pub async fn note_intents(&self, token: &str, ids: &[String], now: i64) -> Result<Written, ServiceError> {
+        self.update(
+            format!("intents#{token}"),
+            "SET expiresAt = :exp ADD targets :ids",
+            "attribute_not_exists(targets) OR attribute_exists(targets)",
+            vec![(":exp", n(self.expires(now))), (":ids", AttributeValue::Ss(ids.to_vec()))],
+        )
+        .await
+    }
+
+    /// The targets an earlier delivery of the request of `token` was about to call for.
+    pub async fn intents_of(&self, token: &str, now: i64) -> Result<Vec<String>, ServiceError> {
+        let found = self
+            .write_raw(
+                format!("intents#{token}"),
+                "SET askedAt = :now",
+                "attribute_exists(targets)",
+                vec![(":now", n(now))],
+                ReturnValue::AllOld,
+            )
+            .await?;
+        Ok(match found.as_ref().and_then(|item| item.get("targets")) {
+            Some(AttributeValue::Ss(ids)) => ids.clone(),
+            _ => Vec::new(),
+        })
+    }
+
+    /// A target whose call never answered (`intend`), found by a later delivery of the
+    /// same request gone, finished or not listed: it gets `chain` (and a check, which
+    /// finds what became of it) unless a chain came after the intent: one accepted by
+    /// this or another request, which follows it. The item as it was, when it went in.
+    pub async fn recover_intent(&self, key: &Key, chain: &str, due_at: i64, now: i64) -> Result<Option<Item>, ServiceError> {
+        self.write(
+            key.pk(),
+            &format!(
+                "SET chainId = :chain, chainState = :pending, dueAt = :due, acceptedAt = intentAccepted, \
+                 acceptedFrom = intentFrom, expiresAt = :exp REMOVE {INTENT_ATTRIBUTES}, {DECISION_ATTRIBUTES}, jobId, recordId"
+            ),
+            "attribute_exists(intentChain) AND (attribute_not_exists(chainId) \
+             OR (attribute_exists(decision) AND decidedAt < intentAt))",
+            vec![(":chain", s(chain)), (":pending", s("pending")), (":due", n(due_at)), (":exp", n(self.expires(now)))],
+            ReturnValue::AllOld,
+        )
+        .await
     }
 
     /// Starts `start.chain` for a target found on its way out or just accepted. It goes
@@ -281,7 +409,7 @@ impl StateTable {
         let mut update = String::from(
             "SET chainId = :chain, chainState = :pending, dueAt = :due, acceptedAt = :at, acceptedFrom = :source, \
              expiresAt = :exp REMOVE decision, decidedAt, decisionError, decidedMsg, decidedReceive, checkAttempt, \
-             checkMsg, checkReceive",
+             checkMsg, checkReceive, intentChain, intentAt, intentAccepted, intentFrom",
         );
         let mut values = vec![
             (":chain", s(&start.chain)),
@@ -309,7 +437,9 @@ impl StateTable {
         let condition = if start.fresh {
             // Never this chain's own item again: its check may have adopted and decided
             // it already, were this write late.
-            "attribute_not_exists(chainId) OR ((attribute_exists(decision) OR chainState = :pending) AND chainId <> :chain)"
+            values.push((":stale", n(now - STALE_SECONDS)));
+            "attribute_not_exists(chainId) OR ((attribute_exists(decision) OR chainState = :pending OR dueAt < :stale) \
+             AND chainId <> :chain)"
                 .to_owned()
         } else {
             let found = "attribute_not_exists(chainId) OR (chainState = :pending AND attribute_not_exists(decision))";

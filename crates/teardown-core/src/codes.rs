@@ -118,7 +118,12 @@ pub const CODES: &[Code] = &[
     code(
         "ClaimHeld",
         Transient,
-        "another invocation is terminating this MGN server now (its claim in the state table holds): not called again; its job is found on the next delivery",
+        "another invocation is terminating this MGN server now (its claim in the state table holds), or a follow-up chain has yet to decide its last termination: not called now",
+    ),
+    code(
+        "ChainDeciding",
+        Transient,
+        "a follow-up chain has yet to decide the target's last termination (it failed, or finished, and its check is on its way): not called until it is decided",
     ),
     code("NoUserId", Transient, "GetCallerIdentity answered without a UserId: whose checks to honour is unknown"),
     // A follow-up's end.

@@ -292,6 +292,28 @@ impl Catalog {
 }
 
 impl Catalog {
+    /// A product's last record, and whether it is a termination; `None` when the
+    /// product is gone.
+    async fn last_record(&self, id: &str) -> Result<Option<(String, bool)>, LookupError> {
+        let call = self.client.describe_provisioned_product().id(id).send();
+        let detail = match self.gate.pass("DescribeProvisionedProduct", call).await {
+            Ok(out) => out.provisioned_product_detail().cloned(),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                return Ok(None);
+            }
+            Err(error) => return Err(classify(&error)),
+        };
+        let Some(last) = detail.and_then(|d| d.last_record_id().map(str::to_owned)) else {
+            return Err(ServiceError::transient("UnreadableResponse", "DescribeProvisionedProduct named no last record"));
+        };
+        let described = self.gate.pass("DescribeRecord", self.client.describe_record().id(&last).send()).await;
+        let record = described.map_err(|e| classify(&e))?;
+        let terminate = record.record_detail().is_some_and(|r| r.record_type() == Some("TERMINATE_PROVISIONED_PRODUCT"));
+        Ok(Some((last, terminate)))
+    }
+}
+
+impl Catalog {
     /// docs/reference.md, "Follow-up, audit events and metrics": where each followed product's terminate record is. `SUCCEEDED`
     /// (or the product gone) is done; `FAILED` failed, with the record's own errors;
     /// anything else is on its way.
@@ -306,9 +328,18 @@ impl Catalog {
     }
 
     async fn check_one(&self, t: &crate::confirm::Followed) -> Result<Status, LookupError> {
-        let Some(record_id) = &t.record_id else {
-            return Ok(Status::Pending("no record to follow".into()));
+        let record_id = match &t.record_id {
+            Some(record_id) => record_id.clone(),
+            // A call whose answer never came: the product's last record says.
+            None => match self.last_record(&t.id).await? {
+                None => return Ok(Status::Done),
+                Some((record, true)) => record,
+                Some((record, false)) => {
+                    return Ok(Status::Pending(format!("its last record {record} is not a termination")));
+                }
+            },
         };
+        let record_id = &record_id;
         let described = self.gate.pass("DescribeRecord", self.client.describe_record().id(record_id).send()).await;
         Ok(match described {
             Ok(answer) => match answer.record_detail() {

@@ -297,10 +297,35 @@ impl Mgn {
                 jobs.insert(job.job_id().to_owned(), job);
             }
         }
+        // A server followed without its job (the answer of the call that started it
+        // never came): the latest TERMINATE job that lists it.
+        let mut latest: HashMap<String, aws_sdk_mgn::types::Job> = HashMap::new();
+        if targets.iter().any(|t| t.job_id.is_none()) {
+            let from = (time::OffsetDateTime::now_utc() - RUNNING_JOBS_WINDOW).replace_nanosecond(0).ok().and_then(|t| {
+                t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).ok()
+            });
+            let filters = DescribeJobsRequestFilters::builder().set_from_date(from).build();
+            for job in self.jobs(filters, account_id).await? {
+                if job.r#type() != Some(&JobType::Terminate) {
+                    continue;
+                }
+                for server in job.participating_servers() {
+                    let later = latest
+                        .get(server.source_server_id())
+                        .is_none_or(|known| known.creation_date_time() < job.creation_date_time());
+                    if later {
+                        latest.insert(server.source_server_id().to_owned(), job.clone());
+                    }
+                }
+            }
+        }
         Ok(targets
             .iter()
             .map(|t| {
-                let job = t.job_id.as_ref().and_then(|id| jobs.get(id));
+                let job = match &t.job_id {
+                    Some(id) => jobs.get(id),
+                    None => latest.get(&t.id),
+                };
                 let status = match job {
                     None => {
                         Status::Pending(format!("job {} is not listed yet", t.job_id.as_deref().unwrap_or("(none)")))
