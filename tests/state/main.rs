@@ -919,3 +919,26 @@ async fn a_record_published_before_the_invocation_died_is_not_published_again_by
     assert_eq!(records, ["m-bad-1", "m-bad-2"], "one record per message");
     assert!(taken(&world.fleet.terminated).is_empty());
 }
+
+#[tokio::test]
+async fn a_claim_another_invocation_holds_is_not_taken_while_its_chain_is_pending() {
+    use teardown::state::{Intent, Started, Written};
+    let moto = Moto::start();
+    let state = table(&moto, "claims-held").await;
+    let key = teardown::state::Key {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        operation: teardown::request::Operation::TerminateTargetInstances,
+        target: "s-cccccccccccccccccc".into(),
+    };
+    let intent = |chain| Intent { chain, at: 1_764_000_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}" };
+    assert_eq!(state.claim(&key, "holder-1", 1_764_000_000, &intent("holder-1:0")).await.unwrap(), Written::Won);
+    // Its call accepted, its chain written, its first check not yet arrived (pending).
+    let start = teardown::state::ChainStart { key: key.clone(), ..chain("s-cccccccccccccccccc", "holder-1:0", None, true) };
+    let start = teardown::state::ChainStart { job_id: Some("mgnjob-1".into()), record_id: None, ..start };
+    assert!(matches!(state.start_chain(&start, 1_764_000_001).await.unwrap(), Started::Won { .. }));
+
+    // Seconds later another invocation would call for the same server: held.
+    let second = state.claim(&key, "holder-2", 1_764_000_006, &intent("holder-2:0")).await.unwrap();
+    assert_eq!(second, Written::Lost, "one MGN call per server while the claim holds");
+}

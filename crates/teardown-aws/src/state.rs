@@ -319,7 +319,7 @@ impl StateTable {
         self.update(
             key.pk(),
             &format!("SET claimUntil = :until, claimedBy = :me, expiresAt = :exp, {INTENT_SET}"),
-            &format!("(attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me) AND {NO_LIVE_CHAIN}"),
+            &format!("(attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me) AND ({NO_LIVE_CHAIN})"),
             values,
         )
         .await

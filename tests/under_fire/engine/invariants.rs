@@ -86,6 +86,7 @@ pub fn check(run: Run<'_>) -> Outcome {
 
     // Every termination a service accepted: (account, service, id) → how many times.
     let mut accepted: BTreeMap<(String, Service, String), usize> = BTreeMap::new();
+    let mut how: BTreeMap<(String, Service, String), Vec<String>> = BTreeMap::new();
     let mut jobs_by_server: HashMap<(String, String), Vec<(Instant, Option<Instant>, String)>> = HashMap::new();
     {
         let seen = world.seen.lock().expect("the stand-ins' log");
@@ -96,6 +97,7 @@ pub fn check(run: Run<'_>) -> Outcome {
         for job in &mgn.jobs {
             for server in &job.servers {
                 *accepted.entry((job.account.clone(), Service::Mgn, server.clone())).or_default() += 1;
+                how.entry((job.account.clone(), Service::Mgn, server.clone())).or_default().push(job.id.clone());
                 jobs_by_server.entry((job.account.clone(), server.clone())).or_default().push((
                     job.created,
                     job.completes,
@@ -106,6 +108,7 @@ pub fn check(run: Run<'_>) -> Outcome {
         let catalog = world.catalog.lock().expect("the Service Catalog stand-in");
         for r in catalog.terminations() {
             *accepted.entry((r.account.clone(), Service::Catalog, r.product.clone())).or_default() += 1;
+            how.entry((r.account.clone(), Service::Catalog, r.product.clone())).or_default().push(r.id.clone());
         }
     }
     let reachable = traffic::reachable(sent);
@@ -193,10 +196,29 @@ pub fn check(run: Run<'_>) -> Outcome {
                     d["account"] == account.as_str()
                         && canonical(*service, account, d["id"].as_str().unwrap_or_default()) == *id
                 })
-                .map(|d| format!("{}@{}", d["outcome"].as_str().unwrap_or("?"), d["source"]["receiveCount"]))
+                .map(|d| {
+                    format!(
+                        "{}@{}:{} {}",
+                        d["outcome"].as_str().unwrap_or("?"),
+                        d["source"]["messageId"].as_str().unwrap_or("-"),
+                        d["source"]["receiveCount"],
+                        d["jobId"].as_str().or(d["recordId"].as_str()).unwrap_or("")
+                    )
+                })
                 .collect();
+            let queues = world.queues.lock().expect("the queues");
+            let recorded: Vec<String> = queues
+                .records
+                .iter()
+                .map(|r| &r["body"])
+                .filter(|b| b["failedTargets"].as_array().into_iter().flatten().any(|t| t["id"] == id.as_str()))
+                .map(|b| format!("{}@{}", b["outcome"].as_str().unwrap_or("?"), b["source"]["messageId"].as_str().unwrap_or("-")))
+                .collect();
+            drop(queues);
             decided.violations.push(format!(
-                "{service:?} {account} {id}: accepted {times}×, {got} final decision(s); events {said:?}"
+                "{service:?} {account} {id}: accepted {times}× {:?}, {got} final decision(s); events {said:?}; records {recorded:?}; {} not sent",
+                how.get(key).cloned().unwrap_or_default(),
+                not_sent.len()
             ));
         }
     }

@@ -167,7 +167,7 @@ pub async fn run(config: &Config) -> Outcome {
 
     let (invoked, crashed_invocations) = invocations.lock().map(|i| *i).unwrap_or_default();
     let not_sent = not_sent.lock().map(|n| n.clone()).unwrap_or_default();
-    invariants::check(invariants::Run {
+    let mut outcome = invariants::check(invariants::Run {
         config,
         inventory: &inventory,
         sent: &sent,
@@ -177,7 +177,30 @@ pub async fn run(config: &Config) -> Outcome {
         crashed_invocations,
         elapsed,
         setup,
-    })
+    });
+    // TEARDOWN_FIRE_ITEMS=1: the state table's item of each target a decision is missing for.
+    if let (Some(table), true) = (&table, std::env::var_os("TEARDOWN_FIRE_ITEMS").is_some()) {
+        for (name, violations) in &outcome.checks {
+            for v in violations.iter().filter(|_| name.contains("final decision")) {
+                let mut words = v.split_whitespace();
+                let (service, account, id) = (words.next(), words.next(), words.next().map(|i| i.trim_end_matches(':')));
+                let operation = match service {
+                    Some("Mgn") => "TerminateTargetInstances",
+                    Some("Catalog") => "TerminateProvisionedProduct",
+                    _ => "TerminateWorkspaces",
+                };
+                let pk = format!("{}#us-east-1#{operation}#{}", account.unwrap_or(""), id.unwrap_or(""));
+                let item = moto.item(table, &pk).await;
+                outcome.ledger.push_str(&format!("  item {pk}: {item}\n"));
+                if let Ok(seen) = world.seen.lock() {
+                    for line in seen.state_writes.get(&pk).into_iter().flatten() {
+                        outcome.ledger.push_str(&format!("    {line}\n"));
+                    }
+                }
+            }
+        }
+    }
+    outcome
 }
 
 /// One execution environment's share of Lambda's event source: take a batch, invoke,

@@ -67,6 +67,8 @@ pub struct Seen {
     pub faults: BTreeMap<(String, Fault), u64>,
     pub crashes: BTreeMap<CrashPoint, u64>,
     pub calls: BTreeMap<String, u64>,
+    /// Every state write, by item: for reading a violation.
+    pub state_writes: HashMap<String, Vec<String>>,
 }
 
 /// One Lambda execution environment: its own Runtime API and the function process.
@@ -360,8 +362,24 @@ impl World {
                 json_reply(status, &answer)
             }
             "dynamodb" => {
+                let request = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
                 let _turn = turn.lock().await;
-                loopback::forward(client, moto, parts, body).await
+                let answer = loopback::forward(client, moto, parts, body).await;
+                if let Some(pk) = request["Key"]["pk"]["S"].as_str()
+                    && let Ok(mut seen) = self.seen.lock()
+                {
+                    let line = format!(
+                        "{:?} env{:?} {} {} IF {} -> {}",
+                        std::time::Instant::now(),
+                        env,
+                        operation,
+                        request["UpdateExpression"].as_str().unwrap_or("").chars().take(60).collect::<String>(),
+                        request["ConditionExpression"].as_str().unwrap_or("").chars().take(50).collect::<String>(),
+                        answer.status()
+                    );
+                    seen.state_writes.entry(pk.to_owned()).or_default().push(line);
+                }
+                answer
             }
             "sts" => {
                 let request = String::from_utf8_lossy(&body).into_owned();
