@@ -158,6 +158,9 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                     writes.push(Write::Intend { at, id: id.clone(), key: key(ctx, request, id) });
                 }
                 (Verdict::Underway { job_id, .. }, target) => {
+                    // Noted too: a delivery that comes back after this one died finds
+                    // the chain it started, even when the target is done by then.
+                    intended.push(id.clone());
                     let (job, record) = match target {
                         Target::ProvisionedProduct(_) => (None, job_id.clone()),
                         Target::Workspaces(_) | Target::TargetInstances(_) => (job_id.clone(), None),
@@ -215,6 +218,7 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
+    let mut deciding = Vec::new();
     for (write, done) in done {
         match (write, done) {
             (Write::Chain { at, id, .. }, Done::Chain(Ok(Started::Won { previous }))) => {
@@ -237,12 +241,13 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             // Nothing was left unsent, or nothing to recover: it is simply gone.
             (Write::Recover { .. }, Done::Recover(Ok(None) | Err(_))) => {}
             (Write::Claim { .. }, Done::Claim(Ok(Written::Won))) => {}
-            (Write::Intend { at, id, .. }, Done::Written(Ok(Written::Lost))) => {
+            (Write::Intend { at, id, key }, Done::Written(Ok(Written::Lost))) => {
                 let failure = Failure::new(
                     "ChainDeciding",
                     "a follow-up chain has yet to decide this target's last termination; it is called again once decided",
                 );
                 hold_call(&mut batch[at], &id, failure);
+                deciding.push((at, id, key));
             }
             (Write::Intend { .. } | Write::Index { .. }, Done::Written(Ok(_))) => {}
             // No call is made that a later delivery could not follow up.
@@ -252,7 +257,10 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                     hold_call(&mut batch[at], &id, error.failure.clone());
                 }
             }
-            (Write::Claim { id, key: claimed_key, .. }, Done::Claim(claimed)) => {
+            (Write::Claim { at, id, key: claimed_key }, Done::Claim(claimed)) => {
+                if matches!(claimed, Ok(Written::Lost)) {
+                    deciding.push((at, id.clone(), claimed_key.clone()));
+                }
                 let failure = match claimed {
                     Err(error) => error.failure,
                     Ok(_) => Failure::new(
@@ -270,6 +278,22 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             }
             // Each write has its own kind of answer.
             (_, _) => {}
+        }
+    }
+    // A chain that has yet to decide may be one whose check was never sent (its
+    // invocation died): it is taken over and checked now, so that the next delivery
+    // finds it decided and calls again.
+    let due_at = first_check_due(ctx);
+    for (at, id, key) in deciding {
+        let Some(chain) = batch[at].chain.clone() else { continue };
+        if let Ok(Some(old)) = ctx.bounded(state.recover(&key, &chain, due_at)).await {
+            let followed = Followed {
+                id: id.clone(),
+                job_id: old.get("jobId").map(str::to_owned),
+                record_id: old.get("recordId").map(str::to_owned),
+            };
+            batch[at].chains_won.insert(id.clone(), old.get("chainId").map(str::to_owned));
+            batch[at].recovered.insert(id, followed);
         }
     }
 }

@@ -30,10 +30,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use crate::classify::{ServiceError, classify};
 use crate::request::Operation;
 
-/// No chain still to decide the target: none, decided, never sent, or one whose next
-/// check is long overdue (lost: its message is gone), which a new one may replace.
-const NO_LIVE_CHAIN: &str =
-    "attribute_not_exists(chainId) OR attribute_exists(decision) OR chainState = :pending OR dueAt < :stale";
+/// No chain still to decide the target: none, decided, or one whose next check is
+/// long overdue (lost: its message is gone). A pending chain (its check on its way,
+/// or never sent) is still to decide: the caller takes it over and checks it first.
+const NO_LIVE_CHAIN: &str = "attribute_not_exists(chainId) OR attribute_exists(decision) OR dueAt < :stale";
 /// How long past its due time a live chain's check is taken for lost: past the
 /// longest delay (900 s) and a Lambda timeout's worth of redeliveries.
 const STALE_SECONDS: i64 = 3600;
@@ -315,7 +315,7 @@ impl StateTable {
             (":exp", n(self.expires(now))),
         ];
         values.extend(intent.values());
-        values.extend([(":pending", s("pending")), (":stale", n(now - STALE_SECONDS))]);
+        values.push((":stale", n(now - STALE_SECONDS)));
         self.update(
             key.pk(),
             &format!("SET claimUntil = :until, claimedBy = :me, expiresAt = :exp, {INTENT_SET}"),
@@ -333,8 +333,7 @@ impl StateTable {
     /// finished, or it would be found underway): a second one accepted now would have
     /// no chain of its own, so the call waits for that decision.
     pub async fn intend(&self, key: &Key, intent: &Intent<'_>, now: i64) -> Result<Written, ServiceError> {
-        let mut values =
-            vec![(":exp", n(self.expires(now))), (":pending", s("pending")), (":stale", n(now - STALE_SECONDS))];
+        let mut values = vec![(":exp", n(self.expires(now))), (":stale", n(now - STALE_SECONDS))];
         values.extend(intent.values());
         self.update(key.pk(), &format!("SET expiresAt = :exp, {INTENT_SET}"), NO_LIVE_CHAIN, values).await
     }

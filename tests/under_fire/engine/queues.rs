@@ -89,8 +89,8 @@ impl Queues {
             ghosts: Vec::new(),
             next_seq: 0,
             ms_per_second,
-            // The template's 6 × the function's timeout, compressed like every delay.
-            visibility: Duration::from_millis((30.0 * ms_per_second) as u64),
+            // The template's: 6 × the function's timeout (60 s), compressed like every delay.
+            visibility: Duration::from_millis((360.0 * ms_per_second) as u64),
             duplicate_rate,
             rng: Rng(seed),
             stored: Vec::new(),
