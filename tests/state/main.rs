@@ -942,3 +942,42 @@ async fn a_claim_another_invocation_holds_is_not_taken_while_its_chain_is_pendin
     let second = state.claim(&key, "holder-2", 1_764_000_006, &intent("holder-2:0")).await.unwrap();
     assert_eq!(second, Written::Lost, "one MGN call per server while the claim holds");
 }
+
+/// Lost answer: the terminate call went through but its answer never came (a reset, or
+/// the invocation died), so no chain was written. By the next delivery the WorkSpace is
+/// gone: found `not_found`, it is still followed up, from the intent noted before the
+/// call, and its check confirms it.
+#[tokio::test]
+async fn a_termination_whose_answer_never_came_is_followed_up_by_the_next_delivery_though_it_is_gone() {
+    let moto = Moto::start();
+    let state = table(&moto, "intents").await;
+    let (fleet, queue) = (fleet(&["ws-intent001"]), queue());
+    let states = fleet.states.clone();
+    let lost = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+        .match_requests(move |req| {
+            // It goes through: the WorkSpace starts terminating.
+            for r in req.terminate_workspace_requests() {
+                states.lock().unwrap().insert(r.workspace_id().to_owned(), WorkspaceState::Terminating);
+            }
+            true
+        })
+        .then_http_response(|| http(503, r#"{"__type":"ServiceUnavailableException","message":"the answer was lost"}"#));
+    let f = function(&state, &fleet, &queue, &[&lost], &[], &[]);
+    let request = ws_request(&["ws-intent001".to_owned()]);
+
+    at(0);
+    let first = invoke_as(&f.app, delivery("m-lost-1", &request, 1), "req-1").await.unwrap();
+    assert_eq!(failures(&first), ["m-lost-1"], "transient: redelivered");
+    assert!(queue.take().is_empty(), "no check: the function never heard it was accepted");
+
+    fleet.set("ws-intent001", WorkspaceState::Terminated);
+    at(400);
+    invoke_as(&f.app, delivery("m-lost-1", &request, 2), "req-2").await.unwrap();
+    let checks = queue.take();
+    assert_eq!(checks.len(), 1, "the intent is followed up: {checks:?}");
+    assert_eq!(checks[0]["confirm"]["targets"], json!([{"id": "ws-intent001"}]));
+
+    at(430);
+    invoke_as(&f.app, delivery("c-1", &checks[0], 1), "req-3").await.unwrap();
+    assert_eq!(f.decisions().get("ws-intent001"), Some(&vec!["confirmed".to_owned()]));
+}
