@@ -981,3 +981,37 @@ async fn a_termination_whose_answer_never_came_is_followed_up_by_the_next_delive
     invoke_as(&f.app, delivery("c-1", &checks[0], 1), "req-3").await.unwrap();
     assert_eq!(f.decisions().get("ws-intent001"), Some(&vec!["confirmed".to_owned()]));
 }
+
+/// Decided before terminated again: a WorkSpace whose termination failed (ERROR) before
+/// its chain's first check came is not called again by the next request until that
+/// termination is decided; the request checks it itself, then calls on its redelivery.
+#[tokio::test]
+async fn a_target_is_not_terminated_again_until_its_last_termination_is_decided() {
+    let world = world("deciding", &["ws-again0001"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
+    let request = ws_request(&["ws-again0001".to_owned()]);
+
+    at(0);
+    invoke_as(&f.app, delivery("m-a", &request, 1), "req-1").await.unwrap();
+    assert_eq!(taken(&fleet.terminated).len(), 1);
+    let first_check = queue.take();
+    assert_eq!(first_check.len(), 1);
+
+    // Its termination fails before that check arrives; another request names it.
+    fleet.set("ws-again0001", WorkspaceState::Error);
+    at(10);
+    let held = invoke_as(&f.app, delivery("m-b", &request, 1), "req-2").await.unwrap();
+    assert_eq!(failures(&held), ["m-b"], "held: redelivered once the last termination is decided");
+    assert_eq!(taken(&fleet.terminated).len(), 1, "not called again yet");
+    let own_check = queue.take();
+    assert_eq!(own_check.len(), 1, "it checks the last termination itself");
+
+    at(40);
+    invoke_as(&f.app, delivery("c-a", &first_check[0], 1), "req-3").await.unwrap();
+    invoke_as(&f.app, delivery("c-b", &own_check[0], 1), "req-4").await.unwrap();
+    assert_eq!(f.decisions().get("ws-again0001"), Some(&vec!["failed".to_owned()]), "decided once");
+
+    at(400);
+    invoke_as(&f.app, delivery("m-b", &request, 2), "req-5").await.unwrap();
+    assert_eq!(taken(&fleet.terminated).len(), 2, "decided, it is terminated again");
+}
