@@ -207,7 +207,9 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                     Done::Claim(ctx.bounded(state.claim(key, &ctx.holder, now, &intent(*at))).await)
                 }
                 Write::Intend { key, at, .. } => Done::Written(ctx.bounded(state.intend(key, &intent(*at), now)).await),
-                Write::Index { token, ids, .. } => Done::Written(ctx.bounded(state.note_intents(token, ids, now)).await),
+                Write::Index { token, ids, .. } => {
+                    Done::Written(ctx.bounded(state.note_intents(token, ids, now)).await)
+                }
                 Write::Chain { start, .. } => Done::Chain(ctx.bounded(state.start_chain(start, now)).await),
                 Write::Recover { key, chain, due_at, .. } => {
                     Done::Recover(ctx.bounded(state.recover(key, chain, *due_at)).await)
@@ -364,7 +366,12 @@ pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]
             let verdict = judged.iter().find(|(target, _)| *target == id).map(|(_, v)| v);
             let still_handled = matches!(
                 verdict,
-                Some(Verdict::Terminate { .. } | Verdict::Underway { .. } | Verdict::Unreadable { .. } | Verdict::Notice { .. })
+                Some(
+                    Verdict::Terminate { .. }
+                        | Verdict::Underway { .. }
+                        | Verdict::Unreadable { .. }
+                        | Verdict::Notice { .. }
+                )
             );
             if still_handled || resolved.recovered.contains_key(&id) {
                 continue;
@@ -402,7 +409,9 @@ pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]
                 batch[at].recovered.insert(id, followed);
             }
             Ok(None) => {}
-            Err(error) => tracing::warn!(error = %error, target = %id, "an intent could not be looked at; the next delivery looks again"),
+            Err(error) => {
+                tracing::warn!(error = %error, target = %id, "an intent could not be looked at; the next delivery looks again")
+            }
         }
     }
 }

@@ -100,7 +100,9 @@ async fn publish_once(
             return Ok(());
         }
         Ok(Written::Won) => {}
-        Err(e) => tracing::warn!(error = %e, "the state table cannot say whether this record went out; it is published"),
+        Err(e) => {
+            tracing::warn!(error = %e, "the state table cannot say whether this record went out; it is published")
+        }
     }
     ctx.app.dead_letters.publish(record).await?;
     if let Err(e) = state.record_published(&identity, now).await {

@@ -224,8 +224,7 @@ fn follow_up(
         .collect();
     // Gone (or finished, or no longer listed), but its chain was never sent, or the
     // answer of the call that was to start one never came: checked, it is decided.
-    let mut recovered: Vec<&Followed> =
-        recovered.values().filter(|r| !followed.iter().any(|f| f.id == r.id)).collect();
+    let mut recovered: Vec<&Followed> = recovered.values().filter(|r| !followed.iter().any(|f| f.id == r.id)).collect();
     recovered.sort_by(|a, b| a.id.cmp(&b.id));
     followed.extend(recovered.into_iter().cloned());
     if followed.is_empty() {

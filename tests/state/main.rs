@@ -600,7 +600,8 @@ async fn items_are_keyed_by_what_a_target_is_and_writes_never_undo_a_decision() 
         operation: teardown::request::Operation::TerminateTargetInstances,
         ..key
     };
-    let intent = |chain| teardown::state::Intent { chain, at: 1_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}" };
+    let intent =
+        |chain| teardown::state::Intent { chain, at: 1_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}" };
     state.claim(&claimed, "holder-1", 1_000, &intent("holder-1:0")).await.unwrap();
     state.claim(&claimed, "holder-2", 1_795_514_400, &intent("holder-2:0")).await.unwrap();
     let expires: i64 = item(&moto, "keys", &claimed.pk()).await["expiresAt"].parse().unwrap();
@@ -890,14 +891,27 @@ async fn a_decision_a_check_made_without_knowing_the_record_is_not_taken_for_ano
     // Its chain's write failed, its check went out anyway, adopted the target and
     // decided: the item names no record.
     let key = chain("pp-adopt0001", "req-1:0", None, true).key;
-    let check = CheckOf { chain: "req-1:0", attempt: 1, accepted_at: "2026-11-24T10:00:00Z", message_id: "m-1", receive_count: 1 };
+    let check = CheckOf {
+        chain: "req-1:0",
+        attempt: 1,
+        accepted_at: "2026-11-24T10:00:00Z",
+        message_id: "m-1",
+        receive_count: 1,
+    };
     let decided = CheckEnd::Decided { decision: "unconfirmed", error: None };
     state.check_end(&key, &check, &decided, 1_764_000_100).await.unwrap();
 
     // The record it followed, found still running later, may be the one it decided.
     let found = chain("pp-adopt0001", "req-2:0", Some("rec-1"), false);
-    assert_eq!(state.start_chain(&found, 1_764_000_200).await.unwrap(), Started::Lost, "no second chain, no second decision");
-    assert_eq!(item(&moto, "adopted-decision", &key.pk()).await.get("decision").map(String::as_str), Some("unconfirmed"));
+    assert_eq!(
+        state.start_chain(&found, 1_764_000_200).await.unwrap(),
+        Started::Lost,
+        "no second chain, no second decision"
+    );
+    assert_eq!(
+        item(&moto, "adopted-decision", &key.pk()).await.get("decision").map(String::as_str),
+        Some("unconfirmed")
+    );
 }
 
 /// Twice recorded: a batch whose invocation died after its records went out comes
@@ -914,8 +928,10 @@ async fn a_record_published_before_the_invocation_died_is_not_published_again_by
     invoke_as(&f.app, delivery("m-bad-1", &bad, 2), "req-2").await.unwrap();
     invoke_as(&f.app, delivery("m-bad-2", &bad, 1), "req-3").await.unwrap();
 
-    let records: Vec<String> =
-        taken(&f.records).into_iter().map(|(_, body, _, _)| body["source"]["messageId"].as_str().unwrap_or("").to_owned()).collect();
+    let records: Vec<String> = taken(&f.records)
+        .into_iter()
+        .map(|(_, body, _, _)| body["source"]["messageId"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(records, ["m-bad-1", "m-bad-2"], "one record per message");
     assert!(taken(&world.fleet.terminated).is_empty());
 }
@@ -934,7 +950,8 @@ async fn a_claim_another_invocation_holds_is_not_taken_while_its_chain_is_pendin
     let intent = |chain| Intent { chain, at: 1_764_000_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}" };
     assert_eq!(state.claim(&key, "holder-1", 1_764_000_000, &intent("holder-1:0")).await.unwrap(), Written::Won);
     // Its call accepted, its chain written, its first check not yet arrived (pending).
-    let start = teardown::state::ChainStart { key: key.clone(), ..chain("s-cccccccccccccccccc", "holder-1:0", None, true) };
+    let start =
+        teardown::state::ChainStart { key: key.clone(), ..chain("s-cccccccccccccccccc", "holder-1:0", None, true) };
     let start = teardown::state::ChainStart { job_id: Some("mgnjob-1".into()), record_id: None, ..start };
     assert!(matches!(state.start_chain(&start, 1_764_000_001).await.unwrap(), Started::Won { .. }));
 
@@ -961,7 +978,9 @@ async fn a_termination_whose_answer_never_came_is_followed_up_by_the_next_delive
             }
             true
         })
-        .then_http_response(|| http(503, r#"{"__type":"ServiceUnavailableException","message":"the answer was lost"}"#));
+        .then_http_response(|| {
+            http(503, r#"{"__type":"ServiceUnavailableException","message":"the answer was lost"}"#)
+        });
     let f = function(&state, &fleet, &queue, &[&lost], &[], &[]);
     let request = ws_request(&["ws-intent001".to_owned()]);
 

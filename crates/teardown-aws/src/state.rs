@@ -319,7 +319,9 @@ impl StateTable {
         self.update(
             key.pk(),
             &format!("SET claimUntil = :until, claimedBy = :me, expiresAt = :exp, {INTENT_SET}"),
-            &format!("(attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me) AND ({NO_LIVE_CHAIN})"),
+            &format!(
+                "(attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me) AND ({NO_LIVE_CHAIN})"
+            ),
             values,
         )
         .await
@@ -383,7 +385,13 @@ impl StateTable {
     /// same request gone, finished or not listed: it gets `chain` (and a check, which
     /// finds what became of it) unless a chain came after the intent: one accepted by
     /// this or another request, which follows it. The item as it was, when it went in.
-    pub async fn recover_intent(&self, key: &Key, chain: &str, due_at: i64, now: i64) -> Result<Option<Item>, ServiceError> {
+    pub async fn recover_intent(
+        &self,
+        key: &Key,
+        chain: &str,
+        due_at: i64,
+        now: i64,
+    ) -> Result<Option<Item>, ServiceError> {
         self.write(
             key.pk(),
             &format!(

@@ -212,7 +212,13 @@ pub fn check(run: Run<'_>) -> Outcome {
                 .iter()
                 .map(|r| &r["body"])
                 .filter(|b| b["failedTargets"].as_array().into_iter().flatten().any(|t| t["id"] == id.as_str()))
-                .map(|b| format!("{}@{}", b["outcome"].as_str().unwrap_or("?"), b["source"]["messageId"].as_str().unwrap_or("-")))
+                .map(|b| {
+                    format!(
+                        "{}@{}",
+                        b["outcome"].as_str().unwrap_or("?"),
+                        b["source"]["messageId"].as_str().unwrap_or("-")
+                    )
+                })
                 .collect();
             drop(queues);
             decided.violations.push(format!(

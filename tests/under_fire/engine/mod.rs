@@ -183,7 +183,8 @@ pub async fn run(config: &Config) -> Outcome {
         for (name, violations) in &outcome.checks {
             for v in violations.iter().filter(|_| name.contains("final decision")) {
                 let mut words = v.split_whitespace();
-                let (service, account, id) = (words.next(), words.next(), words.next().map(|i| i.trim_end_matches(':')));
+                let (service, account, id) =
+                    (words.next(), words.next(), words.next().map(|i| i.trim_end_matches(':')));
                 let operation = match service {
                     Some("Mgn") => "TerminateTargetInstances",
                     Some("Catalog") => "TerminateProvisionedProduct",

@@ -304,11 +304,15 @@ impl Catalog {
             Err(error) => return Err(classify(&error)),
         };
         let Some(last) = detail.and_then(|d| d.last_record_id().map(str::to_owned)) else {
-            return Err(ServiceError::transient("UnreadableResponse", "DescribeProvisionedProduct named no last record"));
+            return Err(ServiceError::transient(
+                "UnreadableResponse",
+                "DescribeProvisionedProduct named no last record",
+            ));
         };
         let described = self.gate.pass("DescribeRecord", self.client.describe_record().id(&last).send()).await;
         let record = described.map_err(|e| classify(&e))?;
-        let terminate = record.record_detail().is_some_and(|r| r.record_type() == Some("TERMINATE_PROVISIONED_PRODUCT"));
+        let terminate =
+            record.record_detail().is_some_and(|r| r.record_type() == Some("TERMINATE_PROVISIONED_PRODUCT"));
         Ok(Some((last, terminate)))
     }
 }

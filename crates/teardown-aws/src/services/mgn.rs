@@ -301,9 +301,10 @@ impl Mgn {
         // never came): the latest TERMINATE job that lists it.
         let mut latest: HashMap<String, aws_sdk_mgn::types::Job> = HashMap::new();
         if targets.iter().any(|t| t.job_id.is_none()) {
-            let from = (time::OffsetDateTime::now_utc() - RUNNING_JOBS_WINDOW).replace_nanosecond(0).ok().and_then(|t| {
-                t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).ok()
-            });
+            let from =
+                (time::OffsetDateTime::now_utc() - RUNNING_JOBS_WINDOW).replace_nanosecond(0).ok().and_then(|t| {
+                    t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).ok()
+                });
             let filters = DescribeJobsRequestFilters::builder().set_from_date(from).build();
             for job in self.jobs(filters, account_id).await? {
                 if job.r#type() != Some(&JobType::Terminate) {
