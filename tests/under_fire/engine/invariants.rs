@@ -65,6 +65,9 @@ fn record_identity(body: &Value) -> String {
     body.to_string()
 }
 
+/// An MGN job's start, its planned end (none: it never ends) and its id.
+type JobSpan = (Instant, Option<Instant>, String);
+
 struct Check {
     name: &'static str,
     checked: usize,
@@ -87,7 +90,7 @@ pub fn check(run: Run<'_>) -> Outcome {
     // Every termination a service accepted: (account, service, id) → how many times.
     let mut accepted: BTreeMap<(String, Service, String), usize> = BTreeMap::new();
     let mut how: BTreeMap<(String, Service, String), Vec<String>> = BTreeMap::new();
-    let mut jobs_by_server: HashMap<(String, String), Vec<(Instant, Option<Instant>, String)>> = HashMap::new();
+    let mut jobs_by_server: HashMap<(String, String), Vec<JobSpan>> = HashMap::new();
     {
         let seen = world.seen.lock().expect("the stand-ins' log");
         for a in &seen.workspaces {
@@ -117,7 +120,7 @@ pub fn check(run: Run<'_>) -> Outcome {
     let mut outside_request = Check::new("no target outside its request terminated");
     let mut outside_account = Check::new("no target in an account not allowed terminated");
     let mut dry = Check::new("no dry-run chain terminated anything");
-    for (key @ (account, service, id), _) in &accepted {
+    for key @ (account, service, id) in accepted.keys() {
         for c in [&mut protected, &mut outside_request, &mut outside_account, &mut dry] {
             c.checked += 1;
         }

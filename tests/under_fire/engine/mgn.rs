@@ -60,7 +60,7 @@ impl Mgn {
                 } else {
                     "READY_FOR_TEST"
                 },
-                launched: !(r.refused_state && !r.id.ends_with(['1', '3', '5', '7', '9'])),
+                launched: !r.refused_state || r.id.ends_with(['1', '3', '5', '7', '9']),
                 doomed: r.doomed,
                 stuck: r.stuck,
             })

@@ -218,7 +218,7 @@ async fn poll(
     let mut turn = env.index;
     loop {
         turn += 1;
-        let queue = if turn % 2 == 0 { queues::STANDARD } else { queues::FIFO };
+        let queue = if turn.is_multiple_of(2) { queues::STANDARD } else { queues::FIFO };
         busy.fetch_add(1, Ordering::SeqCst);
         let batch = world.queues.lock().map(|mut q| q.receive(queue)).unwrap_or_default();
         if batch.is_empty() {

@@ -110,6 +110,7 @@ impl Queues {
     }
 
     /// Stores one message; `delay_s` is in queue seconds. Records go to the log.
+    #[allow(clippy::too_many_arguments)]
     pub fn store(
         &mut self,
         queue: &'static str,

@@ -136,8 +136,12 @@ impl Env {
                 }
             });
         }
-        if let Ok(mut slot) = self.child.lock() {
-            *slot = Some(child);
+        match self.child.lock() {
+            Ok(mut slot) => *slot = Some(child),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
         self.crashed.store(false, Ordering::SeqCst);
     }
