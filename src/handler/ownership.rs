@@ -325,6 +325,21 @@ fn hold(resolved: &mut Resolved, id: &str, outcome: Outcome, failure: Failure) {
     }
 }
 
+/// Whether a target an earlier attempt was about to call for looks done with: gone
+/// (not listed, or `not_found`), or an MGN server with no launched instance left. Only
+/// then is its intent taken for an accepted call: one found still there (protected
+/// since, no longer matching) may well never have been accepted, and a check would
+/// decide a termination that never was.
+fn done_with(verdict: Option<&Verdict>, mgn: bool) -> bool {
+    match verdict {
+        None => true,
+        Some(Verdict::Stop { outcome: Outcome::NotFound, .. }) => true,
+        Some(Verdict::Stop { outcome: Outcome::Skipped, reason }) => mgn && reason.starts_with("no launched"),
+        Some(Verdict::Unselected) => mgn,
+        Some(_) => false,
+    }
+}
+
 /// A delivery that may follow an attempt whose calls never answered (an SQS receive
 /// after the first, or a source Lambda itself retries): each target that attempt was
 /// about to call for (`StateTable::note_intents`), and that this one neither calls
@@ -362,18 +377,10 @@ pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]
         };
         let (Resolution::Judged(judged), Some(chain)) = (&resolved.resolution, &resolved.chain) else { continue };
         let Some(request) = resolved.accepted.request.replayable(resolved.found_product.as_deref()) else { continue };
+        let mgn = request.operation() == Operation::TerminateTargetInstances;
         for id in intended {
             let verdict = judged.iter().find(|(target, _)| *target == id).map(|(_, v)| v);
-            let still_handled = matches!(
-                verdict,
-                Some(
-                    Verdict::Terminate { .. }
-                        | Verdict::Underway { .. }
-                        | Verdict::Unreadable { .. }
-                        | Verdict::Notice { .. }
-                )
-            );
-            if still_handled || resolved.recovered.contains_key(&id) {
+            if !done_with(verdict, mgn) || resolved.recovered.contains_key(&id) {
                 continue;
             }
             recovers.push((at, id.clone(), key(ctx, &request, &id), chain.clone()));

@@ -178,7 +178,9 @@ pub(super) fn settle(ctx: &Invocation<'_>, resolved: Resolved, results: &CallRes
         for t in targets.iter().filter(|t| called.contains(&t.id)) {
             // A transient call may have been accepted all the same: its intent stays.
             if !matches!(t.outcome, Outcome::Terminated | Outcome::Transient) {
-                releases.push((ownership::key(ctx, &request, &t.id), chain.clone()));
+                // Under the key the intent was written with: a product by its id.
+                let keyed = replayable.as_ref().unwrap_or(&request);
+                releases.push((ownership::key(ctx, keyed, &t.id), chain.clone()));
             }
         }
     }

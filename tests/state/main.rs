@@ -1034,3 +1034,28 @@ async fn a_target_is_not_terminated_again_until_its_last_termination_is_decided(
     invoke_as(&f.app, delivery("m-b", &request, 2), "req-5").await.unwrap();
     assert_eq!(taken(&fleet.terminated).len(), 2, "decided, it is terminated again");
 }
+
+/// Not taken for accepted: a call whose answer never came, whose WorkSpace the next
+/// delivery finds still there (here suspended since, so skipped), was perhaps never
+/// accepted: no chain, no check, no decision about a termination that may never have been.
+#[tokio::test]
+async fn an_intent_whose_target_is_still_there_is_not_taken_for_an_accepted_termination() {
+    let moto = Moto::start();
+    let state = table(&moto, "intents-kept").await;
+    let (fleet, queue) = (fleet(&["ws-notacc001"]), queue());
+    let refused = mock!(aws_sdk_workspaces::Client::terminate_workspaces).then_http_response(|| {
+        http(503, r#"{"__type":"ServiceUnavailableException","message":"the answer was lost"}"#)
+    });
+    let f = function(&state, &fleet, &queue, &[&refused], &[], &[]);
+    let request = ws_request(&["ws-notacc001".to_owned()]);
+
+    at(0);
+    let first = invoke_as(&f.app, delivery("m-kept-1", &request, 1), "req-1").await.unwrap();
+    assert_eq!(failures(&first), ["m-kept-1"]);
+
+    fleet.set("ws-notacc001", WorkspaceState::Suspended);
+    at(400);
+    invoke_as(&f.app, delivery("m-kept-1", &request, 2), "req-2").await.unwrap();
+    assert!(queue.take().is_empty(), "no check for a termination that may never have been accepted");
+    assert!(f.decisions().is_empty());
+}

@@ -282,10 +282,15 @@ impl Mgn {
     /// docs/reference.md, "Follow-up, audit events and metrics": where each followed server's job is. A `COMPLETED` job with the
     /// server's `launchStatus` `TERMINATED` is done, anything else in a completed job
     /// failed; a job still `PENDING` or `STARTED`, or not listed yet, is on its way.
+    ///
+    /// A server followed without its job (the answer of the call that started it never
+    /// came) is judged by the latest TERMINATE job that lists it and was created after
+    /// `since`: never by an older one, which an earlier termination made.
     pub async fn check(
         &self,
         targets: &[crate::confirm::Followed],
         account_id: Option<&str>,
+        since: time::OffsetDateTime,
     ) -> Result<HashMap<String, Status>, LookupError> {
         let mut job_ids: Vec<String> = targets.iter().filter_map(|t| t.job_id.clone()).collect();
         job_ids.sort();
@@ -307,7 +312,10 @@ impl Mgn {
                 });
             let filters = DescribeJobsRequestFilters::builder().set_from_date(from).build();
             for job in self.jobs(filters, account_id).await? {
-                if job.r#type() != Some(&JobType::Terminate) {
+                let created = job
+                    .creation_date_time()
+                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+                if job.r#type() != Some(&JobType::Terminate) || created.is_none_or(|created| created < since) {
                     continue;
                 }
                 for server in job.participating_servers() {
