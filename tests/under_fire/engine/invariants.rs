@@ -26,8 +26,9 @@ pub struct Run<'a> {
     pub setup: Duration,
 }
 
-/// The two invariants that a crash between a termination's acceptance and the write
-/// that records it can still break (docs/evidence.md, "Under fire": still open).
+/// The two invariants that the function killed at the worst moment can still break
+/// (docs/evidence.md, "Under fire": still open): a termination whose only request never
+/// comes back after the crash, a record or decision sent again after one.
 pub const AFTER_A_CRASH_OPEN: [&str; 2] =
     ["every accepted termination has exactly one final decision", "every invalid message leaves exactly one record"];
 
