@@ -243,12 +243,13 @@ async fn ask(services: &crate::services::Services, check: &Check) -> Result<Vec<
             let account = ["/input/accountID", "/select/accountID"]
                 .iter()
                 .find_map(|path| check.request.pointer(path).and_then(|v| v.as_str()));
-            // A job that started the termination was created at most a claim's time
-            // before the chain was written: never an older one.
+            // A chain recovered from an intent is written by a later delivery, as much
+            // as five visibility timeouts of the longest function timeout (7.5 h) after
+            // the call: its job is looked for that far back, never further.
             let accepted =
                 time::OffsetDateTime::parse(&check.accepted_at, &time::format_description::well_known::Rfc3339)
                     .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            let since = accepted - time::Duration::seconds(2 * crate::state::CLAIM_SECONDS);
+            let since = accepted - time::Duration::hours(8);
             services.mgn.check(&check.targets, account, since).await?
         }
         Some(Operation::TerminateProvisionedProduct) => services.catalog.check(&check.targets).await?,

@@ -129,6 +129,9 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
     if !state.is_set() {
         return;
     }
+    // Without a request queue nothing is followed up: no intents, no chains (a chain
+    // never checked would hold its target for an hour); MGN claims still hold.
+    let follows = ctx.app.request_queue.is_set();
     let mut writes: Vec<Write> = Vec::new();
     let mut claimed: std::collections::HashSet<Key> = std::collections::HashSet::new();
     for (at, resolved) in batch.iter_mut().enumerate() {
@@ -153,11 +156,11 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                         writes.push(Write::Claim { at, id: id.clone(), key });
                     }
                 }
-                (Verdict::Terminate { .. }, _) => {
+                (Verdict::Terminate { .. }, _) if follows => {
                     intended.push(id.clone());
                     writes.push(Write::Intend { at, id: id.clone(), key: key(ctx, request, id) });
                 }
-                (Verdict::Underway { job_id, .. }, target) => {
+                (Verdict::Underway { job_id, .. }, target) if follows => {
                     // Noted too: a delivery that comes back after this one died finds
                     // the chain it started, even when the target is done by then.
                     intended.push(id.clone());
@@ -169,7 +172,7 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                     let start = chain_start(ctx, request, &source, &chain, target, false);
                     writes.push(Write::Chain { at, id: id.clone(), start });
                 }
-                (Verdict::Stop { outcome: Outcome::NotFound, .. }, _) if named => {
+                (Verdict::Stop { outcome: Outcome::NotFound, .. }, _) if named && follows => {
                     let due_at = first_check_due(ctx);
                     writes.push(Write::Recover {
                         at,
@@ -182,7 +185,7 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                 _ => {}
             }
         }
-        if !intended.is_empty() {
+        if follows && !intended.is_empty() {
             let token = resolved.accepted.delivery.idempotency_token();
             writes.push(Write::Index { at, token, ids: intended });
         }
@@ -286,11 +289,12 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
     // invocation died): it is taken over and checked now, so that the next delivery
     // finds it decided and calls again.
     let due_at = first_check_due(ctx);
-    for (at, id, key) in deciding {
+    for (at, id, key) in deciding.into_iter().filter(|_| follows) {
         let Some(chain) = batch[at].chain.clone() else { continue };
         if let Ok(Some(old)) = ctx.bounded(state.recover(&key, &chain, due_at)).await {
+            // The check names what the item is kept under: a product's id, never its name.
             let followed = Followed {
-                id: id.clone(),
+                id: key.target.clone(),
                 job_id: old.get("jobId").map(str::to_owned),
                 record_id: old.get("recordId").map(str::to_owned),
             };
@@ -325,17 +329,18 @@ fn hold(resolved: &mut Resolved, id: &str, outcome: Outcome, failure: Failure) {
     }
 }
 
-/// Whether a target an earlier attempt was about to call for looks done with: gone
-/// (not listed, or `not_found`), or an MGN server with no launched instance left. Only
+/// Whether a target an earlier attempt was about to call for looks done with: found
+/// gone (`not_found`), or an MGN server with no launched instance left. Only
 /// then is its intent taken for an accepted call: one found still there (protected
 /// since, no longer matching) may well never have been accepted, and a check would
 /// decide a termination that never was.
 fn done_with(verdict: Option<&Verdict>, mgn: bool) -> bool {
     match verdict {
-        None => true,
+        // Not listed: a selection leaves out what is gone and what no longer matches
+        // alike, so it is not taken for gone.
+        None => false,
         Some(Verdict::Stop { outcome: Outcome::NotFound, .. }) => true,
         Some(Verdict::Stop { outcome: Outcome::Skipped, reason }) => mgn && reason.starts_with("no launched"),
-        Some(Verdict::Unselected) => mgn,
         Some(_) => false,
     }
 }
@@ -348,14 +353,16 @@ fn done_with(verdict: Option<&Verdict>, mgn: bool) -> bool {
 /// check then finds what became of it. One added round, on such deliveries only.
 pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
     let state = &ctx.app.state;
-    if !state.is_set() {
+    if !state.is_set() || !ctx.app.request_queue.is_set() {
         return;
     }
     let now = ctx.now.unix_timestamp();
+    // Before the claims and intents: a request whose intents cannot be read is
+    // redelivered, and nothing is written for it now.
     let asked: Vec<(usize, String)> = batch
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.chain.is_some() && matches!(r.resolution, Resolution::Judged(_)))
+        .filter(|(_, r)| !r.accepted.dry_run && matches!(r.resolution, Resolution::Judged(_)))
         .filter(|(_, r)| r.accepted.delivery.origin.receive_count().is_none_or(|n| n > 1))
         .map(|(at, r)| (at, r.accepted.delivery.idempotency_token()))
         .collect();
@@ -370,12 +377,17 @@ pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]
     let due_at = first_check_due(ctx);
     let mut recovers = Vec::new();
     for (at, intended) in found {
-        let resolved = &batch[at];
-        let Ok(intended) = intended else {
-            // Unknown: what was intended is looked for again on the next delivery.
-            continue;
+        let intended = match intended {
+            Ok(intended) => intended,
+            // Unknown: the message comes back, and its intents are read again.
+            Err(error) => {
+                batch[at].resolution = Resolution::Failed(error);
+                continue;
+            }
         };
-        let (Resolution::Judged(judged), Some(chain)) = (&resolved.resolution, &resolved.chain) else { continue };
+        let resolved = &batch[at];
+        let chain = chain_id(ctx, at);
+        let Resolution::Judged(judged) = &resolved.resolution else { continue };
         let Some(request) = resolved.accepted.request.replayable(resolved.found_product.as_deref()) else { continue };
         let mgn = request.operation() == Operation::TerminateTargetInstances;
         for id in intended {
@@ -390,12 +402,14 @@ pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]
         .map(|(at, id, key, chain)| async move {
             // An intent whose answer never came; else a chain written whose check
             // never went out (the invocation died between the two).
+            // The check names what the item is kept under: a product's id, never its name.
+            let target = key.target.clone();
             let won = match ctx.bounded(state.recover_intent(&key, &chain, due_at, now)).await {
-                Ok(Some(_)) => Ok(Some((None, Followed { id: id.clone(), job_id: None, record_id: None }))),
+                Ok(Some(_)) => Ok(Some((None, Followed { id: target.clone(), job_id: None, record_id: None }))),
                 Ok(None) => ctx.bounded(state.recover(&key, &chain, due_at)).await.map(|old| {
                     old.map(|old| {
                         let followed = Followed {
-                            id: id.clone(),
+                            id: target,
                             job_id: old.get("jobId").map(str::to_owned),
                             record_id: old.get("recordId").map(str::to_owned),
                         };
@@ -416,9 +430,8 @@ pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]
                 batch[at].recovered.insert(id, followed);
             }
             Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(error = %error, target = %id, "an intent could not be looked at; the next delivery looks again")
-            }
+            // The message comes back, and the intent is looked at again.
+            Err(error) => batch[at].resolution = Resolution::Failed(error),
         }
     }
 }
