@@ -1059,3 +1059,62 @@ async fn an_intent_whose_target_is_still_there_is_not_taken_for_an_accepted_term
     assert!(queue.take().is_empty(), "no check for a termination that may never have been accepted");
     assert!(f.decisions().is_empty());
 }
+
+/// Without a request queue nothing is followed up, so nothing is kept for it: no
+/// intent and no chain (a chain nobody checks would hold its target for an hour).
+#[tokio::test]
+async fn without_a_request_queue_a_termination_leaves_no_intent_and_no_chain() {
+    let moto = Moto::start();
+    let state = table(&moto, "no-queue").await;
+    let fleet = fleet(&["ws-noqueue01"]);
+    let (records, (describe, terminate)) = (log(), (fleet.describe(), fleet.terminate()));
+    let send = sqs_send_ok(&records);
+    let app = Doubles { ws: &[&describe, &terminate], mgn: &[], sc: &[], sqs: &[&send] }
+        .app(Settings { max_receives: Some(1000), ..settings() })
+        .with_state(state.clone());
+    let request = ws_request(&["ws-noqueue01".to_owned()]);
+
+    invoke_as(&app, delivery("m-nq-1", &request, 1), "req-1").await.unwrap();
+    assert_eq!(taken(&fleet.terminated).len(), 1, "terminated all the same");
+    let pk = "123456789012#us-east-1#TerminateWorkspaces#ws-noqueue01";
+    assert!(item(&moto, "no-queue", pk).await.is_empty(), "nothing kept for a follow-up that cannot be");
+
+    // Found underway by another request: still nothing, and nothing held.
+    invoke_as(&app, delivery("m-nq-2", &request, 1), "req-2").await.unwrap();
+    assert!(item(&moto, "no-queue", pk).await.is_empty());
+}
+
+/// A delivery that cannot read its request's intents does not settle without them:
+/// the message comes back, so a termination whose answer was lost is still followed.
+#[tokio::test]
+async fn a_delivery_that_cannot_read_its_intents_comes_back() {
+    let moto = Moto::start();
+    table(&moto, "intents-unread").await;
+    let (client, to) = (support::loopback::upstream(), moto.endpoint.clone());
+    let proxy = support::loopback::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (client, to) = (client.clone(), to.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = support::loopback::body_of(body).await;
+            if String::from_utf8_lossy(&body).contains("askedAt") {
+                return support::loopback::status(500, r#"{"__type":"InternalServerError","message":"down"}"#);
+            }
+            support::loopback::forward(&client, &to, parts, body).await
+        }
+    })
+    .await;
+    let state = StateTable::new(dynamodb(&proxy), Some("intents-unread".to_owned()), 7200);
+    let (fleet, queue) = (fleet(&["ws-unread001"]), queue());
+    let lost = mock!(aws_sdk_workspaces::Client::terminate_workspaces).then_http_response(|| {
+        http(503, r#"{"__type":"ServiceUnavailableException","message":"the answer was lost"}"#)
+    });
+    let f = function(&state, &fleet, &queue, &[&lost], &[], &[]);
+    let request = ws_request(&["ws-unread001".to_owned()]);
+
+    at(0);
+    invoke_as(&f.app, delivery("m-unread", &request, 1), "req-1").await.unwrap();
+    fleet.set("ws-unread001", WorkspaceState::Terminated);
+    at(400);
+    let second = invoke_as(&f.app, delivery("m-unread", &request, 2), "req-2").await.unwrap();
+    assert_eq!(failures(&second), ["m-unread"], "its intents unread, it comes back");
+}
