@@ -235,12 +235,8 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                 hold(&mut batch[at], &id, Outcome::Transient, error.failure)
             }
             (Write::Recover { at, id, .. }, Done::Recover(Ok(Some(old)))) => {
-                let followed = Followed {
-                    id: id.clone(),
-                    job_id: old.get("jobId").map(str::to_owned),
-                    record_id: old.get("recordId").map(str::to_owned),
-                };
-                batch[at].chains_won.insert(id.clone(), old.get("chainId").map(str::to_owned));
+                let (previous, followed) = taken_over(id.clone(), &old);
+                batch[at].chains_won.insert(id.clone(), previous);
                 batch[at].recovered.insert(id, followed);
             }
             // Nothing was left unsent, or nothing to recover: it is simply gone.
@@ -293,15 +289,20 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
         let Some(chain) = batch[at].chain.clone() else { continue };
         if let Ok(Some(old)) = ctx.bounded(state.recover(&key, &chain, due_at)).await {
             // The check names what the item is kept under: a product's id, never its name.
-            let followed = Followed {
-                id: key.target.clone(),
-                job_id: old.get("jobId").map(str::to_owned),
-                record_id: old.get("recordId").map(str::to_owned),
-            };
-            batch[at].chains_won.insert(id.clone(), old.get("chainId").map(str::to_owned));
+            let (previous, followed) = taken_over(key.target.clone(), &old);
+            batch[at].chains_won.insert(id.clone(), previous);
             batch[at].recovered.insert(id, followed);
         }
     }
+}
+
+/// A pending chain taken over: the chain it was (given back should this one's check
+/// not go out) and the target as the new check follows it, with the job or record
+/// the item kept.
+fn taken_over(id: String, old: &Item) -> (Option<String>, Followed) {
+    let followed =
+        Followed { id, job_id: old.get("jobId").map(str::to_owned), record_id: old.get("recordId").map(str::to_owned) };
+    (old.get("chainId").map(str::to_owned), followed)
 }
 
 /// An MGN request of the batch that would call (not a dry run).
@@ -406,16 +407,10 @@ pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]
             let target = key.target.clone();
             let won = match ctx.bounded(state.recover_intent(&key, &chain, due_at, now)).await {
                 Ok(Some(_)) => Ok(Some((None, Followed { id: target.clone(), job_id: None, record_id: None }))),
-                Ok(None) => ctx.bounded(state.recover(&key, &chain, due_at)).await.map(|old| {
-                    old.map(|old| {
-                        let followed = Followed {
-                            id: target,
-                            job_id: old.get("jobId").map(str::to_owned),
-                            record_id: old.get("recordId").map(str::to_owned),
-                        };
-                        (old.get("chainId").map(str::to_owned), followed)
-                    })
-                }),
+                Ok(None) => ctx
+                    .bounded(state.recover(&key, &chain, due_at))
+                    .await
+                    .map(|old| old.map(|old| taken_over(target, &old))),
                 Err(error) => Err(error),
             };
             (at, id, won)

@@ -413,10 +413,9 @@ impl StateTable {
     /// A decided target starts afresh only for a new termination of this invocation's
     /// own; one found on its way out was decided already.
     pub async fn start_chain(&self, start: &ChainStart, now: i64) -> Result<Started, ServiceError> {
-        let mut update = String::from(
+        let mut update = format!(
             "SET chainId = :chain, chainState = :pending, dueAt = :due, acceptedAt = :at, acceptedFrom = :source, \
-             expiresAt = :exp REMOVE decision, decidedAt, decisionError, decidedMsg, decidedReceive, checkAttempt, \
-             checkMsg, checkReceive, intentChain, intentAt, intentAccepted, intentFrom",
+             expiresAt = :exp REMOVE {DECISION_ATTRIBUTES}, {INTENT_ATTRIBUTES}"
         );
         let mut values = vec![
             (":chain", s(&start.chain)),

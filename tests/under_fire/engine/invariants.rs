@@ -69,6 +69,11 @@ fn record_identity(body: &Value) -> String {
 /// An MGN job's start, its planned end (none: it never ends) and its id.
 type JobSpan = (Instant, Option<Instant>, String);
 
+/// `a 1, b 2`: a ledger line's counts by name.
+fn counts<N: std::fmt::Display>(by: &BTreeMap<String, N>) -> String {
+    by.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}
+
 struct Check {
     name: &'static str,
     checked: usize,
@@ -352,16 +357,8 @@ pub fn check(run: Run<'_>) -> Outcome {
         *by_kind.entry(format!("{fault:?}")).or_default() += n;
         *by_service.entry(service.clone()).or_default() += n;
     }
-    let _ = writeln!(
-        out,
-        "    by kind     {}",
-        by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
-    );
-    let _ = writeln!(
-        out,
-        "    by service  {}",
-        by_service.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
-    );
+    let _ = writeln!(out, "    by kind     {}", counts(&by_kind));
+    let _ = writeln!(out, "    by service  {}", counts(&by_service));
     let mut per_service: BTreeMap<String, usize> = BTreeMap::new();
     for ((_, service, _), n) in &accepted {
         *per_service.entry(format!("{service:?}")).or_default() += n;
@@ -370,23 +367,15 @@ pub fn check(run: Run<'_>) -> Outcome {
         out,
         "  terminations accepted             {} ({})",
         accepted.values().sum::<usize>(),
-        per_service.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+        counts(&per_service)
     );
-    let _ = writeln!(
-        out,
-        "  audit events by outcome           {}",
-        all_outcomes.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
-    );
-    let _ = writeln!(
-        out,
-        "  final decisions (distinct)        {}",
-        by_outcome.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
-    );
+    let _ = writeln!(out, "  audit events by outcome           {}", counts(&all_outcomes));
+    let _ = writeln!(out, "  final decisions (distinct)        {}", counts(&by_outcome));
     let _ = writeln!(
         out,
         "  dead-letter records               {} ({}; {copies} copies of a record already there)",
         queues.records.len(),
-        records_by_outcome.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+        counts(&records_by_outcome)
     );
     let _ = writeln!(out, "  invariants");
     let checks = [protected, outside_request, outside_account, dry, two_jobs, decided, one_record, lost, retry];

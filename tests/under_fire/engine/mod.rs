@@ -179,7 +179,7 @@ pub async fn run(config: &Config) -> Outcome {
         setup,
     });
     // TEARDOWN_FIRE_ITEMS=1: the state table's item of each target a decision is missing for.
-    if let (Some(table), true) = (&table, std::env::var_os("TEARDOWN_FIRE_ITEMS").is_some()) {
+    if let (Some(table), true) = (&table, world.diagnose) {
         for (name, violations) in &outcome.checks {
             for v in violations.iter().filter(|_| name.contains("final decision")) {
                 let mut words = v.split_whitespace();

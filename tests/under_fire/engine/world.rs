@@ -192,6 +192,8 @@ pub struct World {
     rates: Rates,
     next_message: Mutex<u64>,
     doomed_workspaces: HashSet<(String, String)>,
+    /// TEARDOWN_FIRE_ITEMS=1: every state write is kept, to read a violation by.
+    pub diagnose: bool,
 }
 
 type Reply = hyper::Response<Full<Bytes>>;
@@ -230,6 +232,7 @@ impl World {
             rates,
             next_message: Mutex::new(0),
             doomed_workspaces,
+            diagnose: std::env::var_os("TEARDOWN_FIRE_ITEMS").is_some(),
         }
     }
 
@@ -366,10 +369,15 @@ impl World {
                 json_reply(status, &answer)
             }
             "dynamodb" => {
-                let request = serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null);
+                let request = if self.diagnose {
+                    serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null)
+                } else {
+                    Value::Null
+                };
                 let _turn = turn.lock().await;
                 let answer = loopback::forward(client, moto, parts, body).await;
-                if let Some(pk) = request["Key"]["pk"]["S"].as_str()
+                if self.diagnose
+                    && let Some(pk) = request["Key"]["pk"]["S"].as_str()
                     && let Ok(mut seen) = self.seen.lock()
                 {
                     let line = format!(

@@ -168,21 +168,15 @@ impl Mgn {
         account_id: Option<&str>,
         now: time::OffsetDateTime,
     ) -> Result<HashMap<String, String>, LookupError> {
-        let from = (now - RUNNING_JOBS_WINDOW).replace_nanosecond(0).ok().and_then(|t| {
-            t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).ok()
-        });
-        let filters = DescribeJobsRequestFilters::builder().set_from_date(from).build();
         let mut running = HashMap::new();
+        let filters = created_since(now - RUNNING_JOBS_WINDOW);
         for job in self.jobs(filters, account_id).await? {
             let terminating = job.r#type() == Some(&JobType::Terminate)
                 && matches!(job.status(), Some(JobStatus::Pending | JobStatus::Started));
             if !terminating {
                 continue;
             }
-            let recent = job
-                .creation_date_time()
-                .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
-                .is_none_or(|created| now - created < UNLISTED_WINDOW);
+            let recent = created(&job).is_none_or(|created| now - created < UNLISTED_WINDOW);
             if job.participating_servers().is_empty() && recent {
                 running.insert(UNLISTED.to_owned(), job.job_id().to_owned());
             }
@@ -270,6 +264,20 @@ impl Mgn {
     }
 }
 
+/// `DescribeJobs` filters for the jobs created since `from` (MGN's `fromDate`, to the second).
+fn created_since(from: time::OffsetDateTime) -> DescribeJobsRequestFilters {
+    let from = from.replace_nanosecond(0).ok().and_then(|t| {
+        t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).ok()
+    });
+    DescribeJobsRequestFilters::builder().set_from_date(from).build()
+}
+
+/// When a job was created, when it says so readably.
+fn created(job: &aws_sdk_mgn::types::Job) -> Option<time::OffsetDateTime> {
+    job.creation_date_time()
+        .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+}
+
 impl Mgn {
     /// Sets one tag on one source server (`TagResource` on its ARN): a notice's expiry.
     pub async fn tag(&self, arn: &str, key: &str, value: &str) -> Result<(), ServiceError> {
@@ -306,16 +314,9 @@ impl Mgn {
         // never came): the latest TERMINATE job that lists it.
         let mut latest: HashMap<String, aws_sdk_mgn::types::Job> = HashMap::new();
         if targets.iter().any(|t| t.job_id.is_none()) {
-            let from =
-                (time::OffsetDateTime::now_utc() - RUNNING_JOBS_WINDOW).replace_nanosecond(0).ok().and_then(|t| {
-                    t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).ok()
-                });
-            let filters = DescribeJobsRequestFilters::builder().set_from_date(from).build();
+            let filters = created_since(time::OffsetDateTime::now_utc() - RUNNING_JOBS_WINDOW);
             for job in self.jobs(filters, account_id).await? {
-                let created = job
-                    .creation_date_time()
-                    .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
-                if job.r#type() != Some(&JobType::Terminate) || created.is_none_or(|created| created < since) {
+                if job.r#type() != Some(&JobType::Terminate) || created(&job).is_none_or(|created| created < since) {
                     continue;
                 }
                 for server in job.participating_servers() {
