@@ -1118,3 +1118,24 @@ async fn a_delivery_that_cannot_read_its_intents_comes_back() {
     let second = invoke_as(&f.app, delivery("m-unread", &request, 2), "req-2").await.unwrap();
     assert_eq!(failures(&second), ["m-unread"], "its intents unread, it comes back");
 }
+
+/// A Service Catalog token reused by a redelivery answers the record it started, even
+/// once that record FAILED and was decided: it is not a new termination, and gets no
+/// second chain (no second decision). A new record is one.
+#[tokio::test]
+async fn the_same_record_answered_again_is_not_a_new_termination() {
+    use teardown::state::{CheckEnd, CheckOf, Started};
+    let moto = Moto::start();
+    let state = table(&moto, "same-record").await;
+    let first = chain("pp-same00001", "req-1:0", Some("rec-1"), true);
+    assert!(matches!(state.start_chain(&first, 1_764_000_000).await.unwrap(), Started::Won { .. }));
+    let check =
+        CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
+    let failed = CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()) };
+    state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap();
+
+    let again = chain("pp-same00001", "req-2:0", Some("rec-1"), true);
+    assert_eq!(state.start_chain(&again, 1_764_000_200).await.unwrap(), Started::Lost, "rec-1 is decided already");
+    let new = chain("pp-same00001", "req-3:0", Some("rec-2"), true);
+    assert!(matches!(state.start_chain(&new, 1_764_000_300).await.unwrap(), Started::Won { .. }), "a new record is");
+}

@@ -444,9 +444,16 @@ impl StateTable {
             // Never this chain's own item again: its check may have adopted and decided
             // it already, were this write late.
             values.push((":stale", n(now - STALE_SECONDS)));
-            "attribute_not_exists(chainId) OR ((attribute_exists(decision) OR chainState = :pending OR dueAt < :stale) \
-             AND chainId <> :chain)"
-                .to_owned()
+            let fresh = "attribute_not_exists(chainId) OR ((attribute_exists(decision) OR chainState = :pending \
+                         OR dueAt < :stale) AND chainId <> :chain)";
+            // The same record answered again (a Service Catalog token reused by a
+            // redelivery returns the record it started) is no new termination: the
+            // decision it has stands.
+            match (&start.job_id, &start.record_id) {
+                (Some(_), _) => format!("({fresh}) AND NOT (attribute_exists(decision) AND jobId = :job)"),
+                (None, Some(_)) => format!("({fresh}) AND NOT (attribute_exists(decision) AND recordId = :record)"),
+                (None, None) => fresh.to_owned(),
+            }
         } else {
             let found = "attribute_not_exists(chainId) OR (chainState = :pending AND attribute_not_exists(decision))";
             // Found on its way out in a job or record other than the one decided: a later
