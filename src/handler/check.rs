@@ -42,7 +42,10 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
             let ends: Vec<(String, CheckEnd)> = check
                 .targets
                 .iter()
-                .map(|t| (t.id.clone(), CheckEnd::Decided { decision: "unconfirmed", error: Some(error.to_string()) }))
+                .map(|t| {
+                    let of = t.job_id.clone().or_else(|| t.record_id.clone());
+                    (t.id.clone(), CheckEnd::Decided { decision: "unconfirmed", error: Some(error.to_string()), of })
+                })
                 .collect();
             let (kept, dropped) = match owned_ends(ctx, &delivery, &check, &request, &ends).await {
                 Ok(owned) => owned,
@@ -122,13 +125,15 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
         let ends: Vec<(String, CheckEnd)> = targets
             .iter()
             .map(|t| {
+                let of = t.job_id.clone().or_else(|| t.record_id.clone());
                 let end = match t.outcome {
-                    Outcome::Confirmed => CheckEnd::Decided { decision: "confirmed", error: None },
+                    Outcome::Confirmed => CheckEnd::Decided { decision: "confirmed", error: None, of },
                     Outcome::Failed => CheckEnd::Decided {
                         decision: "failed",
                         error: t.error.as_ref().map(|e| format!("{}: {}", e.code, e.message)),
+                        of,
                     },
-                    Outcome::Unconfirmed => CheckEnd::Decided { decision: "unconfirmed", error: t.reason.clone() },
+                    Outcome::Unconfirmed => CheckEnd::Decided { decision: "unconfirmed", error: t.reason.clone(), of },
                     _ => {
                         let delay =
                             again.iter().find(|(f, _)| f.id == t.id).map_or(crate::confirm::FIRST_DELAY, |(_, d)| *d);

@@ -244,7 +244,11 @@ async fn status_prints_each_targets_termination_and_exits_1_on_unconfirmed() {
         state.start_chain(&start, 1_795_514_400).await.unwrap(),
         teardown::state::Started::Won { previous: None }
     );
-    let end = teardown::state::CheckEnd::Decided { decision: "unconfirmed", error: Some("still TERMINATING".into()) };
+    let end = teardown::state::CheckEnd::Decided {
+        decision: "unconfirmed",
+        error: Some("still TERMINATING".into()),
+        of: None,
+    };
     let of = teardown::state::CheckOf {
         chain: "chain-1",
         attempt: 9,

@@ -521,7 +521,7 @@ async fn a_copy_that_cannot_ask_on_its_last_delivery_leaves_nothing_when_another
         message_id: "c-first",
         receive_count: 1,
     };
-    let decided = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None };
+    let decided = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None, of: None };
     assert_eq!(state.check_end(&key, &of, &decided, 1_795_514_400).await.unwrap(), teardown::state::Written::Won);
 
     at(0);
@@ -578,7 +578,7 @@ async fn items_are_keyed_by_what_a_target_is_and_writes_never_undo_a_decision() 
         message_id: "c-9",
         receive_count: 1,
     };
-    let decided = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None };
+    let decided = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None, of: None };
     state.check_end(&key, &of, &decided, 1_795_514_430).await.unwrap();
     let late = teardown::state::ChainStart {
         key: key.clone(),
@@ -850,7 +850,7 @@ async fn a_write_whose_answer_was_lost_is_known_as_its_own_when_the_sdk_sends_it
 
     let check =
         CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &start.accepted_at, message_id: "m-1", receive_count: 1 };
-    let decided = CheckEnd::Decided { decision: "confirmed", error: None };
+    let decided = CheckEnd::Decided { decision: "confirmed", error: None, of: None };
     let written = state.check_end(&start.key, &check, &decided, 1_764_000_100).await.expect("answered");
     assert_eq!(written, Written::Won, "the decision it wrote is its own: it is published, not dropped");
 
@@ -868,7 +868,7 @@ async fn a_later_termination_found_underway_after_a_decided_one_gets_its_own_cha
     assert!(matches!(state.start_chain(&first, 1_764_000_000).await.unwrap(), Started::Won { .. }));
     let check =
         CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
-    let failed = CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()) };
+    let failed = CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()), of: None };
     state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap();
 
     // The same record found again on its way out was decided already.
@@ -898,7 +898,7 @@ async fn a_decision_a_check_made_without_knowing_the_record_is_not_taken_for_ano
         message_id: "m-1",
         receive_count: 1,
     };
-    let decided = CheckEnd::Decided { decision: "unconfirmed", error: None };
+    let decided = CheckEnd::Decided { decision: "unconfirmed", error: None, of: None };
     state.check_end(&key, &check, &decided, 1_764_000_100).await.unwrap();
 
     // The record it followed, found still running later, may be the one it decided.
@@ -1131,11 +1131,55 @@ async fn the_same_record_answered_again_is_not_a_new_termination() {
     assert!(matches!(state.start_chain(&first, 1_764_000_000).await.unwrap(), Started::Won { .. }));
     let check =
         CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
-    let failed = CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()) };
+    let failed = CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()), of: None };
     state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap();
 
     let again = chain("pp-same00001", "req-2:0", Some("rec-1"), true);
     assert_eq!(state.start_chain(&again, 1_764_000_200).await.unwrap(), Started::Lost, "rec-1 is decided already");
     let new = chain("pp-same00001", "req-3:0", Some("rec-2"), true);
     assert!(matches!(state.start_chain(&new, 1_764_000_300).await.unwrap(), Started::Won { .. }), "a new record is");
+}
+
+/// Found by the run under fire: a product's termination (rec-1) failed and was decided;
+/// another request terminated it again (rec-2), whose chain was still pending when a
+/// redelivery of the first request, its token reused, was answered with rec-1 once
+/// more. It took the target over for rec-1: rec-2's check was then dropped and rec-2
+/// never decided, and rec-1 was decided twice. A job or record decided once is never
+/// followed up again, whatever came after it; rec-2's own check decides rec-2.
+#[tokio::test]
+async fn a_record_decided_two_terminations_ago_does_not_take_over_the_later_one() {
+    use teardown::state::{CheckEnd, CheckOf, Started, Written};
+    let moto = Moto::start();
+    let state = table(&moto, "decided-long-ago").await;
+    let first = chain("pp-twice0001", "req-1:0", Some("rec-1"), true);
+    assert!(matches!(state.start_chain(&first, 1_764_000_000).await.unwrap(), Started::Won { .. }));
+    let check =
+        CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
+    let failed =
+        CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()), of: Some("rec-1".into()) };
+    assert_eq!(state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap(), Written::Won);
+
+    let second = chain("pp-twice0001", "req-2:0", Some("rec-2"), true);
+    assert!(matches!(state.start_chain(&second, 1_764_000_200).await.unwrap(), Started::Won { .. }));
+    // rec-2's check is on its way (its chain pending) when rec-1 is answered again.
+    for fresh in [true, false] {
+        let replay = chain("pp-twice0001", "req-3:0", Some("rec-1"), fresh);
+        assert_eq!(
+            state.start_chain(&replay, 1_764_000_250).await.unwrap(),
+            Started::Lost,
+            "rec-1 was decided (answered to {})",
+            if fresh { "a call" } else { "a lookup" }
+        );
+    }
+    let item = state.get(&first.key).await.unwrap().expect("the item");
+    assert_eq!(item.get("chainId"), Some("req-2:0"), "rec-2's chain still owns the target");
+    let check2 =
+        CheckOf { chain: "req-2:0", attempt: 1, accepted_at: &second.accepted_at, message_id: "m-2", receive_count: 1 };
+    let confirmed = CheckEnd::Decided { decision: "confirmed", error: None, of: Some("rec-2".into()) };
+    assert_eq!(state.check_end(&second.key, &check2, &confirmed, 1_764_000_300).await.unwrap(), Written::Won);
+    // And once rec-2 is decided too, neither is followed up again.
+    for record in ["rec-1", "rec-2"] {
+        let replay = chain("pp-twice0001", "req-4:0", Some(record), true);
+        assert_eq!(state.start_chain(&replay, 1_764_000_400).await.unwrap(), Started::Lost, "{record} was decided");
+    }
 }

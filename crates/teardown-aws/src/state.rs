@@ -142,8 +142,9 @@ pub struct CheckOf<'a> {
 pub enum CheckEnd {
     /// Checked again: the chain is live, due again at `due_at`.
     Again { due_at: i64 },
-    /// `confirmed`, `failed` or `unconfirmed`, with the error when there is one.
-    Decided { decision: &'static str, error: Option<String> },
+    /// `confirmed`, `failed` or `unconfirmed`, with the error when there is one, and
+    /// the MGN job or Service Catalog record decided, when the check knows it.
+    Decided { decision: &'static str, error: Option<String>, of: Option<String> },
 }
 
 /// What one item says, for `teardown status`.
@@ -440,7 +441,7 @@ impl StateTable {
             }
             None => update.push_str(", recordId"),
         }
-        let condition = if start.fresh {
+        let started = if start.fresh {
             // Never this chain's own item again: its check may have adopted and decided
             // it already, were this write late.
             values.push((":stale", n(now - STALE_SECONDS)));
@@ -469,6 +470,15 @@ impl StateTable {
                 ),
                 (None, None) => found.to_owned(),
             }
+        };
+        // A job or record decided once is never followed up again, whatever the item
+        // has been through since: a redelivery whose reused token answers with a record
+        // decided two terminations ago would otherwise take over a later chain still
+        // pending, whose own termination would then never be decided.
+        let condition = match (&start.job_id, &start.record_id) {
+            (Some(_), _) => format!("({started}) AND NOT contains(decidedIds, :job)"),
+            (None, Some(_)) => format!("({started}) AND NOT contains(decidedIds, :record)"),
+            (None, None) => started,
         };
         let written = self.write(start.key.pk(), &update, &condition, values, ReturnValue::UpdatedOld).await?;
         Ok(match written {
@@ -542,7 +552,7 @@ impl StateTable {
                 )
                 .await
             }
-            CheckEnd::Decided { decision, error } => {
+            CheckEnd::Decided { decision, error, of } => {
                 values.extend([(":decision", s(*decision)), (":now", n(now))]);
                 let mut update = format!(
                     "{set}, decision = :decision, decidedAt = :now, decidedMsg = :msg, decidedReceive = :receive"
@@ -550,6 +560,12 @@ impl StateTable {
                 if let Some(error) = error {
                     update.push_str(", decisionError = :error");
                     values.push((":error", s(error)));
+                }
+                // Every job or record ever decided, not only the last: a token reused
+                // much later answers with its old record (`start_chain`).
+                if let Some(of) = of {
+                    update.push_str(" ADD decidedIds :of");
+                    values.push((":of", AttributeValue::Ss(vec![of.clone()])));
                 }
                 self.update(
                     key.pk(),
