@@ -18,14 +18,15 @@ pub(super) async fn publish(ctx: &Invocation<'_>, settled: Vec<Settled>) -> Vec<
 
 async fn publish_one(ctx: &Invocation<'_>, settled: Settled) -> RequestResult {
     let Settled { mut result, record, follow_up, chains, releases, mut reverts } = settled;
-    // The state goes out beside the record and the checks, in the same round: a chain
-    // written but never sent is taken over by the next delivery that finds its target
-    // on its way out; a check sent for a chain not written adopts the target, or is
-    // dropped when another chain owns it.
-    let (state, ()) = futures_util::join!(
-        owned(ctx, &chains, &releases),
-        publish_record_and_checks(ctx, &mut result, record, follow_up)
-    );
+    // The state goes out beside the record, and the checks only once their chains are
+    // written: a check that arrived before its own chain (a write slower than the
+    // check's delay) would be dropped by the chain it was about to take over, and
+    // that chain's check by it, leaving the termination with no chain to decide it.
+    // A chain written but never sent is taken over by the next delivery that finds its
+    // target on its way out; a check sent for a chain that could not be written adopts
+    // the target, or is dropped when another chain owns it.
+    let (state, ()) = futures_util::join!(owned(ctx, &chains, &releases), publish_record(ctx, &mut result, record));
+    publish_checks(ctx, &mut result, follow_up).await;
     match state {
         Ok(taken_over) => reverts.extend(taken_over),
         Err(e) => {
@@ -111,15 +112,13 @@ async fn publish_once(
     Ok(())
 }
 
-async fn publish_record_and_checks(
+async fn publish_record(
     ctx: &Invocation<'_>,
     result: &mut RequestResult,
     record: Option<crate::deadletter::DeadLetterRecord>,
-    follow_up: Vec<(crate::confirm::Check, u64)>,
 ) {
-    let (app, deadline) = (ctx.app, ctx.publish_deadline);
     if let Some(record) = record {
-        let published = within_deadline(deadline, publish_once(ctx, &record)).await;
+        let published = within_deadline(ctx.publish_deadline, publish_once(ctx, &record)).await;
         result.dead_letter = match published {
             Ok(Ok(())) => DeadLetterStatus::Published,
             Ok(Err(e)) => {
@@ -132,8 +131,15 @@ async fn publish_record_and_checks(
             }
         };
     }
+}
+
+async fn publish_checks(
+    ctx: &Invocation<'_>,
+    result: &mut RequestResult,
+    follow_up: Vec<(crate::confirm::Check, u64)>,
+) {
     for (check, delay) in follow_up {
-        let sent = within_deadline(deadline, app.request_queue.send(&check, delay)).await;
+        let sent = within_deadline(ctx.publish_deadline, ctx.app.request_queue.send(&check, delay)).await;
         result.follow_up = match sent {
             Ok(Ok(())) if !matches!(result.follow_up, FollowUp::Failed(_)) => FollowUp::Sent,
             Ok(Ok(())) => continue,

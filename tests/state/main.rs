@@ -805,6 +805,11 @@ async fn table_losing_answers(moto: &Moto, name: &str, lose: usize) -> StateTabl
         }
     })
     .await;
+    table_via(&proxy, name)
+}
+
+/// The table `name`, reached through `proxy` by a client that retries as the function's does.
+fn table_via(proxy: &str, name: &str) -> StateTable {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
@@ -817,6 +822,50 @@ async fn table_losing_answers(moto: &Moto, name: &str, lose: usize) -> StateTabl
         )
         .build();
     StateTable::new(aws_sdk_dynamodb::Client::from_conf(config), Some(name.to_owned()), 7200)
+}
+
+/// Found by the run under fire: a chain's write slower than its check's delay let
+/// the check arrive first, find the item under the pending chain it was about to take
+/// over, and be dropped; the write then went in and dropped that chain's check in
+/// turn. No chain was left to decide the termination. A check now goes out only once
+/// its chain is written: here the chain's write takes 300 ms, and no check is sent
+/// before it is answered.
+#[tokio::test]
+async fn a_check_goes_out_only_once_its_chain_is_written() {
+    let moto = Moto::start();
+    table(&moto, "chain-first").await;
+    let (fleet, queue) = (fleet(&["ws-first0001"]), queue());
+    // How many checks had gone out when each chain's write was answered.
+    let seen: Log<usize> = log();
+    let (client, to, sent, noted) =
+        (support::loopback::upstream(), moto.endpoint.clone(), queue.sent.clone(), seen.clone());
+    let proxy = support::loopback::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (client, to, sent, noted) = (client.clone(), to.clone(), sent.clone(), noted.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = support::loopback::body_of(body).await;
+            let chain = String::from_utf8_lossy(&body).contains("acceptedAt = :at");
+            if chain {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            let answer = support::loopback::forward(&client, &to, parts, body).await;
+            if chain {
+                let checks = sent.lock().unwrap().len();
+                noted.lock().unwrap().push(checks);
+            }
+            answer
+        }
+    })
+    .await;
+    let state = table_via(&proxy, "chain-first");
+    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    let request = ws_request(&["ws-first0001".to_owned()]);
+    at(0);
+    let answer = invoke_as(&f.app, delivery("m-first", &request, 1), "req-1").await.unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    assert_eq!(taken(&fleet.terminated), vec![vec!["ws-first0001".to_owned()]]);
+    assert_eq!(taken(&seen), vec![0], "no check went out before its chain was written");
+    assert_eq!(queue.take().len(), 1, "and then its check did");
 }
 
 fn chain(target: &str, chain: &str, record: Option<&str>, fresh: bool) -> teardown::state::ChainStart {
