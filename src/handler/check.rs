@@ -12,7 +12,7 @@ use crate::confirm::{Check, Decision, Followed, Status};
 use crate::decode::Delivery;
 use crate::outcome::{Failure, Outcome, RequestResult, TargetResult};
 use crate::request::{Limits, Operation, Request, retry_request, validate};
-use crate::state::{CheckEnd, CheckOf, Written};
+use crate::state::{CheckEnd, CheckOf, Ended, Item};
 
 /// Works the checks of a batch, each on its own.
 pub(super) async fn settle_checks(ctx: &Invocation<'_>, checks: Vec<(Delivery, Check, Request)>) -> Vec<Settled> {
@@ -47,8 +47,10 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
                     (t.id.clone(), CheckEnd::Decided { decision: "unconfirmed", error: Some(error.to_string()), of })
                 })
                 .collect();
+            // A decision this very check made before its invocation died is not known
+            // here for what it was: it is published as this delivery finds it.
             let (kept, dropped) = match owned_ends(ctx, &delivery, &check, &request, &ends).await {
-                Ok(owned) => owned,
+                Ok((kept, dropped, _)) => (kept, dropped),
                 // The table cannot say either: at least once, as without it.
                 Err(_) => (ends.iter().map(|(id, _)| id.clone()).collect(), 0),
             };
@@ -143,10 +145,21 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
                 (t.id.clone(), end)
             })
             .collect();
-        let (kept, dropped) = match owned_ends(ctx, &delivery, &check, &request, &ends).await {
+        let (kept, dropped, redone) = match owned_ends(ctx, &delivery, &check, &request, &ends).await {
             Ok(owned) => owned,
             Err(error) => return cannot_check(app, delivery, &check, error),
         };
+        // Decided now, or by this very check before its invocation died: then what it
+        // decided is published again as it was (the same event, the same record).
+        let decided_now = rfc3339(now_s);
+        for t in targets.iter_mut() {
+            match redone.get(&t.id) {
+                Some(old) => *t = decided_before(t, old),
+                None if t.outcome.is_final_decision() => t.decided_at = Some(decided_now.clone()),
+                None => {}
+            }
+        }
+        again.retain(|(f, _)| !redone.contains_key(&f.id));
         if dropped > 0 {
             tracing::warn!(
                 dropped,
@@ -180,6 +193,10 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
         let first = failed.iter().find(|t| t.outcome == Outcome::Failed).unwrap_or(&failed[0]);
         let error = first.error.clone().unwrap_or_else(|| Failure::new("Failed", "the termination failed"));
         let mut record = record(app, &delivery, operation, outcome, error, failed_targets(&failed), retry);
+        // The same decision published again says when it was made, as its event does.
+        if let Some(at) = &first.decided_at {
+            record.failed_at = at.clone();
+        }
         record.source = check.source.clone();
         record.request = check.request.clone();
         record.account = request.account.clone();
@@ -200,15 +217,51 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
     Settled::new(result, record, follow_up)
 }
 
-/// Writes each target's end where `check`'s chain still owns it; the ids whose end
-/// went in, and how many did not. A write that fails fails them all (`transient`).
+/// A target's decision as this very check made it before its invocation died.
+fn decided_before(now: &TargetResult, old: &Item) -> TargetResult {
+    let error = old.get("decisionError").map(str::to_owned);
+    let mut then = match old.get("decision") {
+        Some("confirmed") => TargetResult::because(&now.id, Outcome::Confirmed, "the termination is done"),
+        Some("failed") => {
+            let error = error.unwrap_or_default();
+            let (code, message) = error.split_once(": ").unwrap_or(("Failed", error.as_str()));
+            TargetResult::failed(&now.id, Outcome::Failed, Failure::new(code, message))
+        }
+        _ => {
+            let why = error.unwrap_or_else(|| "unconfirmed".to_owned());
+            TargetResult {
+                reason: Some(why.clone()),
+                ..TargetResult::failed(&now.id, Outcome::Unconfirmed, Failure::new("Unconfirmed", why))
+            }
+        }
+    };
+    then.job_id = now.job_id.clone();
+    then.record_id = now.record_id.clone();
+    then.decided_at = old.get("decidedAt").and_then(|at| at.parse::<i64>().ok()).map(rfc3339);
+    then
+}
+
+/// Epoch seconds as RFC 3339, as audit events say when.
+fn rfc3339(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// What this check's ends came to: the ids whose end went in (or that this very
+/// check decided before), how many ended without effect, and what it decided before.
+type Owned = (std::collections::HashSet<String>, usize, std::collections::HashMap<String, Item>);
+
+/// Writes each target's end where `check`'s chain still owns it. A write that fails
+/// fails them all (`transient`).
 async fn owned_ends(
     ctx: &Invocation<'_>,
     delivery: &Delivery,
     check: &Check,
     request: &Request,
     ends: &[(String, CheckEnd)],
-) -> Result<(std::collections::HashSet<String>, usize), ServiceError> {
+) -> Result<Owned, ServiceError> {
     let of = CheckOf {
         chain: check.chain.as_deref().unwrap_or_default(),
         attempt: check.attempt,
@@ -218,7 +271,7 @@ async fn owned_ends(
     };
     let now = ctx.now.unix_timestamp();
     let of = &of;
-    let written: Vec<(String, Result<Written, ServiceError>)> = stream::iter(ends)
+    let written: Vec<(String, Result<Ended, ServiceError>)> = stream::iter(ends)
         .map(|(id, end)| async move {
             let key = ownership::key(ctx, request, id);
             (id.clone(), ctx.bounded(ctx.app.state.check_end(&key, of, end, now)).await)
@@ -226,17 +279,20 @@ async fn owned_ends(
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let mut kept = std::collections::HashSet::new();
-    let mut dropped = 0;
+    let (mut kept, mut dropped, mut redone) = (std::collections::HashSet::new(), 0, std::collections::HashMap::new());
     for (id, written) in written {
         match written? {
-            Written::Won => {
+            Ended::Won => {
                 kept.insert(id);
             }
-            Written::Lost => dropped += 1,
+            Ended::Decided(old) => {
+                kept.insert(id.clone());
+                redone.insert(id, old);
+            }
+            Ended::Lost => dropped += 1,
         }
     }
-    Ok((kept, dropped))
+    Ok((kept, dropped, redone))
 }
 
 /// Where each target of `check` is, by its id.

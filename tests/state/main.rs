@@ -488,6 +488,64 @@ async fn a_check_that_comes_back_after_its_write_went_in_is_redone_not_dropped()
     assert!(queue.take().is_empty(), "a copy of it does not");
 }
 
+/// Found by the run with crashes: a check that wrote its decision and died before
+/// publishing it is delivered again, later, and finds the target changed since (here a
+/// WorkSpace in `ERROR`, decided `failed`, since gone). It publishes what it decided
+/// then, as it was: the same outcome, the same time, the same record (a second put of
+/// the one decision, never a second decision). A copy of it publishes nothing.
+#[tokio::test]
+async fn a_decision_published_again_after_a_crash_is_the_same_decision() {
+    let world = world("decided-then", &["ws-then0001"]).await;
+    let (fleet, f) = (&world.fleet, &world.f);
+    let mut body = check("TerminateWorkspaces", &[("ws-then0001", None, None)], 1, "2026-11-24T09:59:30Z");
+    body["confirm"]["chain"] = json!("chain-1");
+    let key = teardown::state::Key {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        operation: teardown::request::Operation::TerminateWorkspaces,
+        target: "ws-then0001".into(),
+    };
+    let of = teardown::state::CheckOf {
+        chain: "chain-1",
+        attempt: 1,
+        accepted_at: "2026-11-24T09:59:30Z",
+        message_id: "c-1",
+        receive_count: 1,
+    };
+    // The first delivery, at 10:00:10, decided `failed` and died before publishing.
+    let failed = teardown::state::CheckEnd::Decided {
+        decision: "failed",
+        error: Some("ERROR: the WorkSpace is in ERROR".into()),
+        of: None,
+    };
+    let state = f.app.state.clone();
+    assert_eq!(state.check_end(&key, &of, &failed, 1_795_514_410).await.unwrap(), teardown::state::Ended::Won);
+    fleet.set("ws-then0001", WorkspaceState::Terminated);
+
+    at(400);
+    let response = invoke_as(&f.app, delivery("c-1", &body, 2), "req-2").await.unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let events: Vec<Value> = taken(&f.events).into_iter().map(|(_, _, detail, _)| detail).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "failed", "what it decided then, not what it would decide now");
+    assert_eq!(events[0]["reason"], "ERROR: the WorkSpace is in ERROR");
+    assert_eq!(events[0]["at"], "2026-11-24T10:00:10Z", "when it decided");
+    let records = taken(&f.records);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].1["outcome"], "failed");
+    assert_eq!(records[0].1["failedAt"], "2026-11-24T10:00:10Z");
+    assert_eq!(
+        records[0].1["failedTargets"],
+        json!([{"id": "ws-then0001", "code": "ERROR", "message": "the WorkSpace is in ERROR"}])
+    );
+
+    // A copy of the check (another message) publishes nothing.
+    f.events.lock().unwrap().clear();
+    f.records.lock().unwrap().clear();
+    invoke_as(&f.app, delivery("c-copy", &body, 1), "req-3").await.unwrap();
+    assert!(taken(&f.events).is_empty() && taken(&f.records).is_empty());
+}
+
 /// A copy of a check on its last delivery, when another copy decided: no record.
 #[tokio::test]
 async fn a_copy_that_cannot_ask_on_its_last_delivery_leaves_nothing_when_another_decided() {
@@ -522,7 +580,7 @@ async fn a_copy_that_cannot_ask_on_its_last_delivery_leaves_nothing_when_another
         receive_count: 1,
     };
     let decided = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None, of: None };
-    assert_eq!(state.check_end(&key, &of, &decided, 1_795_514_400).await.unwrap(), teardown::state::Written::Won);
+    assert_eq!(state.check_end(&key, &of, &decided, 1_795_514_400).await.unwrap(), teardown::state::Ended::Won);
 
     at(0);
     invoke_as(&app, delivery("c-copy", &body, 1), "req-1").await.unwrap();
@@ -888,7 +946,7 @@ fn chain(target: &str, chain: &str, record: Option<&str>, fresh: bool) -> teardo
 
 #[tokio::test]
 async fn a_write_whose_answer_was_lost_is_known_as_its_own_when_the_sdk_sends_it_again() {
-    use teardown::state::{CheckEnd, CheckOf, Started, Written};
+    use teardown::state::{CheckEnd, CheckOf, Started};
     let moto = Moto::start();
     // Each of the two writes goes in, its answer is lost, and the SDK sends it again.
     let state = table_losing_answers(&moto, "lost-answers", 2).await;
@@ -901,11 +959,14 @@ async fn a_write_whose_answer_was_lost_is_known_as_its_own_when_the_sdk_sends_it
         CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &start.accepted_at, message_id: "m-1", receive_count: 1 };
     let decided = CheckEnd::Decided { decision: "confirmed", error: None, of: None };
     let written = state.check_end(&start.key, &check, &decided, 1_764_000_100).await.expect("answered");
-    assert_eq!(written, Written::Won, "the decision it wrote is its own: it is published, not dropped");
+    assert_eq!(written, teardown::state::Ended::Won, "the decision it wrote is its own: it is published, not dropped");
 
     // Another check of the same chain, from another message, still finds it decided.
     let copy = CheckOf { message_id: "m-2", ..check };
-    assert_eq!(state.check_end(&start.key, &copy, &decided, 1_764_000_200).await.expect("answered"), Written::Lost);
+    assert_eq!(
+        state.check_end(&start.key, &copy, &decided, 1_764_000_200).await.expect("answered"),
+        teardown::state::Ended::Lost
+    );
 }
 
 #[tokio::test]
@@ -1197,7 +1258,7 @@ async fn the_same_record_answered_again_is_not_a_new_termination() {
 /// followed up again, whatever came after it; rec-2's own check decides rec-2.
 #[tokio::test]
 async fn a_record_decided_two_terminations_ago_does_not_take_over_the_later_one() {
-    use teardown::state::{CheckEnd, CheckOf, Started, Written};
+    use teardown::state::{CheckEnd, CheckOf, Started};
     let moto = Moto::start();
     let state = table(&moto, "decided-long-ago").await;
     let first = chain("pp-twice0001", "req-1:0", Some("rec-1"), true);
@@ -1206,7 +1267,7 @@ async fn a_record_decided_two_terminations_ago_does_not_take_over_the_later_one(
         CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
     let failed =
         CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()), of: Some("rec-1".into()) };
-    assert_eq!(state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap(), Written::Won);
+    assert_eq!(state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap(), teardown::state::Ended::Won);
 
     let second = chain("pp-twice0001", "req-2:0", Some("rec-2"), true);
     assert!(matches!(state.start_chain(&second, 1_764_000_200).await.unwrap(), Started::Won { .. }));
@@ -1225,7 +1286,10 @@ async fn a_record_decided_two_terminations_ago_does_not_take_over_the_later_one(
     let check2 =
         CheckOf { chain: "req-2:0", attempt: 1, accepted_at: &second.accepted_at, message_id: "m-2", receive_count: 1 };
     let confirmed = CheckEnd::Decided { decision: "confirmed", error: None, of: Some("rec-2".into()) };
-    assert_eq!(state.check_end(&second.key, &check2, &confirmed, 1_764_000_300).await.unwrap(), Written::Won);
+    assert_eq!(
+        state.check_end(&second.key, &check2, &confirmed, 1_764_000_300).await.unwrap(),
+        teardown::state::Ended::Won
+    );
     // And once rec-2 is decided too, neither is followed up again.
     for record in ["rec-1", "rec-2"] {
         let replay = chain("pp-twice0001", "req-4:0", Some(record), true);

@@ -79,6 +79,7 @@ pub fn decisions(result: &RequestResult, at: &str, region: Option<&str>) -> Vec<
                 record_id: t.record_id.clone(),
                 expires_at: t.expires_at.clone(),
                 user_name: t.user_name.clone(),
+                at: t.decided_at.clone().unwrap_or_else(|| at.to_owned()),
                 ..base(Some(t.id.clone()), t.outcome, reason)
             }
         })

@@ -127,6 +127,19 @@ pub enum Written {
     Lost,
 }
 
+/// What a check's end came to (`StateTable::check_end`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ended {
+    /// It went in: this check goes on, or decides.
+    Won,
+    /// Another chain owns the target, or a copy of this check went on or decided first.
+    Lost,
+    /// This very check, delivered again after its invocation died, had decided
+    /// already: what it decided then (`decision`, `decisionError`, `decidedAt`) is
+    /// published again as it was, never decided anew.
+    Decided(Item),
+}
+
 /// The check a `check_end` is for: its chain and attempt, and the SQS message it came in.
 #[derive(Clone, Copy, Debug)]
 pub struct CheckOf<'a> {
@@ -272,8 +285,20 @@ impl StateTable {
         values: Vec<(&str, AttributeValue)>,
         returning: ReturnValue,
     ) -> Result<Option<HashMap<String, AttributeValue>>, ServiceError> {
+        Ok(self.write_or_item(pk, update, condition, values, returning).await?.ok())
+    }
+
+    /// `write_raw`, answering a failed condition with the item as it is (`Err`).
+    async fn write_or_item(
+        &self,
+        pk: String,
+        update: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        returning: ReturnValue,
+    ) -> Result<Result<HashMap<String, AttributeValue>, HashMap<String, AttributeValue>>, ServiceError> {
         let (Some(client), Some(table)) = (&self.client, &self.table) else {
-            return Ok(Some(HashMap::new()));
+            return Ok(Ok(HashMap::new()));
         };
         let token = write_token();
         let update = match update.strip_prefix("SET ") {
@@ -293,11 +318,12 @@ impl StateTable {
             call = call.expression_attribute_values(name, value);
         }
         match call.send().await {
-            Ok(out) => Ok(Some(out.attributes().cloned().unwrap_or_default())),
+            Ok(out) => Ok(Ok(out.attributes().cloned().unwrap_or_default())),
             Err(SdkError::ServiceError(e)) => match e.err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    let now = failed.item().filter(|i| i.get("writeToken") == Some(&s(&token)));
-                    Ok(now.cloned())
+                    let now = failed.item().cloned().unwrap_or_default();
+                    let own = now.get("writeToken") == Some(&s(&token));
+                    Ok(if own { Ok(now) } else { Err(now) })
                 }
                 // Whatever the table answered, the target is not decided yet: retried.
                 _ => Err(transient(classify(&SdkError::ServiceError(e)))),
@@ -516,16 +542,17 @@ impl StateTable {
     /// A check of `chain` for `key`, ending as `end`: it goes in only when the chain
     /// still owns the target (a target whose chain was never written is adopted), and
     /// no copy of this check went on or decided before. The same message delivered
-    /// again later (`by`: its message id and receive count), after its write went in but
-    /// before what followed it was published, redoes it: it is not a copy, it is the
-    /// check itself, come back because its invocation did not finish.
+    /// again later (its message id, a higher receive count), after its write went in but
+    /// before what followed it was published, is not a copy: it is the check itself, come
+    /// back because its invocation did not finish. Going on, it redoes its write; having
+    /// decided, it gets what it decided then (`Ended::Decided`), to publish it as it was.
     pub async fn check_end(
         &self,
         key: &Key,
         check: &CheckOf<'_>,
         end: &CheckEnd,
         now: i64,
-    ) -> Result<Written, ServiceError> {
+    ) -> Result<Ended, ServiceError> {
         let owned = "(attribute_not_exists(chainId) OR chainId = :chain)";
         let mut values = vec![
             (":chain", s(check.chain)),
@@ -538,7 +565,7 @@ impl StateTable {
         match end {
             CheckEnd::Again { due_at } => {
                 values.extend([(":live", s("live")), (":due", n(*due_at)), (":attempt", n(i64::from(check.attempt)))]);
-                self.update(
+                let written = self.update(
                     key.pk(),
                     &format!(
                         "{set}, chainState = :live, dueAt = :due, checkAttempt = :attempt, checkMsg = :msg, checkReceive = :receive"
@@ -550,7 +577,8 @@ impl StateTable {
                     ),
                     values,
                 )
-                .await
+                .await?;
+                Ok(if written == Written::Won { Ended::Won } else { Ended::Lost })
             }
             CheckEnd::Decided { decision, error, of } => {
                 values.extend([(":decision", s(*decision)), (":now", n(now))]);
@@ -567,15 +595,28 @@ impl StateTable {
                     update.push_str(" ADD decidedIds :of");
                     values.push((":of", AttributeValue::Ss(vec![of.clone()])));
                 }
-                self.update(
-                    key.pk(),
-                    &update,
-                    &format!(
-                        "{owned} AND (attribute_not_exists(decision) OR (decidedMsg = :msg AND decidedReceive < :receive))"
-                    ),
-                    values,
-                )
-                .await
+                let written = self
+                    .write_or_item(
+                        key.pk(),
+                        &update,
+                        &format!("{owned} AND attribute_not_exists(decision)"),
+                        values,
+                        ReturnValue::None,
+                    )
+                    .await?;
+                Ok(match written {
+                    Ok(_) => Ended::Won,
+                    // The same message come back later (not a copy of it alongside)
+                    // finds its own decision: published again, the same.
+                    Err(old) => {
+                        let old = item(Some(&old));
+                        let receive = old.get("decidedReceive").and_then(|r| r.parse::<u64>().ok());
+                        let own = old.get("chainId") == Some(check.chain)
+                            && old.get("decidedMsg") == Some(check.message_id)
+                            && receive.is_some_and(|r| r < check.receive_count);
+                        if own { Ended::Decided(old) } else { Ended::Lost }
+                    }
+                })
             }
         }
     }

@@ -55,6 +55,11 @@ impl Outcome {
         )
     }
 
+    /// A follow-up's final decision (docs/reference.md, "Follow-up").
+    pub fn is_final_decision(self) -> bool {
+        matches!(self, Outcome::Confirmed | Outcome::Failed | Outcome::Unconfirmed)
+    }
+
     /// The outcome of a request is the weightiest of its targets': one target that
     /// may still succeed on redelivery makes the whole message worth redelivering;
     /// then failures; then what was done; a target left alone by a guard weighs least.
@@ -132,6 +137,10 @@ pub struct TargetResult {
     /// Already on its way out because of an earlier call (not accepted now).
     #[serde(skip)]
     pub underway: bool,
+    /// When a follow-up's final decision was made (RFC 3339), as its audit event says:
+    /// the same decision published again after a crash says the same.
+    #[serde(skip)]
+    pub decided_at: Option<String>,
 }
 
 impl TargetResult {
@@ -148,6 +157,7 @@ impl TargetResult {
             user_name: None,
             pending: false,
             underway: false,
+            decided_at: None,
         }
     }
 
