@@ -10,7 +10,7 @@ use super::app::{CONCURRENCY, Invocation, bounded, within_deadline};
 use super::settle::Settled;
 use crate::classify::ServiceError;
 use crate::outcome::{DeadLetterStatus, FollowUp, RequestResult};
-use crate::state::{ChainStart, Key, Started, Written};
+use crate::state::{ChainStart, Key, Started};
 
 pub(super) async fn publish(ctx: &Invocation<'_>, settled: Vec<Settled>) -> Vec<RequestResult> {
     stream::iter(settled).map(|settled| publish_one(ctx, settled)).buffered(CONCURRENCY).collect().await
@@ -95,17 +95,28 @@ async fn publish_once(
         return ctx.app.dead_letters.publish(record).await;
     }
     let identity = record.identity();
-    match state.record_unpublished(&identity, now).await {
-        Ok(Written::Lost) => {
+    let receive = record.source.get("receiveCount").and_then(serde_json::Value::as_u64);
+    let mut record = record.clone();
+    match state.record_unpublished(&identity, &record.failed_at, receive, now).await {
+        Ok(None) => {
             tracing::info!(record = %identity, "this dead-letter record was published by an earlier delivery of the message");
             return Ok(());
         }
-        Ok(Written::Won) => {}
+        // Perhaps sent already by a delivery that died before marking it: the same
+        // record again, as that delivery built it, never another.
+        Ok(Some(first)) => {
+            if let (Some(at), Some(source)) = (first.get("firstFailedAt"), record.source.as_object_mut()) {
+                if let Some(first) = first.get("firstReceive").and_then(|r| r.parse::<u64>().ok()) {
+                    source.insert("receiveCount".into(), first.into());
+                }
+                record.failed_at = at.to_owned();
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, "the state table cannot say whether this record went out; it is published")
         }
     }
-    ctx.app.dead_letters.publish(record).await?;
+    ctx.app.dead_letters.publish(&record).await?;
     if let Err(e) = state.record_published(&identity, now).await {
         tracing::warn!(error = %e, record = %identity, "a published record was not marked; a later delivery may publish it again");
     }

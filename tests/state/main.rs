@@ -1046,6 +1046,45 @@ async fn a_record_published_before_the_invocation_died_is_not_published_again_by
     assert!(taken(&world.fleet.terminated).is_empty());
 }
 
+/// Found by the runs with crashes: a record sent by a delivery that died before
+/// marking it sent went out again with the next delivery's receive count and time: two
+/// different records for one failure (even a FIFO dead-letter queue keeps both). Sent
+/// again, it is now the record the first delivery built, byte for byte but the send.
+#[tokio::test]
+async fn a_record_sent_again_because_its_mark_was_lost_is_the_same_record() {
+    let moto = Moto::start();
+    table(&moto, "records-again").await;
+    // Every write that marks a record sent fails, as if its invocation had died first.
+    let (client, to) = (support::loopback::upstream(), moto.endpoint.clone());
+    let proxy = support::loopback::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (client, to) = (client.clone(), to.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = support::loopback::body_of(body).await;
+            if String::from_utf8_lossy(&body).contains("publishedAt = :now") {
+                return support::loopback::reset();
+            }
+            support::loopback::forward(&client, &to, parts, body).await
+        }
+    })
+    .await;
+    let state = table_via(&proxy, "records-again");
+    let (fleet, queue) = (fleet(&[]), queue());
+    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    let bad = json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceID": "ws-again0001"}]}});
+
+    at(0);
+    invoke_as(&f.app, delivery("m-again", &bad, 1), "req-1").await.unwrap();
+    at(400);
+    invoke_as(&f.app, delivery("m-again", &bad, 2), "req-2").await.unwrap();
+
+    let records: Vec<Value> = taken(&f.records).into_iter().map(|(_, body, _, _)| body).collect();
+    assert_eq!(records.len(), 2, "not marked, it went out again (at least once)");
+    assert_eq!(records[0]["source"]["receiveCount"], 1);
+    assert_eq!(records[0]["failedAt"], "2026-11-24T10:00:00Z");
+    assert_eq!(records[1], records[0], "the same record, as the first delivery built it");
+}
+
 #[tokio::test]
 async fn a_claim_another_invocation_holds_is_not_taken_while_its_chain_is_pending() {
     use teardown::state::{Intent, Started, Written};

@@ -18,7 +18,7 @@
 //! | `pk` `intents#<request token>`: `targets` | the targets a request was about to call for, so a later delivery of it finds them when its lookups do not |
 //! | `claimUntil`, `claimedBy` | MGN: the invocation about to call `TerminateTargetInstances` for the server |
 //! | `expiresAt` | TTL: one day after `CONFIRM_WITHIN` has passed |
-//! | `pk` `record#<identity>`: `askedAt`, `publishedAt` | a dead-letter record published (its identity: the record without `failedAt` and `source.receiveCount`), so a delivery of the same message after a crash does not publish it again |
+//! | `pk` `record#<identity>`: `askedAt`, `publishedAt`, `firstFailedAt`, `firstReceive` | a dead-letter record published (its identity: the record without `failedAt` and `source.receiveCount`), so a delivery of the same message after a crash does not publish it again |
 //! | `writeToken` | the last write's own token: an attempt the SDK retried after its answer was lost knows its own write by it |
 
 use std::collections::HashMap;
@@ -622,16 +622,32 @@ impl StateTable {
     }
 
     /// A dead-letter record about to be published (`identity`: the record's
-    /// `DeadLetterRecord::identity`). `Lost` when an earlier delivery of the same message
-    /// published the same record already: a batch redelivered because its invocation
-    /// died after the record went out. An attempt that died before marking it
-    /// published leaves it unpublished: the next one publishes it (at least once).
-    pub async fn record_unpublished(&self, identity: &str, now: i64) -> Result<Written, ServiceError> {
-        self.update(
+    /// `DeadLetterRecord::identity`), first built at `failed_at` from the `receive`th
+    /// delivery. `None` when an earlier delivery of the same message published the same
+    /// record already: a batch redelivered because its invocation died after the record
+    /// went out. An attempt that died before marking it published leaves it unpublished:
+    /// the next one publishes it again, as the first built it (`firstFailedAt`,
+    /// `firstReceive`), so that what may go out twice is the one record twice.
+    pub async fn record_unpublished(
+        &self,
+        identity: &str,
+        failed_at: &str,
+        receive: Option<u64>,
+        now: i64,
+    ) -> Result<Option<Item>, ServiceError> {
+        let mut update =
+            "SET askedAt = :now, expiresAt = :exp, firstFailedAt = if_not_exists(firstFailedAt, :failedAt)".to_owned();
+        let mut values = vec![(":now", n(now)), (":exp", n(now + RECORD_SECONDS)), (":failedAt", s(failed_at))];
+        if let Some(receive) = receive {
+            update.push_str(", firstReceive = if_not_exists(firstReceive, :receive)");
+            values.push((":receive", n(i64::try_from(receive).unwrap_or(i64::MAX))));
+        }
+        self.write(
             format!("record#{identity}"),
-            "SET askedAt = :now, expiresAt = :exp",
+            &update,
             "attribute_not_exists(publishedAt)",
-            vec![(":now", n(now)), (":exp", n(now + RECORD_SECONDS))],
+            values,
+            ReturnValue::AllNew,
         )
         .await
     }
