@@ -12,7 +12,7 @@ use crate::confirm::{Check, Decision, Followed, Status};
 use crate::decode::Delivery;
 use crate::outcome::{Failure, Outcome, RequestResult, TargetResult};
 use crate::request::{Limits, Operation, Request, retry_request, validate};
-use crate::state::{CheckEnd, CheckOf, Ended, Item};
+use crate::state::{CheckEnd, CheckOf, Ended, Item, Written};
 
 /// Works the checks of a batch, each on its own.
 pub(super) async fn settle_checks(ctx: &Invocation<'_>, checks: Vec<(Delivery, Check, Request)>) -> Vec<Settled> {
@@ -23,7 +23,7 @@ pub(super) async fn settle_checks(ctx: &Invocation<'_>, checks: Vec<(Delivery, C
         .await
 }
 
-async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, request: Request) -> Settled {
+async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check, request: Request) -> Settled {
     let (app, home, now) = (ctx.app, &ctx.home, ctx.now);
     let operation = check.operation();
     let last_delivery = app.last_delivery(&delivery.origin);
@@ -37,6 +37,13 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
         .await;
     let statuses = match asked {
         Ok(statuses) => statuses,
+        // A watch that cannot ask decides nothing: it comes back, and on its last
+        // delivery it ends without effect (it may watch calls that never went in).
+        Err(error) if check.is_watch() && !last_delivery => return cannot_check(app, delivery, &check, error),
+        Err(error) if check.is_watch() => {
+            tracing::warn!(error = %error, chain = check.chain.as_deref(), "a watch could not ask on its last delivery");
+            return without_effect(delivery, operation, 0);
+        }
         Err(error) if last_delivery && check.chain.is_some() && app.state.is_set() => {
             // Its targets end unconfirmed: decided once, by whichever copy writes first.
             let ends: Vec<(String, CheckEnd)> = check
@@ -56,12 +63,7 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
             };
             if kept.is_empty() {
                 // Every target is another chain's, or decided already: no effect at all.
-                let result = RequestResult {
-                    checks_dropped: dropped,
-                    is_check: true,
-                    ..RequestResult::new(delivery.origin, operation, Outcome::Confirmed, false)
-                };
-                return Settled::new(result, None, Vec::new());
+                return without_effect(delivery, operation, dropped);
             }
             let narrowed = Check {
                 targets: check.targets.iter().filter(|t| kept.contains(&t.id)).cloned().collect(),
@@ -73,6 +75,24 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
         }
         Err(error) => return cannot_check(app, delivery, &check, error),
     };
+
+    // A watch follows up only what was left without a follow-up (`StateTable::watch`);
+    // the rest, by far the most, it leaves alone, without effect.
+    if check.is_watch() {
+        let watched = match (&check.chain, app.state.is_set()) {
+            (Some(chain), true) => watched(ctx, chain, &check, &request, &statuses).await,
+            _ => Ok(std::collections::HashSet::new()),
+        };
+        match watched {
+            Ok(watched) => check.targets.retain(|t| watched.contains(&t.id)),
+            Err(error) if !last_delivery => return cannot_check(app, delivery, &check, error),
+            Err(_) => check.targets.clear(),
+        }
+        if check.targets.is_empty() {
+            return without_effect(delivery, operation, 0);
+        }
+        tracing::warn!(chain = check.chain.as_deref(), targets = ?check.targets, "a watch follows up terminations left without a follow-up");
+    }
 
     let mut targets: Vec<TargetResult> = Vec::new();
     let mut again: Vec<(Followed, u64)> = Vec::new();
@@ -217,6 +237,45 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, check: Check, re
     Settled::new(result, record, follow_up)
 }
 
+/// A check that ends without effect: no decision, no record, no further check.
+fn without_effect(delivery: Delivery, operation: Option<Operation>, dropped: usize) -> Settled {
+    let result = RequestResult {
+        checks_dropped: dropped,
+        is_check: true,
+        ..RequestResult::new(delivery.origin, operation, Outcome::Confirmed, false)
+    };
+    Settled::new(result, None, Vec::new())
+}
+
+/// The targets of a watch of `chain` that are its to follow: an intent still there
+/// whose target shows a sign of the termination, or `chain` written and never checked.
+async fn watched(
+    ctx: &Invocation<'_>,
+    chain: &str,
+    check: &Check,
+    request: &Request,
+    statuses: &[(String, Status)],
+) -> Result<std::collections::HashSet<String>, ServiceError> {
+    let now = ctx.now.unix_timestamp();
+    let due = now + i64::try_from(crate::confirm::FIRST_DELAY).unwrap_or(30);
+    let written: Vec<(String, Result<Written, ServiceError>)> = stream::iter(&check.targets)
+        .map(|t| async move {
+            let seen = statuses.iter().any(|(id, s)| id == &t.id && !matches!(s, Status::Unseen(_)));
+            let key = ownership::key(ctx, request, &t.id);
+            (t.id.clone(), ctx.bounded(ctx.app.state.watch(&key, chain, seen, due, now)).await)
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut won = std::collections::HashSet::new();
+    for (id, written) in written {
+        if written? == Written::Won {
+            won.insert(id);
+        }
+    }
+    Ok(won)
+}
+
 /// A target's decision as this very check made it before its invocation died.
 fn decided_before(now: &TargetResult, old: &Item) -> TargetResult {
     let error = old.get("decisionError").map(str::to_owned);
@@ -310,10 +369,19 @@ async fn ask(services: &crate::services::Services, check: &Check) -> Result<Vec<
             let accepted =
                 time::OffsetDateTime::parse(&check.accepted_at, &time::format_description::well_known::Rfc3339)
                     .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            let since = accepted - time::Duration::hours(8);
+            // A watch was sent just before the call: a job is its sign only if it came
+            // after (a minute's leeway for clocks).
+            let since = if check.is_watch() {
+                accepted - time::Duration::minutes(1)
+            } else {
+                accepted - time::Duration::hours(8)
+            };
             services.mgn.check(&check.targets, account, since).await?
         }
-        Some(Operation::TerminateProvisionedProduct) => services.catalog.check(&check.targets).await?,
+        Some(Operation::TerminateProvisionedProduct) => {
+            let since = check.is_watch().then(|| check.accepted().map(|at| at.unix_timestamp() - 60)).flatten();
+            services.catalog.check(&check.targets, since).await?
+        }
         None => return Err(ServiceError::new(Outcome::Invalid, "InvalidCheck", "confirm.operation is unknown")),
     };
     Ok(statuses.into_iter().collect())

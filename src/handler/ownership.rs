@@ -101,6 +101,12 @@ enum Write {
         id: String,
         start: ChainStart,
     },
+    /// The watch of the targets a request is about to call for (`Check::is_watch`).
+    Watch {
+        at: usize,
+        ids: Vec<String>,
+        check: crate::confirm::Check,
+    },
     /// A named target found gone, whose item may name a chain never sent.
     Recover {
         at: usize,
@@ -189,6 +195,16 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             let token = resolved.accepted.delivery.idempotency_token();
             writes.push(Write::Index { at, token, ids: intended });
         }
+        let called: Vec<String> = judged
+            .iter()
+            .filter(|(_, verdict)| matches!(verdict, Verdict::Terminate { .. }))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if follows && !called.is_empty() {
+            for check in watches(ctx, request, &source, &chain, &called) {
+                writes.push(Write::Watch { at, ids: called.clone(), check });
+            }
+        }
     }
     if writes.is_empty() {
         return;
@@ -216,6 +232,11 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                 Write::Chain { start, .. } => Done::Chain(ctx.bounded(state.start_chain(start, now)).await),
                 Write::Recover { key, chain, due_at, .. } => {
                     Done::Recover(ctx.bounded(state.recover(key, chain, *due_at)).await)
+                }
+                Write::Watch { check, .. } => {
+                    let sent = ctx.app.request_queue.send(check, crate::confirm::LONGEST_DELAY);
+                    let sent = async { sent.await.map_err(|e| ServiceError::transient(e.code, e.message)) };
+                    Done::Written(ctx.bounded(sent).await.map(|()| Written::Won))
                 }
             };
             (write, done)
@@ -250,10 +271,10 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                 hold_call(&mut batch[at], &id, failure);
                 deciding.push((at, id, key));
             }
-            (Write::Intend { .. } | Write::Index { .. }, Done::Written(Ok(_))) => {}
+            (Write::Intend { .. } | Write::Index { .. } | Write::Watch { .. }, Done::Written(Ok(_))) => {}
             // No call is made that a later delivery could not follow up.
             (Write::Intend { at, id, .. }, Done::Written(Err(error))) => hold_call(&mut batch[at], &id, error.failure),
-            (Write::Index { at, ids, .. }, Done::Written(Err(error))) => {
+            (Write::Index { at, ids, .. } | Write::Watch { at, ids, .. }, Done::Written(Err(error))) => {
                 for id in ids {
                     hold_call(&mut batch[at], &id, error.failure.clone());
                 }
@@ -294,6 +315,32 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             batch[at].recovered.insert(id, followed);
         }
     }
+}
+
+/// The watch of `ids`, which `request` is about to call for (`Check::is_watch`): sent
+/// with the longest delay, past the end of any invocation, so that a call accepted by an
+/// invocation that died, or whose answer never came, is followed up even when no
+/// delivery of the request comes back (its last, a copy whose twin settled, a direct
+/// invocation Lambda does not retry).
+fn watches(
+    ctx: &Invocation<'_>,
+    request: &Request,
+    source: &serde_json::Value,
+    chain: &str,
+    ids: &[String],
+) -> Vec<crate::confirm::Check> {
+    // Named as its item is kept: a product by its id, never its name.
+    let targets = ids.iter().map(|id| Followed { id: key(ctx, request, id).target, job_id: None, record_id: None });
+    let check = crate::confirm::Check {
+        operation: request.operation().as_str().to_owned(),
+        targets: targets.collect(),
+        accepted_at: timestamp(ctx.app),
+        attempt: crate::confirm::WATCH_ATTEMPT,
+        source: source.clone(),
+        request: serde_json::Value::Null,
+        chain: Some(chain.to_owned()),
+    };
+    crate::confirm::split(check, |ids| crate::request::retry_request(request, ids).unwrap_or_default())
 }
 
 /// A pending chain taken over: the chain it was (given back should this one's check

@@ -107,21 +107,36 @@ impl Fleet {
     }
 }
 
-/// The request queue: records every check sent; while `failing` is set, refuses them.
+/// The request queue: records every check and watch sent; while `failing` is set,
+/// refuses checks, and while `failing_watches` is set, watches (`attempt` 0).
 struct Queue {
     sent: Log<(Value, i32)>,
     failing: Arc<std::sync::atomic::AtomicBool>,
+    failing_watches: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn queue() -> Queue {
-    Queue { sent: log(), failing: Arc::new(std::sync::atomic::AtomicBool::new(false)) }
+    Queue {
+        sent: log(),
+        failing: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        failing_watches: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    }
+}
+
+/// A message body that is a watch.
+fn is_watch(body: &Value) -> bool {
+    body["confirm"]["attempt"] == 0
 }
 
 impl Queue {
     fn rules(&self) -> (Rule, Rule) {
-        let failing = self.failing.clone();
+        let (failing, failing_watches) = (self.failing.clone(), self.failing_watches.clone());
         let refuse = mock!(aws_sdk_sqs::Client::send_message)
-            .match_requests(move |_| failing.load(std::sync::atomic::Ordering::SeqCst))
+            .match_requests(move |req| {
+                let body = serde_json::from_str(req.message_body().unwrap_or_default()).unwrap_or(Value::Null);
+                let failing = if is_watch(&body) { &failing_watches } else { &failing };
+                failing.load(std::sync::atomic::Ordering::SeqCst)
+            })
             .then_http_response(|| http(500, r#"{"__type":"InternalError","message":"down"}"#));
         (refuse, checks_sent(&self.sent))
     }
@@ -130,8 +145,17 @@ impl Queue {
         self.failing.store(failing, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The checks sent so far, taken off the queue.
+    fn fail_watches(&self, failing: bool) {
+        self.failing_watches.store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The checks sent so far (not the watches), taken off the queue.
     fn take(&self) -> Vec<Value> {
+        self.take_all().into_iter().filter(|body| !is_watch(body)).collect()
+    }
+
+    /// Every check and watch sent so far, taken off the queue.
+    fn take_all(&self) -> Vec<Value> {
         std::mem::take(&mut *self.sent.lock().unwrap()).into_iter().map(|(body, _)| body).collect()
     }
 }
@@ -866,6 +890,26 @@ async fn table_losing_answers(moto: &Moto, name: &str, lose: usize) -> StateTabl
     table_via(&proxy, name)
 }
 
+/// The table `name`, whose writes that contain `needle` never go in (their
+/// connection is reset): as if the invocation making them had died first.
+async fn table_refusing(moto: &Moto, name: &str, needle: &'static str) -> StateTable {
+    table(moto, name).await;
+    let (client, to) = (support::loopback::upstream(), moto.endpoint.clone());
+    let proxy = support::loopback::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (client, to) = (client.clone(), to.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = support::loopback::body_of(body).await;
+            if String::from_utf8_lossy(&body).contains(needle) {
+                return support::loopback::reset();
+            }
+            support::loopback::forward(&client, &to, parts, body).await
+        }
+    })
+    .await;
+    table_via(&proxy, name)
+}
+
 /// The table `name`, reached through `proxy` by a client that retries as the function's does.
 fn table_via(proxy: &str, name: &str) -> StateTable {
     let config = aws_sdk_dynamodb::Config::builder()
@@ -908,7 +952,7 @@ async fn a_check_goes_out_only_once_its_chain_is_written() {
             }
             let answer = support::loopback::forward(&client, &to, parts, body).await;
             if chain {
-                let checks = sent.lock().unwrap().len();
+                let checks = sent.lock().unwrap().iter().filter(|(body, _)| !is_watch(body)).count();
                 noted.lock().unwrap().push(checks);
             }
             answer
@@ -1053,22 +1097,8 @@ async fn a_record_published_before_the_invocation_died_is_not_published_again_by
 #[tokio::test]
 async fn a_record_sent_again_because_its_mark_was_lost_is_the_same_record() {
     let moto = Moto::start();
-    table(&moto, "records-again").await;
     // Every write that marks a record sent fails, as if its invocation had died first.
-    let (client, to) = (support::loopback::upstream(), moto.endpoint.clone());
-    let proxy = support::loopback::serve(move |req: hyper::Request<hyper::body::Incoming>| {
-        let (client, to) = (client.clone(), to.clone());
-        async move {
-            let (parts, body) = req.into_parts();
-            let body = support::loopback::body_of(body).await;
-            if String::from_utf8_lossy(&body).contains("publishedAt = :now") {
-                return support::loopback::reset();
-            }
-            support::loopback::forward(&client, &to, parts, body).await
-        }
-    })
-    .await;
-    let state = table_via(&proxy, "records-again");
+    let state = table_refusing(&moto, "records-again", "publishedAt = :now").await;
     let (fleet, queue) = (fleet(&[]), queue());
     let f = function(&state, &fleet, &queue, &[], &[], &[]);
     let bad = json!({"operation": "TerminateWorkspaces", "input": {"TerminateWorkspaceRequests": [{"WorkspaceID": "ws-again0001"}]}});
@@ -1334,4 +1364,121 @@ async fn a_record_decided_two_terminations_ago_does_not_take_over_the_later_one(
         let replay = chain("pp-twice0001", "req-4:0", Some(record), true);
         assert_eq!(state.start_chain(&replay, 1_764_000_400).await.unwrap(), Started::Lost, "{record} was decided");
     }
+}
+
+// ── Watches: what no delivery comes back for ─────────────────────────────────
+
+/// The watches sent so far (and the checks, dropped).
+fn watches_sent(queue: &Queue) -> Vec<Value> {
+    queue.take_all().into_iter().filter(is_watch).collect()
+}
+
+/// Found by the runs with crashes: an invocation that died after its call was
+/// accepted (here: its chain never written, its check never sent) on its message's
+/// last delivery left the termination with nothing to follow it up, since no delivery
+/// came back. The watch sent before the call comes back 15 minutes later, finds the
+/// intent still there and the WorkSpace gone, and decides it, once.
+#[tokio::test]
+async fn a_termination_no_delivery_comes_back_for_is_followed_up_by_its_watch() {
+    let moto = Moto::start();
+    let state = table_refusing(&moto, "watched", "acceptedAt = :at").await;
+    let (fleet, queue) = (fleet(&["ws-watch0001"]), queue());
+    let f = function(&state, &fleet, &queue, &[], &[], &[]);
+    let request = ws_request(&["ws-watch0001".to_owned()]);
+
+    at(0);
+    queue.fail(true);
+    let answer = invoke_as(&f.app, delivery("m-watched", &request, 1), "req-1").await.unwrap();
+    assert_eq!(failures(&answer), vec!["m-watched"], "neither its chain nor its check went out");
+    assert_eq!(taken(&fleet.terminated), vec![vec!["ws-watch0001".to_owned()]]);
+    let watches = watches_sent(&queue);
+    assert_eq!(watches.len(), 1, "one watch, before the call");
+    assert_eq!(watches[0]["confirm"]["targets"], json!([{"id": "ws-watch0001"}]));
+    queue.fail(false);
+
+    // The message never comes back (its last delivery); the WorkSpace is gone.
+    fleet.set("ws-watch0001", WorkspaceState::Terminated);
+    at(900);
+    invoke_as(&f.app, delivery("w-1", &watches[0], 1), "req-2").await.unwrap();
+    assert_eq!(f.decisions().get("ws-watch0001"), Some(&vec!["confirmed".to_owned()]));
+    // The same watch again, later: the target is decided, nothing more.
+    f.events.lock().unwrap().clear();
+    at(1800);
+    invoke_as(&f.app, delivery("w-1", &watches[0], 2), "req-3").await.unwrap();
+    invoke_as(&f.app, delivery("w-copy", &watches[0], 1), "req-4").await.unwrap();
+    assert!(f.decisions().is_empty(), "decided once");
+    assert_eq!(taken(&fleet.terminated).len(), 1, "a watch never calls");
+}
+
+/// The usual case: the call was followed up by its own check and decided. Its watch
+/// comes back to nothing to do: no event, no record, no check.
+#[tokio::test]
+async fn a_watch_of_a_termination_already_followed_up_ends_without_effect() {
+    let world = world("watch-idle", &["ws-idle0001"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
+    let request = ws_request(&["ws-idle0001".to_owned()]);
+    at(0);
+    invoke_as(&f.app, delivery("m-idle", &request, 1), "req-1").await.unwrap();
+    let sent = queue.take_all();
+    let (watches, checks): (Vec<Value>, Vec<Value>) = sent.into_iter().partition(is_watch);
+    assert_eq!((watches.len(), checks.len()), (1, 1));
+    fleet.set("ws-idle0001", WorkspaceState::Terminated);
+    at(30);
+    invoke_as(&f.app, delivery("c-1", &checks[0], 1), "req-2").await.unwrap();
+    assert_eq!(f.decisions().get("ws-idle0001"), Some(&vec!["confirmed".to_owned()]));
+
+    f.events.lock().unwrap().clear();
+    at(900);
+    invoke_as(&f.app, delivery("w-1", &watches[0], 1), "req-3").await.unwrap();
+    assert!(taken(&f.events).is_empty() && taken(&f.records).is_empty(), "no effect");
+    assert!(queue.take_all().is_empty(), "no further check");
+}
+
+/// A call that never went in (the invocation died before it, or it was refused and
+/// its release lost) leaves an intent, but the WorkSpace is as it was: its watch
+/// decides nothing (no termination was ever accepted) and follows nothing up.
+#[tokio::test]
+async fn a_watch_decides_nothing_for_a_call_that_never_went_in() {
+    let world = world("watch-unseen", &["ws-unseen001"]).await;
+    let (queue, f) = (&world.queue, &world.f);
+    let key = teardown::state::Key {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        operation: teardown::request::Operation::TerminateWorkspaces,
+        target: "ws-unseen001".into(),
+    };
+    let intent = teardown::state::Intent {
+        chain: "req-1:0",
+        at: 1_795_514_400,
+        accepted_at: "2026-11-24T10:00:00Z",
+        source: r#"{"kind":"sqs","messageId":"m-unseen"}"#,
+    };
+    let state = f.app.state.clone();
+    assert_eq!(state.intend(&key, &intent, 1_795_514_400).await.unwrap(), teardown::state::Written::Won);
+    let mut watch = check("TerminateWorkspaces", &[("ws-unseen001", None, None)], 0, "2026-11-24T10:00:00Z");
+    watch["confirm"]["chain"] = json!("req-1:0");
+
+    at(900);
+    invoke_as(&f.app, delivery("w-unseen", &watch, 1), "req-2").await.unwrap();
+    assert!(taken(&f.events).is_empty() && taken(&f.records).is_empty(), "nothing decided");
+    assert!(queue.take_all().is_empty(), "nothing followed up");
+    let item = state.get(&key).await.unwrap().expect("the item");
+    assert_eq!(item.get("chainId"), None, "no chain");
+}
+
+/// No call is made that its watch could not follow: a watch that cannot be sent keeps
+/// the call back, and the message comes back.
+#[tokio::test]
+async fn no_call_is_made_when_its_watch_cannot_be_sent() {
+    let world = world("watch-unsent", &["ws-unsent01"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
+    let request = ws_request(&["ws-unsent01".to_owned()]);
+    at(0);
+    queue.fail_watches(true);
+    let answer = invoke_as(&f.app, delivery("m-unsent", &request, 1), "req-1").await.unwrap();
+    assert_eq!(failures(&answer), vec!["m-unsent"]);
+    assert!(taken(&fleet.terminated).is_empty(), "no call");
+    queue.fail_watches(false);
+    invoke_as(&f.app, delivery("m-unsent", &request, 2), "req-2").await.unwrap();
+    assert_eq!(taken(&fleet.terminated), vec![vec!["ws-unsent01".to_owned()]], "called on the next delivery");
 }

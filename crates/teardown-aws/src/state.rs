@@ -419,16 +419,56 @@ impl StateTable {
         due_at: i64,
         now: i64,
     ) -> Result<Option<Item>, ServiceError> {
+        self.adopt_intent(key, chain, "attribute_exists(intentChain)", due_at, now).await
+    }
+
+    /// `chain` takes over `key`'s intent where `whose` holds and no chain came after it.
+    async fn adopt_intent(
+        &self,
+        key: &Key,
+        chain: &str,
+        whose: &str,
+        due_at: i64,
+        now: i64,
+    ) -> Result<Option<Item>, ServiceError> {
         self.write(
             key.pk(),
             &format!(
                 "SET chainId = :chain, chainState = :pending, dueAt = :due, acceptedAt = intentAccepted, \
                  acceptedFrom = intentFrom, expiresAt = :exp REMOVE {INTENT_ATTRIBUTES}, {DECISION_ATTRIBUTES}, jobId, recordId"
             ),
-            "attribute_exists(intentChain) AND (attribute_not_exists(chainId) \
-             OR (attribute_exists(decision) AND decidedAt < intentAt))",
+            &format!(
+                "{whose} AND (attribute_not_exists(chainId) OR (attribute_exists(decision) AND decidedAt < intentAt))"
+            ),
             vec![(":chain", s(chain)), (":pending", s("pending")), (":due", n(due_at)), (":exp", n(self.expires(now)))],
             ReturnValue::AllOld,
+        )
+        .await
+    }
+
+    /// A watch of `chain` come back for `key` (`Check::is_watch`): the target is the
+    /// watch's to follow, as `chain`'s own check, when the intent `chain` noted is still
+    /// there and the service shows a sign of the termination (`seen`): the invocation
+    /// that was to follow it died, or its call's answer never came. Or when `chain` was
+    /// written and its check never came (it was never sent): the chain itself says the
+    /// call was accepted. `Lost` otherwise: the call was followed up, refused, or never
+    /// went in, and the watch ends without effect.
+    pub async fn watch(
+        &self,
+        key: &Key,
+        chain: &str,
+        seen: bool,
+        due_at: i64,
+        now: i64,
+    ) -> Result<Written, ServiceError> {
+        if seen && self.adopt_intent(key, chain, "intentChain = :chain", due_at, now).await?.is_some() {
+            return Ok(Written::Won);
+        }
+        self.update(
+            key.pk(),
+            "SET dueAt = :due",
+            "chainId = :chain AND chainState = :pending AND attribute_not_exists(decision)",
+            vec![(":chain", s(chain)), (":pending", s("pending")), (":due", n(due_at))],
         )
         .await
     }

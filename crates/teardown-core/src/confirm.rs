@@ -19,6 +19,8 @@ use crate::request::{Operation, ValidationError};
 /// up to SQS's longest delay.
 pub const FIRST_DELAY: u64 = 30;
 pub const LONGEST_DELAY: u64 = 900;
+/// A watch's attempt: before the first check.
+pub const WATCH_ATTEMPT: u32 = 0;
 
 /// One check: the targets of one request that were accepted together.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,7 +30,7 @@ pub struct Check {
     pub targets: Vec<Followed>,
     /// When the service accepted the termination (RFC 3339).
     pub accepted_at: String,
-    /// 1 for the first check.
+    /// 1 for the first check; 0 for a watch (`Check::is_watch`).
     pub attempt: u32,
     /// Where the request came from, for the records and audit events.
     pub source: Value,
@@ -61,6 +63,11 @@ pub enum Status {
     Failed(Failure),
     /// Still on its way, and why it is thought so.
     Pending(String),
+    /// No sign yet that a termination was ever accepted: a WorkSpace still as it was,
+    /// no terminate job lists the server, the product's last record is no termination.
+    /// A check waits on it as on `Pending`; a watch (`Check::is_watch`) takes it for a
+    /// call that never went in.
+    Unseen(String),
 }
 
 /// How a check ends a target.
@@ -104,6 +111,15 @@ impl Check {
 
     pub fn accepted(&self) -> Option<OffsetDateTime> {
         OffsetDateTime::parse(&self.accepted_at, &Rfc3339).ok()
+    }
+
+    /// A watch: sent before the calls, with the longest delay, for the targets a request
+    /// was about to call for. When it comes back, each target whose intent is still there
+    /// (the invocation died, or the call's answer never came) and that shows a sign of a
+    /// termination, or whose chain was written but never checked, is followed up by it;
+    /// anything else is left alone, without effect.
+    pub fn is_watch(&self) -> bool {
+        self.attempt == WATCH_ATTEMPT
     }
 
     /// The same check, for `targets`, one attempt later.
@@ -162,7 +178,7 @@ pub fn decide(status: Status, check: &Check, now: OffsetDateTime, confirm_within
     match status {
         Status::Done => Decision::Confirmed,
         Status::Failed(failure) => Decision::Failed(failure),
-        Status::Pending(why) => {
+        Status::Pending(why) | Status::Unseen(why) => {
             let deadline = check.accepted().map(|at| at + time::Duration::seconds(confirm_within as i64));
             let left = deadline.map_or(0, |d| (d - now).whole_seconds());
             if left <= 0 {

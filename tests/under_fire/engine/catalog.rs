@@ -35,6 +35,8 @@ pub struct Record {
     pub completes: Option<Instant>,
     pub fails: bool,
     pub status: &'static str,
+    /// When it was made (epoch seconds), as `RecordDetail.CreatedTime` says.
+    pub created_epoch: f64,
 }
 
 pub struct Catalog {
@@ -68,6 +70,7 @@ impl Catalog {
                     completes: None,
                     fails: false,
                     status: "SUCCEEDED",
+                    created_epoch,
                 });
                 Product {
                     account: r.account.clone(),
@@ -114,7 +117,7 @@ impl Catalog {
         let mut detail = json!({
             "RecordId": r.id, "ProvisionedProductId": r.product, "Status": r.status, "RecordType": r.kind,
             "RecordTags": r.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
-            "RecordErrors": []
+            "RecordErrors": [], "CreatedTime": r.created_epoch
         });
         if r.status == "FAILED" {
             detail["RecordErrors"] =
@@ -205,6 +208,7 @@ impl Catalog {
                     completes: (!p.stuck).then(|| Instant::now() + runs),
                     fails: p.doomed,
                     status: "IN_PROGRESS",
+                    created_epoch: time::OffsetDateTime::now_utc().unix_timestamp() as f64,
                 };
                 p.status = "UNDER_CHANGE";
                 p.last_record = record.id.clone();

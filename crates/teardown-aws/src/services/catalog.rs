@@ -294,7 +294,7 @@ impl Catalog {
 impl Catalog {
     /// A product's last record, and whether it is a termination; `None` when the
     /// product is gone.
-    async fn last_record(&self, id: &str) -> Result<Option<(String, bool)>, LookupError> {
+    async fn last_record(&self, id: &str) -> Result<Option<LastRecord>, LookupError> {
         let call = self.client.describe_provisioned_product().id(id).send();
         let detail = match self.gate.pass("DescribeProvisionedProduct", call).await {
             Ok(out) => out.provisioned_product_detail().cloned(),
@@ -311,36 +311,54 @@ impl Catalog {
         };
         let described = self.gate.pass("DescribeRecord", self.client.describe_record().id(&last).send()).await;
         let record = described.map_err(|e| classify(&e))?;
-        let terminate =
-            record.record_detail().is_some_and(|r| r.record_type() == Some("TERMINATE_PROVISIONED_PRODUCT"));
-        Ok(Some((last, terminate)))
+        let detail = record.record_detail();
+        let terminate = detail.is_some_and(|r| r.record_type() == Some("TERMINATE_PROVISIONED_PRODUCT"));
+        let created = detail.and_then(|r| r.created_time()).map(|t| t.secs());
+        Ok(Some(LastRecord { id: last, terminate, created }))
     }
+}
+
+/// A product's last record: its id, whether it is a termination, when it was made.
+struct LastRecord {
+    id: String,
+    terminate: bool,
+    created: Option<i64>,
 }
 
 impl Catalog {
     /// docs/reference.md, "Follow-up, audit events and metrics": where each followed product's terminate record is. `SUCCEEDED`
     /// (or the product gone) is done; `FAILED` failed, with the record's own errors;
     /// anything else is on its way.
-    pub async fn check(&self, targets: &[crate::confirm::Followed]) -> Result<HashMap<String, Status>, LookupError> {
+    ///
+    /// A product followed without its record looks at its last record; one made
+    /// before `since` (epoch seconds), when given, is no sign of this termination.
+    pub async fn check(
+        &self,
+        targets: &[crate::confirm::Followed],
+        since: Option<i64>,
+    ) -> Result<HashMap<String, Status>, LookupError> {
         use futures_util::{StreamExt, TryStreamExt, stream};
         // One record a call: asked side by side, bounded by the service's gate.
         stream::iter(targets)
-            .map(|t| async move { self.check_one(t).await.map(|status| (t.id.clone(), status)) })
+            .map(|t| async move { self.check_one(t, since).await.map(|status| (t.id.clone(), status)) })
             .buffer_unordered(self.gate.capacity())
             .try_collect()
             .await
     }
 
-    async fn check_one(&self, t: &crate::confirm::Followed) -> Result<Status, LookupError> {
+    async fn check_one(&self, t: &crate::confirm::Followed, since: Option<i64>) -> Result<Status, LookupError> {
         let record_id = match &t.record_id {
             Some(record_id) => record_id.clone(),
             // A call whose answer never came: the product's last record says.
             None => match self.last_record(&t.id).await? {
                 None => return Ok(Status::Done),
-                Some((record, true)) => record,
-                Some((record, false)) => {
-                    return Ok(Status::Pending(format!("its last record {record} is not a termination")));
+                Some(last) if !last.terminate => {
+                    return Ok(Status::Unseen(format!("its last record {} is not a termination", last.id)));
                 }
+                Some(last) if since.is_some_and(|since| last.created.is_some_and(|created| created < since)) => {
+                    return Ok(Status::Unseen(format!("its last termination, record {}, came before", last.id)));
+                }
+                Some(last) => last.id,
             },
         };
         let record_id = &record_id;

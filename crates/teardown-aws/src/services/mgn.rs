@@ -338,7 +338,7 @@ impl Mgn {
                 };
                 let status = match job {
                     None => {
-                        Status::Pending(format!("job {} is not listed yet", t.job_id.as_deref().unwrap_or("(none)")))
+                        Status::Unseen(format!("job {} is not listed yet", t.job_id.as_deref().unwrap_or("(none)")))
                     }
                     Some(job) if job.status() != Some(&JobStatus::Completed) => Status::Pending(format!(
                         "job {} is {}",

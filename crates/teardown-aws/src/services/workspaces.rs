@@ -438,7 +438,7 @@ impl Workspaces {
                     Some("ERROR") => Status::Failed(error.unwrap_or_else(|| {
                         Failure::new("ERROR", "the WorkSpace went to ERROR instead of terminating")
                     })),
-                    Some(state) if attempt <= 1 => Status::Pending(format!("still {state}")),
+                    Some(state) if attempt <= 1 => Status::Unseen(format!("still {state}")),
                     Some(state) => Status::Failed(Failure::new(
                         state,
                         format!("the WorkSpace is {state}, not TERMINATING, after its termination was accepted"),
