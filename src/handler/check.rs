@@ -80,7 +80,7 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
     // the rest, by far the most, it leaves alone, without effect.
     if check.is_watch() {
         let watched = match (&check.chain, app.state.is_set()) {
-            (Some(chain), true) => watched(ctx, chain, &check, &request, &statuses).await,
+            (Some(chain), true) => watched(ctx, &delivery, chain, &check, &request, &statuses).await,
             _ => Ok(std::collections::HashSet::new()),
         };
         match watched {
@@ -251,6 +251,7 @@ fn without_effect(delivery: Delivery, operation: Option<Operation>, dropped: usi
 /// whose target shows a sign of the termination, or `chain` written and never checked.
 async fn watched(
     ctx: &Invocation<'_>,
+    delivery: &Delivery,
     chain: &str,
     check: &Check,
     request: &Request,
@@ -258,11 +259,12 @@ async fn watched(
 ) -> Result<std::collections::HashSet<String>, ServiceError> {
     let now = ctx.now.unix_timestamp();
     let due = now + i64::try_from(crate::confirm::FIRST_DELAY).unwrap_or(30);
+    let message = delivery.origin.message_id().unwrap_or_default();
     let written: Vec<(String, Result<Written, ServiceError>)> = stream::iter(&check.targets)
         .map(|t| async move {
             let seen = statuses.iter().any(|(id, s)| id == &t.id && !matches!(s, Status::Unseen(_)));
             let key = ownership::key(ctx, request, &t.id);
-            (t.id.clone(), ctx.bounded(ctx.app.state.watch(&key, chain, seen, due, now)).await)
+            (t.id.clone(), ctx.bounded(ctx.app.state.watch(&key, chain, message, seen, due, now)).await)
         })
         .buffer_unordered(CONCURRENCY)
         .collect()

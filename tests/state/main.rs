@@ -1401,12 +1401,17 @@ async fn a_termination_no_delivery_comes_back_for_is_followed_up_by_its_watch() 
     at(900);
     invoke_as(&f.app, delivery("w-1", &watches[0], 1), "req-2").await.unwrap();
     assert_eq!(f.decisions().get("ws-watch0001"), Some(&vec!["confirmed".to_owned()]));
-    // The same watch again, later: the target is decided, nothing more.
+    let first: Vec<Value> =
+        taken(&f.events).into_iter().map(|(_, _, d, _)| d).filter(|d| d["outcome"] == "confirmed").collect();
+    // Another watch of it, later: the target is decided, nothing more.
     f.events.lock().unwrap().clear();
     at(1800);
-    invoke_as(&f.app, delivery("w-1", &watches[0], 2), "req-3").await.unwrap();
-    invoke_as(&f.app, delivery("w-copy", &watches[0], 1), "req-4").await.unwrap();
+    invoke_as(&f.app, delivery("w-copy", &watches[0], 1), "req-3").await.unwrap();
     assert!(f.decisions().is_empty(), "decided once");
+    // The same watch delivered again (its deletion lost) says the same decision again.
+    invoke_as(&f.app, delivery("w-1", &watches[0], 2), "req-4").await.unwrap();
+    let again: Vec<Value> = taken(&f.events).into_iter().map(|(_, _, d, _)| d).collect();
+    assert_eq!(again, first, "the one decision, as it was");
     assert_eq!(taken(&fleet.terminated).len(), 1, "a watch never calls");
 }
 
@@ -1481,4 +1486,56 @@ async fn no_call_is_made_when_its_watch_cannot_be_sent() {
     queue.fail_watches(false);
     invoke_as(&f.app, delivery("m-unsent", &request, 2), "req-2").await.unwrap();
     assert_eq!(taken(&fleet.terminated), vec![vec!["ws-unsent01".to_owned()]], "called on the next delivery");
+}
+
+/// Found by the runs with crashes: a watch that decided and died before publishing came
+/// back, found the target decided and ended without effect: the decision was never
+/// published. A watch come back after its own write went in redoes it: here the
+/// decision it made, published as it was.
+#[tokio::test]
+async fn a_watch_that_died_after_deciding_publishes_its_decision_when_it_comes_back() {
+    let world = world("watch-redo", &["ws-redo0002"]).await;
+    let (fleet, f) = (&world.fleet, &world.f);
+    let key = teardown::state::Key {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        operation: teardown::request::Operation::TerminateWorkspaces,
+        target: "ws-redo0002".into(),
+    };
+    let intent = teardown::state::Intent {
+        chain: "req-1:0",
+        at: 1_795_514_400,
+        accepted_at: "2026-11-24T10:00:00Z",
+        source: r#"{"kind":"sqs","messageId":"m-redo"}"#,
+    };
+    let state = f.app.state.clone();
+    state.intend(&key, &intent, 1_795_514_400).await.unwrap();
+    // The watch's first delivery adopted the intent, decided, and died.
+    let won = state.watch(&key, "req-1:0", "w-redo", true, 1_795_515_330, 1_795_515_300).await.unwrap();
+    assert_eq!(won, teardown::state::Written::Won);
+    let of = teardown::state::CheckOf {
+        chain: "req-1:0",
+        attempt: 0,
+        accepted_at: "2026-11-24T10:00:00Z",
+        message_id: "w-redo",
+        receive_count: 1,
+    };
+    let confirmed = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None, of: None };
+    assert_eq!(state.check_end(&key, &of, &confirmed, 1_795_515_300).await.unwrap(), teardown::state::Ended::Won);
+    fleet.set("ws-redo0002", WorkspaceState::Terminated);
+    let mut watch = check("TerminateWorkspaces", &[("ws-redo0002", None, None)], 0, "2026-11-24T10:00:00Z");
+    watch["confirm"]["chain"] = json!("req-1:0");
+
+    at(1800);
+    invoke_as(&f.app, delivery("w-redo", &watch, 2), "req-2").await.unwrap();
+    let events: Vec<Value> = taken(&f.events).into_iter().map(|(_, _, detail, _)| detail).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0]["outcome"].as_str(), events[0]["at"].as_str()),
+        (Some("confirmed"), Some("2026-11-24T10:15:00Z"))
+    );
+    // A copy of the watch (another message) does nothing.
+    f.events.lock().unwrap().clear();
+    invoke_as(&f.app, delivery("w-other", &watch, 1), "req-3").await.unwrap();
+    assert!(taken(&f.events).is_empty());
 }

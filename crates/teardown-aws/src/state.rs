@@ -451,12 +451,14 @@ impl StateTable {
     /// there and the service shows a sign of the termination (`seen`): the invocation
     /// that was to follow it died, or its call's answer never came. Or when `chain` was
     /// written and its check never came (it was never sent): the chain itself says the
-    /// call was accepted. `Lost` otherwise: the call was followed up, refused, or never
-    /// went in, and the watch ends without effect.
+    /// call was accepted. Or when this very watch (`message_id`) went on or decided
+    /// before its invocation died: it redoes that (`check_end`). `Lost` otherwise: the
+    /// call was followed up, refused, or never went in, and the watch ends without effect.
     pub async fn watch(
         &self,
         key: &Key,
         chain: &str,
+        message_id: &str,
         seen: bool,
         due_at: i64,
         now: i64,
@@ -466,9 +468,15 @@ impl StateTable {
         }
         self.update(
             key.pk(),
-            "SET dueAt = :due",
-            "chainId = :chain AND chainState = :pending AND attribute_not_exists(decision)",
-            vec![(":chain", s(chain)), (":pending", s("pending")), (":due", n(due_at))],
+            "SET expiresAt = :exp",
+            "chainId = :chain AND ((chainState = :pending AND attribute_not_exists(decision)) \
+             OR checkMsg = :msg OR decidedMsg = :msg)",
+            vec![
+                (":chain", s(chain)),
+                (":pending", s("pending")),
+                (":msg", s(message_id)),
+                (":exp", n(self.expires(now))),
+            ],
         )
         .await
     }
