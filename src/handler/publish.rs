@@ -75,10 +75,26 @@ async fn owned(
         tracing::warn!(error = %failed, "a refused call's intent (or claim) was not released; a claim lapses in 15 minutes");
     }
     let mut taken_over = Vec::new();
+    let mut answered = Vec::new();
     for (start, written) in chains.iter().zip(written) {
-        if let Started::Won { previous: Some(previous) } = written? {
-            taken_over.push((start.key.clone(), start.chain.clone(), previous));
+        match written? {
+            Started::Won { previous: Some(previous) } => {
+                taken_over.push((start.key.clone(), start.chain.clone(), previous))
+            }
+            Started::Won { previous: None } => {}
+            // Followed by another chain, or decided already (a reused token answered
+            // with a record decided before): the call was answered, so its intent goes,
+            // lest a watch take it for a call whose answer never came.
+            Started::Lost => answered.push(start),
         }
+    }
+    let freed = stream::iter(answered)
+        .map(|start| bounded(ctx.publish_deadline, state.answered(&start.key, &start.chain)))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    for failed in freed.into_iter().filter_map(Result::err) {
+        tracing::warn!(error = %failed, "an answered call's intent was not removed; its watch may follow it up too");
     }
     Ok(taken_over)
 }

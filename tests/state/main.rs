@@ -1539,3 +1539,40 @@ async fn a_watch_that_died_after_deciding_publishes_its_decision_when_it_comes_b
     invoke_as(&f.app, delivery("w-other", &watch, 1), "req-3").await.unwrap();
     assert!(taken(&f.events).is_empty());
 }
+
+/// Found by the runs with crashes: a redelivery whose reused token was answered with a
+/// record decided already started no chain (right), but left its intent behind; its
+/// watch then took the intent for a call whose answer never came, found that record
+/// through the product's last record, and decided it a second time. An answered call's
+/// intent goes when another chain follows it or it was decided; the watch then ends
+/// without effect.
+#[tokio::test]
+async fn a_call_answered_with_a_decided_record_leaves_no_intent_for_its_watch() {
+    use teardown::state::{CheckEnd, CheckOf, Started, Written};
+    let moto = Moto::start();
+    let state = table(&moto, "answered").await;
+    let first = chain("pp-answer001", "req-1:0", Some("rec-1"), true);
+    assert!(matches!(state.start_chain(&first, 1_764_000_000).await.unwrap(), Started::Won { .. }));
+    let check =
+        CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
+    let failed =
+        CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed: no".into()), of: Some("rec-1".into()) };
+    state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap();
+
+    // The redelivery notes its intent, calls, and is answered with rec-1 again.
+    let intent = teardown::state::Intent {
+        chain: "req-2:0",
+        at: 1_764_000_200,
+        accepted_at: "2026-11-24T10:03:20Z",
+        source: r#"{"kind":"sqs","messageId":"m-2"}"#,
+    };
+    assert_eq!(state.intend(&first.key, &intent, 1_764_000_200).await.unwrap(), Written::Won);
+    let again = chain("pp-answer001", "req-2:0", Some("rec-1"), true);
+    assert_eq!(state.start_chain(&again, 1_764_000_210).await.unwrap(), Started::Lost);
+    assert_eq!(state.answered(&first.key, "req-2:0").await.unwrap(), Written::Won);
+
+    let watched = state.watch(&first.key, "req-2:0", "w-2", true, 1_764_001_130, 1_764_001_100).await.unwrap();
+    assert_eq!(watched, Written::Lost, "nothing left for the watch to follow");
+    let item = state.get(&first.key).await.unwrap().expect("the item");
+    assert_eq!((item.get("decision"), item.get("chainId")), (Some("failed"), Some("req-1:0")), "the decision stands");
+}

@@ -378,6 +378,18 @@ impl StateTable {
         .await
     }
 
+    /// A call accepted whose chain another follows (or whose termination was decided):
+    /// its intent goes; an MGN claim stays, lest the running job go unseen for a while.
+    pub async fn answered(&self, key: &Key, chain: &str) -> Result<Written, ServiceError> {
+        self.update(
+            key.pk(),
+            &format!("REMOVE {INTENT_ATTRIBUTES}"),
+            "intentChain = :chain",
+            vec![(":chain", s(chain))],
+        )
+        .await
+    }
+
     /// Notes which targets the request of `token` (`Delivery::idempotency_token`) is
     /// about to call for, so that a later delivery of it finds them even when its
     /// lookups no longer do (a selection does not list what is gone).

@@ -300,7 +300,11 @@ impl World {
             async move {
                 let (parts, body) = req.into_parts();
                 let body = loopback::body_of(body).await;
-                world.route(&client, &moto, &turn, parts, body).await
+                // A call runs to its end, and is logged, even when its caller is killed
+                // meanwhile (hyper would drop the answer's future with the connection):
+                // the service took it, whoever is left to hear the answer.
+                let routed = tokio::spawn(async move { world.route(&client, &moto, &turn, parts, body).await });
+                routed.await.unwrap_or_else(|_| loopback::reset())
             }
         })
         .await
