@@ -195,14 +195,22 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             let token = resolved.accepted.delivery.idempotency_token();
             writes.push(Write::Index { at, token, ids: intended });
         }
-        let called: Vec<String> = judged
+        // Watched: every target this request may write its chain for (a call, a
+        // chain started or taken over, an intent recovered), lest it die before the
+        // chain's check is sent and no delivery come back to take it over again.
+        let mut watched: Vec<String> = judged
             .iter()
-            .filter(|(_, verdict)| matches!(verdict, Verdict::Terminate { .. }))
+            .filter(|(_, verdict)| match verdict {
+                Verdict::Terminate { .. } | Verdict::Underway { .. } => true,
+                Verdict::Stop { outcome: Outcome::NotFound, .. } => named,
+                _ => false,
+            })
             .map(|(id, _)| id.clone())
             .collect();
-        if follows && !called.is_empty() {
-            for check in watches(ctx, request, &source, &chain, &called) {
-                writes.push(Write::Watch { at, ids: called.clone(), check });
+        watched.extend(resolved.recovered.keys().filter(|id| !watched.contains(id)).cloned().collect::<Vec<_>>());
+        if follows && !watched.is_empty() {
+            for check in watches(ctx, request, &source, &chain, &watched) {
+                writes.push(Write::Watch { at, ids: watched.clone(), check });
             }
         }
     }
@@ -274,7 +282,13 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             (Write::Intend { .. } | Write::Index { .. } | Write::Watch { .. }, Done::Written(Ok(_))) => {}
             // No call is made that a later delivery could not follow up.
             (Write::Intend { at, id, .. }, Done::Written(Err(error))) => hold_call(&mut batch[at], &id, error.failure),
-            (Write::Index { at, ids, .. } | Write::Watch { at, ids, .. }, Done::Written(Err(error))) => {
+            // Nothing is called, nor a chain started, that no watch follows.
+            (Write::Watch { at, ids, .. }, Done::Written(Err(error))) => {
+                for id in ids {
+                    hold(&mut batch[at], &id, Outcome::Transient, error.failure.clone());
+                }
+            }
+            (Write::Index { at, ids, .. }, Done::Written(Err(error))) => {
                 for id in ids {
                     hold_call(&mut batch[at], &id, error.failure.clone());
                 }

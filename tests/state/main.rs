@@ -1576,3 +1576,29 @@ async fn a_call_answered_with_a_decided_record_leaves_no_intent_for_its_watch() 
     let item = state.get(&first.key).await.unwrap().expect("the item");
     assert_eq!((item.get("decision"), item.get("chainId")), (Some("failed"), Some("req-1:0")), "the decision stands");
 }
+
+/// Found by the runs with crashes: a delivery that found a target on its way out
+/// started (or took over) its chain and died before the chain's check went out; no
+/// delivery came back to take it over again. The delivery's watch covers what it
+/// found underway too, and follows the chain up.
+#[tokio::test]
+async fn a_chain_started_for_a_target_found_underway_is_watched_too() {
+    let world = world("watch-underway", &["ws-under0001"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
+    fleet.set("ws-under0001", WorkspaceState::Terminating);
+    let request = ws_request(&["ws-under0001".to_owned()]);
+    at(0);
+    queue.fail(true);
+    let answer = invoke_as(&f.app, delivery("m-under", &request, 1), "req-1").await.unwrap();
+    assert_eq!(failures(&answer), vec!["m-under"], "its check did not go out");
+    assert!(taken(&fleet.terminated).is_empty(), "nothing called: it was on its way out");
+    let watches = watches_sent(queue);
+    assert_eq!(watches.len(), 1, "watched all the same");
+    queue.fail(false);
+
+    fleet.set("ws-under0001", WorkspaceState::Terminated);
+    f.events.lock().unwrap().clear();
+    at(900);
+    invoke_as(&f.app, delivery("w-under", &watches[0], 1), "req-2").await.unwrap();
+    assert_eq!(f.decisions().get("ws-under0001"), Some(&vec!["confirmed".to_owned()]));
+}
