@@ -69,8 +69,10 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
                 targets: check.targets.iter().filter(|t| kept.contains(&t.id)).cloned().collect(),
                 ..check.clone()
             };
+            let announce = announced(ctx, &delivery, &check, &request, kept.iter().map(String::as_str));
             let mut settled = cannot_check(app, delivery, &narrowed, error);
             settled.result.checks_dropped = dropped;
+            settled.result.announce = announce;
             return settled;
         }
         Err(error) => return cannot_check(app, delivery, &check, error),
@@ -142,6 +144,7 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
     // target and nothing was decided: a copy of this check, or a chain taken over, ends
     // without effect (no event, no record, no further check).
     let mut checks_dropped = 0;
+    let mut announce = Vec::new();
     if let (Some(_), true) = (&check.chain, app.state.is_set()) {
         let now_s = now.unix_timestamp();
         let ends: Vec<(String, CheckEnd)> = targets
@@ -190,6 +193,8 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
         checks_dropped = dropped;
         targets.retain(|t| kept.contains(&t.id));
         again.retain(|(f, _)| kept.contains(&f.id));
+        let decided = targets.iter().filter(|t| t.outcome.is_final_decision()).map(|t| t.id.as_str());
+        announce = announced(ctx, &delivery, &check, &request, decided);
     }
 
     // Targets still on their way travel on together, due at the earliest of their delays.
@@ -228,6 +233,7 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
         error,
         targets,
         checks_dropped,
+        announce,
         is_check: true,
         audit_source: Some(check.source.clone()),
         account,
@@ -235,6 +241,23 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
         ..RequestResult::new(delivery.origin, operation, outcome, false)
     };
     Settled::new(result, record, follow_up)
+}
+
+/// The items of the targets `ids` this check decided, to mark announced once published.
+fn announced<'a>(
+    ctx: &Invocation<'_>,
+    delivery: &Delivery,
+    check: &Check,
+    request: &Request,
+    ids: impl Iterator<Item = &'a str>,
+) -> Vec<crate::outcome::Announced> {
+    let (chain, message) = (check.chain.clone().unwrap_or_default(), delivery.origin.message_id().unwrap_or_default());
+    ids.map(|id| crate::outcome::Announced {
+        item: ownership::key(ctx, request, id).pk(),
+        chain: chain.clone(),
+        message: message.to_owned(),
+    })
+    .collect()
 }
 
 /// A check that ends without effect: no decision, no record, no further check.

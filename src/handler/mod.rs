@@ -49,6 +49,7 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambd
     // here keeps its type within the compiler's limits at no measurable cost.
     let results = Box::pin(process(app, deliveries, &context)).await;
     account(app, &results, &context).await;
+    announce(app, &results, &context).await;
     if sqs {
         return Ok(serde_json::to_value(BatchResponse::of(&results)?)?);
     }
@@ -62,6 +63,35 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, lambd
         }
     }
     Ok(serde_json::to_value(Report::of(&results))?)
+}
+
+/// With a state table: each decision written, now that its record and audit event are
+/// out, is marked announced, and a new termination of its target may start. One that
+/// cannot be marked holds new terminations back for an hour at most.
+async fn announce(app: &App, results: &[RequestResult], context: &Context) {
+    use futures_util::{StreamExt, stream};
+    let now = (app.clock)().unix_timestamp();
+    let marks = results
+        .iter()
+        .filter(|r| !matches!(r.dead_letter, DeadLetterStatus::Failed(_)))
+        .flat_map(|r| r.announce.iter());
+    let marked: Vec<_> = stream::iter(marks)
+        .map(|a| {
+            within_deadline(
+                work_deadline(context, PUBLISH_RESERVE),
+                app.state.announced(&a.item, &a.chain, &a.message, now),
+            )
+        })
+        .buffer_unordered(app::CONCURRENCY)
+        .collect()
+        .await;
+    let failed = marked.iter().filter(|m| !matches!(m, Ok(Ok(_)))).count();
+    if failed > 0 {
+        tracing::warn!(
+            failed,
+            "decisions published but not marked announced; their targets wait an hour for a new termination"
+        );
+    }
 }
 
 /// docs/reference.md, "Follow-up, audit events and metrics": every decision as an audit event, and the invocation's metrics as

@@ -1558,6 +1558,7 @@ async fn a_call_answered_with_a_decided_record_leaves_no_intent_for_its_watch() 
     let failed =
         CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed: no".into()), of: Some("rec-1".into()) };
     state.check_end(&first.key, &check, &failed, 1_764_000_100).await.unwrap();
+    state.announced(&first.key.pk(), "req-1:0", "m-1", 1_764_000_150).await.unwrap();
 
     // The redelivery notes its intent, calls, and is answered with rec-1 again.
     let intent = teardown::state::Intent {
@@ -1601,4 +1602,55 @@ async fn a_chain_started_for_a_target_found_underway_is_watched_too() {
     at(900);
     invoke_as(&f.app, delivery("w-under", &watches[0], 1), "req-2").await.unwrap();
     assert_eq!(f.decisions().get("ws-under0001"), Some(&vec!["confirmed".to_owned()]));
+}
+
+/// Found by the runs with crashes: a check wrote its decision and died before
+/// publishing it; before it came back, another request terminated the target again,
+/// and the new chain took the item over: the check, back, found another chain and
+/// ended without effect, so its decision was never published. A decision holds new
+/// terminations back until it is published (`announcedAt`), so the check finds it
+/// there, publishes it, and the next delivery of the new request calls.
+#[tokio::test]
+async fn a_decision_not_yet_published_holds_back_a_new_termination_until_it_is() {
+    let world = world("announce", &["ws-announce1"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
+    let request = ws_request(&["ws-announce1".to_owned()]);
+    at(0);
+    invoke_as(&f.app, delivery("m-1", &request, 1), "req-1").await.unwrap();
+    let check = queue.take().pop().expect("its check");
+    let chain = check["confirm"]["chain"].as_str().expect("a chain").to_owned();
+    // The check's first delivery decides `failed` (the WorkSpace in ERROR) and dies.
+    let key = teardown::state::Key {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        operation: teardown::request::Operation::TerminateWorkspaces,
+        target: "ws-announce1".into(),
+    };
+    let of = teardown::state::CheckOf {
+        chain: &chain,
+        attempt: 1,
+        accepted_at: check["confirm"]["acceptedAt"].as_str().unwrap_or_default(),
+        message_id: "c-1",
+        receive_count: 1,
+    };
+    let failed =
+        teardown::state::CheckEnd::Decided { decision: "failed", error: Some("ERROR: stuck".into()), of: None };
+    let state = f.app.state.clone();
+    assert_eq!(state.check_end(&key, &of, &failed, 1_795_514_430).await.unwrap(), teardown::state::Ended::Won);
+    fleet.set("ws-announce1", WorkspaceState::Available);
+    f.events.lock().unwrap().clear();
+
+    at(60);
+    let answer = invoke_as(&f.app, delivery("m-2", &request, 1), "req-2").await.unwrap();
+    assert_eq!(failures(&answer), vec!["m-2"], "held back: the last decision is not published yet");
+    assert_eq!(taken(&fleet.terminated).len(), 1, "no second call yet");
+
+    at(400);
+    invoke_as(&f.app, delivery("c-1", &check, 2), "req-3").await.unwrap();
+    assert_eq!(f.decisions().get("ws-announce1"), Some(&vec!["failed".to_owned()]), "published when it came back");
+
+    at(460);
+    let answer = invoke_as(&f.app, delivery("m-2", &request, 2), "req-4").await.unwrap();
+    assert_eq!(failures(&answer), Vec::<String>::new());
+    assert_eq!(taken(&fleet.terminated).len(), 2, "then called again");
 }

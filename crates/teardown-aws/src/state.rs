@@ -14,6 +14,8 @@
 //! | `checkAttempt`, `checkMsg`, `checkReceive` | the last check that went on (its attempt, SQS message and receive count): a copy of it goes no further; the same message come back later redoes it |
 //! | `acceptedAt`, `acceptedFrom`, `jobId`, `recordId` | when and why the termination was accepted |
 //! | `decision`, `decidedAt`, `decisionError`, `decidedMsg`, `decidedReceive` | `confirmed`, `failed` or `unconfirmed`, written once (by one message) |
+//! | `announcedAt` | the decision is published (its record and audit event are out): until then, or an hour, no new termination starts |
+//! | `decidedIds` | every MGN job and Service Catalog record ever decided for the target: none is followed up again |
 //! | `intentChain`, `intentAt`, `intentAccepted`, `intentFrom` | a terminate call about to be made, whose answer is not known yet: gone when it is accepted (a chain replaces it) or refused; a later delivery that finds one whose answer never came follows the target up |
 //! | `pk` `intents#<request token>`: `targets` | the targets a request was about to call for, so a later delivery of it finds them when its lookups do not |
 //! | `claimUntil`, `claimedBy` | MGN: the invocation about to call `TerminateTargetInstances` for the server |
@@ -33,7 +35,8 @@ use crate::request::Operation;
 /// No chain still to decide the target: none, decided, or one whose next check is
 /// long overdue (lost: its message is gone). A pending chain (its check on its way,
 /// or never sent) is still to decide: the caller takes it over and checks it first.
-const NO_LIVE_CHAIN: &str = "attribute_not_exists(chainId) OR attribute_exists(decision) OR dueAt < :stale";
+const NO_LIVE_CHAIN: &str = "attribute_not_exists(chainId) \
+    OR (attribute_exists(decision) AND (attribute_exists(announcedAt) OR decidedAt < :stale)) OR dueAt < :stale";
 /// How long past its due time a live chain's check is taken for lost: past the
 /// longest delay (900 s) and a Lambda timeout's worth of redeliveries.
 const STALE_SECONDS: i64 = 3600;
@@ -42,8 +45,8 @@ const STALE_SECONDS: i64 = 3600;
 const INTENT_ATTRIBUTES: &str = "intentChain, intentAt, intentAccepted, intentFrom";
 const INTENT_SET: &str = "intentChain = :ichain, intentAt = :inow, intentAccepted = :iat, intentFrom = :isrc";
 /// What a decision leaves on an item, and the last check that went on.
-const DECISION_ATTRIBUTES: &str =
-    "decision, decidedAt, decisionError, decidedMsg, decidedReceive, checkAttempt, checkMsg, checkReceive";
+const DECISION_ATTRIBUTES: &str = "decision, decidedAt, decisionError, decidedMsg, decidedReceive, announcedAt, \
+    checkAttempt, checkMsg, checkReceive";
 
 /// A terminate call about to be made: by which chain, when, for which request.
 #[derive(Clone, Copy, Debug)]
@@ -199,6 +202,18 @@ fn write_token() -> String {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
     });
     format!("{}-{started}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A check's end that did not go in: `Decided` when this very check (the same message,
+/// come back later, not a copy of it alongside) decided the target before, to publish
+/// that decision again, the same; `Lost` otherwise.
+fn decided_before(old: HashMap<String, AttributeValue>, check: &CheckOf<'_>) -> Ended {
+    let old = item(Some(&old));
+    let receive = old.get("decidedReceive").and_then(|r| r.parse::<u64>().ok());
+    let own = old.get("chainId") == Some(check.chain)
+        && old.get("decidedMsg") == Some(check.message_id)
+        && receive.is_some_and(|r| r < check.receive_count);
+    if own { Ended::Decided(old) } else { Ended::Lost }
 }
 
 /// A state call that fails is `transient`, like a lookup: the message comes back.
@@ -625,20 +640,27 @@ impl StateTable {
         match end {
             CheckEnd::Again { due_at } => {
                 values.extend([(":live", s("live")), (":due", n(*due_at)), (":attempt", n(i64::from(check.attempt)))]);
-                let written = self.update(
-                    key.pk(),
-                    &format!(
-                        "{set}, chainState = :live, dueAt = :due, checkAttempt = :attempt, checkMsg = :msg, checkReceive = :receive"
-                    ),
-                    &format!(
-                        "{owned} AND attribute_not_exists(decision) AND (attribute_not_exists(checkAttempt) \
-                         OR checkAttempt < :attempt \
-                         OR (checkAttempt = :attempt AND checkMsg = :msg AND checkReceive < :receive))"
-                    ),
-                    values,
-                )
-                .await?;
-                Ok(if written == Written::Won { Ended::Won } else { Ended::Lost })
+                let written = self
+                    .write_or_item(
+                        key.pk(),
+                        &format!(
+                            "{set}, chainState = :live, dueAt = :due, checkAttempt = :attempt, checkMsg = :msg, checkReceive = :receive"
+                        ),
+                        &format!(
+                            "{owned} AND attribute_not_exists(decision) AND (attribute_not_exists(checkAttempt) \
+                             OR checkAttempt < :attempt \
+                             OR (checkAttempt = :attempt AND checkMsg = :msg AND checkReceive < :receive))"
+                        ),
+                        values,
+                        ReturnValue::None,
+                    )
+                    .await?;
+                // Decided by this very check before its invocation died, though it would
+                // wait now (the target changed since): what it decided stands.
+                Ok(match written {
+                    Ok(_) => Ended::Won,
+                    Err(old) => decided_before(old, check),
+                })
             }
             CheckEnd::Decided { decision, error, of } => {
                 values.extend([(":decision", s(*decision)), (":now", n(now))]);
@@ -666,19 +688,22 @@ impl StateTable {
                     .await?;
                 Ok(match written {
                     Ok(_) => Ended::Won,
-                    // The same message come back later (not a copy of it alongside)
-                    // finds its own decision: published again, the same.
-                    Err(old) => {
-                        let old = item(Some(&old));
-                        let receive = old.get("decidedReceive").and_then(|r| r.parse::<u64>().ok());
-                        let own = old.get("chainId") == Some(check.chain)
-                            && old.get("decidedMsg") == Some(check.message_id)
-                            && receive.is_some_and(|r| r < check.receive_count);
-                        if own { Ended::Decided(old) } else { Ended::Lost }
-                    }
+                    Err(old) => decided_before(old, check),
                 })
             }
         }
+    }
+
+    /// The decision `message` of `chain` wrote on `item` (`Key::pk`) is published: a new
+    /// termination of the target may start (`NO_LIVE_CHAIN`).
+    pub async fn announced(&self, item: &str, chain: &str, message: &str, now: i64) -> Result<Written, ServiceError> {
+        self.update(
+            item.to_owned(),
+            "SET announcedAt = :now",
+            "chainId = :chain AND decidedMsg = :msg",
+            vec![(":now", n(now)), (":chain", s(chain)), (":msg", s(message))],
+        )
+        .await
     }
 
     /// A dead-letter record about to be published (`identity`: the record's

@@ -187,9 +187,23 @@ pub enum DeadLetterStatus {
     Failed(String),
 }
 
+/// A target's decision written in the state table (its item, the chain and the check
+/// message that wrote it), to be marked announced once it is published: until then no
+/// new termination of the target starts, so a check that comes back after its
+/// invocation died still finds its decision there, to publish it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Announced {
+    pub item: String,
+    pub chain: String,
+    pub message: String,
+}
+
 /// The end of one request (or of one payload that was not a request).
 #[derive(Clone, Debug)]
 pub struct RequestResult {
+    /// With a state table: the items whose decision this result makes known, marked
+    /// announced once its record and audit events are out.
+    pub announce: Vec<Announced>,
     pub origin: Origin,
     pub operation: Option<Operation>,
     pub outcome: Outcome,
@@ -218,6 +232,7 @@ impl RequestResult {
     /// follow-up owed, no place named.
     pub fn new(origin: Origin, operation: Option<Operation>, outcome: Outcome, dry_run: bool) -> Self {
         RequestResult {
+            announce: Vec::new(),
             origin,
             operation,
             outcome,

@@ -277,9 +277,10 @@ pub fn check(run: Run<'_>) -> Outcome {
                 .get(&s.id)
                 .map(|(d, _)| d.iter().map(|b| b.chars().take(400).collect()).collect())
                 .unwrap_or_default();
-            one_record
-                .violations
-                .push(format!("{} ({:?}, {}): {distinct} records, at receives {receives}: {bodies:?}", s.id, s.kind, s.queue));
+            one_record.violations.push(format!(
+                "{} ({:?}, {}): {distinct} records, at receives {receives}: {bodies:?}",
+                s.id, s.kind, s.queue
+            ));
         }
     }
 
