@@ -99,11 +99,24 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
     let mut targets: Vec<TargetResult> = Vec::new();
     let mut again: Vec<(Followed, u64)> = Vec::new();
     for followed in &check.targets {
-        let status = statuses
+        let (status, found) = statuses
             .iter()
             .find(|(id, _)| id == &followed.id)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| Status::Pending("the service did not answer for it".into()));
+            .map(|(_, (s, found))| (s.clone(), found.clone()))
+            .unwrap_or_else(|| (Status::Pending("the service did not answer for it".into()), None));
+        // The job or record a check without one found: it is what is decided, and what
+        // the next check follows.
+        let followed = &Followed {
+            id: followed.id.clone(),
+            job_id: followed
+                .job_id
+                .clone()
+                .or_else(|| found.clone().filter(|_| operation == Some(Operation::TerminateTargetInstances))),
+            record_id: followed
+                .record_id
+                .clone()
+                .or_else(|| found.filter(|_| operation == Some(Operation::TerminateProvisionedProduct))),
+        };
         let mut decision = crate::confirm::decide(status, &check, now, app.settings.confirm_within);
         // A check that cannot go on (no request queue here, or its own last delivery:
         // SQS would move it bare to the dead-letter queue) ends what is pending now.
@@ -278,14 +291,14 @@ async fn watched(
     chain: &str,
     check: &Check,
     request: &Request,
-    statuses: &[(String, Status)],
+    statuses: &[(String, (Status, Option<String>))],
 ) -> Result<std::collections::HashSet<String>, ServiceError> {
     let now = ctx.now.unix_timestamp();
     let due = now + i64::try_from(crate::confirm::FIRST_DELAY).unwrap_or(30);
     let message = delivery.origin.message_id().unwrap_or_default();
     let written: Vec<(String, Result<Written, ServiceError>)> = stream::iter(&check.targets)
         .map(|t| async move {
-            let seen = statuses.iter().any(|(id, s)| id == &t.id && !matches!(s, Status::Unseen(_)));
+            let seen = statuses.iter().any(|(id, (s, _))| id == &t.id && !matches!(s, Status::Unseen(_)));
             let key = ownership::key(ctx, request, &t.id);
             (t.id.clone(), ctx.bounded(ctx.app.state.watch(&key, chain, message, seen, due, now)).await)
         })
@@ -379,11 +392,16 @@ async fn owned_ends(
     Ok((kept, dropped, redone))
 }
 
-/// Where each target of `check` is, by its id.
-async fn ask(services: &crate::services::Services, check: &Check) -> Result<Vec<(String, Status)>, ServiceError> {
+/// Where each target of `check` is, by its id, with the job or record followed.
+async fn ask(
+    services: &crate::services::Services,
+    check: &Check,
+) -> Result<Vec<(String, (Status, Option<String>))>, ServiceError> {
     let ids: Vec<String> = check.targets.iter().map(|t| t.id.clone()).collect();
     let statuses = match check.operation() {
-        Some(Operation::TerminateWorkspaces) => services.workspaces.check(&ids, check.attempt).await?,
+        Some(Operation::TerminateWorkspaces) => {
+            services.workspaces.check(&ids, check.attempt).await?.into_iter().map(|(id, s)| (id, (s, None))).collect()
+        }
         Some(Operation::TerminateTargetInstances) => {
             let account = ["/input/accountID", "/select/accountID"]
                 .iter()

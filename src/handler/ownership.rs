@@ -282,10 +282,12 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             (Write::Intend { .. } | Write::Index { .. } | Write::Watch { .. }, Done::Written(Ok(_))) => {}
             // No call is made that a later delivery could not follow up.
             (Write::Intend { at, id, .. }, Done::Written(Err(error))) => hold_call(&mut batch[at], &id, error.failure),
-            // Nothing is called, nor a chain started, that no watch follows.
+            // Nothing is called that no watch follows. A chain started or taken over
+            // in this round goes on with its check (were it held, the check it took
+            // over from would be dropped and its own never sent).
             (Write::Watch { at, ids, .. }, Done::Written(Err(error))) => {
                 for id in ids {
-                    hold(&mut batch[at], &id, Outcome::Transient, error.failure.clone());
+                    hold_call(&mut batch[at], &id, error.failure.clone());
                 }
             }
             (Write::Index { at, ids, .. }, Done::Written(Err(error))) => {

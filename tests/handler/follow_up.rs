@@ -596,3 +596,42 @@ async fn a_workspace_answered_twice_in_different_states_is_not_confirmed() {
     assert!(taken(&sent).is_empty() && taken(&records).is_empty(), "nothing decided");
     assert!(taken(&put).is_empty(), "no decision audited: {:?}", taken(&put));
 }
+
+/// Found in review: a check without the record (its call's answer never came, or a
+/// watch) looks the product's last record up and decides it, but decided it with no
+/// record id, so the record could be followed up again by a delivery whose reused token
+/// was answered with it. The record found is now what is decided, and named.
+#[tokio::test]
+async fn a_check_without_its_record_decides_the_record_it_finds_and_names_it() {
+    let describe = mock!(aws_sdk_servicecatalog::Client::describe_provisioned_product).then_output(|| {
+        DescribeProvisionedProductOutput::builder()
+            .provisioned_product_detail(
+                aws_sdk_servicecatalog::types::ProvisionedProductDetail::builder()
+                    .id("pp-nofollow1")
+                    .last_record_id("rec-found1")
+                    .build(),
+            )
+            .build()
+    });
+    let record = mock!(aws_sdk_servicecatalog::Client::describe_record).then_output(|| {
+        let detail = aws_sdk_servicecatalog::types::RecordDetail::builder()
+            .record_id("rec-found1")
+            .record_type("TERMINATE_PROVISIONED_PRODUCT")
+            .status(RecordStatus::Failed)
+            .record_errors(RecordError::builder().code("DeleteStackFailed").description("not empty").build());
+        ScRecordOutput::builder().record_detail(detail.build()).build()
+    });
+    let (records, put) = (log(), log());
+    let (send, events) = (sqs_send_ok(&records), events_put(&put));
+    let app = Doubles { ws: &[], mgn: &[], sc: &[&describe, &record], sqs: &[&send] }
+        .app(settings())
+        .with_audit(audit_bus(&[&events]));
+
+    let body = check("TerminateProvisionedProduct", &[("pp-nofollow1", None, None)], 1, NOW);
+    invoke(&app, sqs_event(&[("c-1", body)])).await.unwrap();
+
+    let details: Vec<Value> = taken(&put).into_iter().map(|(_, _, d, _)| d).collect();
+    assert_eq!(details.len(), 1, "{details:?}");
+    assert_eq!((details[0]["outcome"].as_str(), details[0]["recordId"].as_str()), (Some("failed"), Some("rec-found1")));
+    assert_eq!(taken(&records)[0].3, "failed");
+}

@@ -205,14 +205,16 @@ fn write_token() -> String {
 }
 
 /// A check's end that did not go in: `Decided` when this very check (the same message,
-/// come back later, not a copy of it alongside) decided the target before, to publish
-/// that decision again, the same; `Lost` otherwise.
+/// come back later) decided the target before and died before it was published, to
+/// publish that decision, the same; `Lost` otherwise.
 fn decided_before(old: HashMap<String, AttributeValue>, check: &CheckOf<'_>) -> Ended {
     let old = item(Some(&old));
     let receive = old.get("decidedReceive").and_then(|r| r.parse::<u64>().ok());
+    // Published already (its invocation lived to mark it): nothing to do again.
     let own = old.get("chainId") == Some(check.chain)
         && old.get("decidedMsg") == Some(check.message_id)
-        && receive.is_some_and(|r| r < check.receive_count);
+        && receive.is_some_and(|r| r < check.receive_count)
+        && old.get("announcedAt").is_none();
     if own { Ended::Decided(old) } else { Ended::Lost }
 }
 
@@ -558,16 +560,23 @@ impl StateTable {
             }
         } else {
             let found = "attribute_not_exists(chainId) OR (chainState = :pending AND attribute_not_exists(decision))";
+            // A decision not yet published stays until it is (`announced`), or an hour.
+            if start.job_id.is_some() || start.record_id.is_some() {
+                values.push((":stale", n(now - STALE_SECONDS)));
+            }
+            let published = "(attribute_exists(announcedAt) OR decidedAt < :stale)";
             // Found on its way out in a job or record other than the one decided: a later
             // termination (after a failed one), whose answer this invocation never had.
             match (&start.job_id, &start.record_id) {
                 // An item with no id (a check adopted the target) may well have decided this
                 // very job or record: it is not taken for another.
                 (Some(_), _) => {
-                    format!("{found} OR (attribute_exists(decision) AND attribute_exists(jobId) AND jobId <> :job)")
+                    format!(
+                        "{found} OR (attribute_exists(decision) AND {published} AND attribute_exists(jobId) AND jobId <> :job)"
+                    )
                 }
                 (None, Some(_)) => format!(
-                    "{found} OR (attribute_exists(decision) AND attribute_exists(recordId) AND recordId <> :record)"
+                    "{found} OR (attribute_exists(decision) AND {published} AND attribute_exists(recordId) AND recordId <> :record)"
                 ),
                 (None, None) => found.to_owned(),
             }

@@ -336,7 +336,7 @@ impl Catalog {
         &self,
         targets: &[crate::confirm::Followed],
         since: Option<i64>,
-    ) -> Result<HashMap<String, Status>, LookupError> {
+    ) -> Result<HashMap<String, (Status, Option<String>)>, LookupError> {
         use futures_util::{StreamExt, TryStreamExt, stream};
         // One record a call: asked side by side, bounded by the service's gate.
         stream::iter(targets)
@@ -346,22 +346,32 @@ impl Catalog {
             .await
     }
 
-    async fn check_one(&self, t: &crate::confirm::Followed, since: Option<i64>) -> Result<Status, LookupError> {
+    /// A product's status, with the record followed (found when the check had none).
+    async fn check_one(
+        &self,
+        t: &crate::confirm::Followed,
+        since: Option<i64>,
+    ) -> Result<(Status, Option<String>), LookupError> {
         let record_id = match &t.record_id {
             Some(record_id) => record_id.clone(),
             // A call whose answer never came: the product's last record says.
             None => match self.last_record(&t.id).await? {
-                None => return Ok(Status::Done),
+                None => return Ok((Status::Done, None)),
                 Some(last) if !last.terminate => {
-                    return Ok(Status::Unseen(format!("its last record {} is not a termination", last.id)));
+                    return Ok((Status::Unseen(format!("its last record {} is not a termination", last.id)), None));
                 }
                 Some(last) if since.is_some_and(|since| last.created.is_some_and(|created| created < since)) => {
-                    return Ok(Status::Unseen(format!("its last termination, record {}, came before", last.id)));
+                    let why = format!("its last termination, record {}, came before", last.id);
+                    return Ok((Status::Unseen(why), None));
                 }
                 Some(last) => last.id,
             },
         };
-        let record_id = &record_id;
+        Ok((self.record_status(&record_id).await?, Some(record_id)))
+    }
+
+    /// Where the terminate record `record_id` is.
+    async fn record_status(&self, record_id: &str) -> Result<Status, LookupError> {
         let described = self.gate.pass("DescribeRecord", self.client.describe_record().id(record_id).send()).await;
         Ok(match described {
             Ok(answer) => match answer.record_detail() {

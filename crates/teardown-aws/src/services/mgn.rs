@@ -299,7 +299,7 @@ impl Mgn {
         targets: &[crate::confirm::Followed],
         account_id: Option<&str>,
         since: time::OffsetDateTime,
-    ) -> Result<HashMap<String, Status>, LookupError> {
+    ) -> Result<HashMap<String, (Status, Option<String>)>, LookupError> {
         let mut job_ids: Vec<String> = targets.iter().filter_map(|t| t.job_id.clone()).collect();
         job_ids.sort();
         job_ids.dedup();
@@ -359,7 +359,8 @@ impl Mgn {
                         }
                     }
                 };
-                (t.id.clone(), status)
+                // The job followed, found when the check had none.
+                (t.id.clone(), (status, job.map(|j| j.job_id().to_owned())))
             })
             .collect())
     }
