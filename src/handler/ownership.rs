@@ -347,16 +347,8 @@ fn watches(
 ) -> Vec<crate::confirm::Check> {
     // Named as its item is kept: a product by its id, never its name.
     let targets = ids.iter().map(|id| Followed { id: key(ctx, request, id).target, job_id: None, record_id: None });
-    let check = crate::confirm::Check {
-        operation: request.operation().as_str().to_owned(),
-        targets: targets.collect(),
-        accepted_at: timestamp(ctx.app),
-        attempt: crate::confirm::WATCH_ATTEMPT,
-        source: source.clone(),
-        request: serde_json::Value::Null,
-        chain: Some(chain.to_owned()),
-    };
-    crate::confirm::split(check, |ids| crate::request::retry_request(request, ids).unwrap_or_default())
+    let (source, attempt) = (source.clone(), crate::confirm::WATCH_ATTEMPT);
+    super::settle::checks_of(ctx.app, request, source, Some(chain), targets.collect(), attempt)
 }
 
 /// A pending chain taken over: the chain it was (given back should this one's check

@@ -232,17 +232,30 @@ fn follow_up(
     if followed.is_empty() {
         return Vec::new();
     }
+    let checks = checks_of(app, request, delivery.origin.to_json(), chain, followed, 1);
+    checks.into_iter().map(|c| (c, crate::confirm::delay(1))).collect()
+}
+
+/// The checks (`attempt` 1) or watch (`attempt` 0) of `targets` of `request`, accepted
+/// now: each message with the request for exactly its own targets.
+pub(super) fn checks_of(
+    app: &App,
+    request: &Request,
+    source: serde_json::Value,
+    chain: Option<&str>,
+    targets: Vec<Followed>,
+    attempt: u32,
+) -> Vec<Check> {
     let check = Check {
         operation: request.operation().as_str().to_owned(),
-        targets: followed,
+        targets,
         accepted_at: timestamp(app),
-        attempt: 1,
-        source: delivery.origin.to_json(),
+        attempt,
+        source,
         request: serde_json::Value::Null,
         chain: chain.map(str::to_owned),
     };
-    let request_for = |ids: &[String]| retry_request(request, ids).unwrap_or_default();
-    crate::confirm::split(check, request_for).into_iter().map(|c| (c, crate::confirm::delay(1))).collect()
+    crate::confirm::split(check, |ids| retry_request(request, ids).unwrap_or_default())
 }
 
 /// A target as its check follows it.

@@ -523,12 +523,7 @@ async fn a_decision_published_again_after_a_crash_is_the_same_decision() {
     let (fleet, f) = (&world.fleet, &world.f);
     let mut body = check("TerminateWorkspaces", &[("ws-then0001", None, None)], 1, "2026-11-24T09:59:30Z");
     body["confirm"]["chain"] = json!("chain-1");
-    let key = teardown::state::Key {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        operation: teardown::request::Operation::TerminateWorkspaces,
-        target: "ws-then0001".into(),
-    };
+    let key = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-then0001");
     let of = teardown::state::CheckOf {
         chain: "chain-1",
         attempt: 1,
@@ -590,12 +585,7 @@ async fn a_copy_that_cannot_ask_on_its_last_delivery_leaves_nothing_when_another
     let mut body = check("TerminateWorkspaces", &[("ws-done0001", None, None)], 1, "2026-11-24T09:59:30Z");
     body["confirm"]["chain"] = json!("chain-1");
     // Another copy decided it.
-    let key = teardown::state::Key {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        operation: teardown::request::Operation::TerminateWorkspaces,
-        target: "ws-done0001".into(),
-    };
+    let key = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-done0001");
     let of = teardown::state::CheckOf {
         chain: "chain-1",
         attempt: 1,
@@ -647,12 +637,7 @@ async fn items_are_keyed_by_what_a_target_is_and_writes_never_undo_a_decision() 
     assert!(server.contains_key("claimUntil") && server.contains_key("chainId"), "{server:?}");
 
     // A chain decided by its own check; its first write, late, must not reopen it.
-    let key = teardown::state::Key {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        operation: teardown::request::Operation::TerminateWorkspaces,
-        target: "ws-late0001".into(),
-    };
+    let key = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-late0001");
     let of = teardown::state::CheckOf {
         chain: "chain-9",
         attempt: 1,
@@ -970,14 +955,19 @@ async fn a_check_goes_out_only_once_its_chain_is_written() {
     assert_eq!(queue.take().len(), 1, "and then its check did");
 }
 
+/// The item key of `target` in the function's own account and region.
+fn key_of(operation: teardown::request::Operation, target: &str) -> teardown::state::Key {
+    teardown::state::Key {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        operation,
+        target: target.into(),
+    }
+}
+
 fn chain(target: &str, chain: &str, record: Option<&str>, fresh: bool) -> teardown::state::ChainStart {
     teardown::state::ChainStart {
-        key: teardown::state::Key {
-            account: "123456789012".into(),
-            region: "us-east-1".into(),
-            operation: teardown::request::Operation::TerminateProvisionedProduct,
-            target: target.into(),
-        },
+        key: key_of(teardown::request::Operation::TerminateProvisionedProduct, target),
         chain: chain.into(),
         due_at: 1_800_000_000,
         accepted_at: "2026-11-24T10:00:00Z".into(),
@@ -1121,12 +1111,7 @@ async fn a_claim_another_invocation_holds_is_not_taken_while_its_chain_is_pendin
     use teardown::state::{Intent, Started, Written};
     let moto = Moto::start();
     let state = table(&moto, "claims-held").await;
-    let key = teardown::state::Key {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        operation: teardown::request::Operation::TerminateTargetInstances,
-        target: "s-cccccccccccccccccc".into(),
-    };
+    let key = key_of(teardown::request::Operation::TerminateTargetInstances, "s-cccccccccccccccccc");
     let intent = |chain| Intent { chain, at: 1_764_000_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}" };
     assert_eq!(state.claim(&key, "holder-1", 1_764_000_000, &intent("holder-1:0")).await.unwrap(), Written::Won);
     // Its call accepted, its chain written, its first check not yet arrived (pending).
@@ -1448,12 +1433,7 @@ async fn a_watch_of_a_termination_already_followed_up_ends_without_effect() {
 async fn a_watch_decides_nothing_for_a_call_that_never_went_in() {
     let world = world("watch-unseen", &["ws-unseen001"]).await;
     let (queue, f) = (&world.queue, &world.f);
-    let key = teardown::state::Key {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        operation: teardown::request::Operation::TerminateWorkspaces,
-        target: "ws-unseen001".into(),
-    };
+    let key = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-unseen001");
     let intent = teardown::state::Intent {
         chain: "req-1:0",
         at: 1_795_514_400,
@@ -1498,12 +1478,7 @@ async fn no_call_is_made_when_its_watch_cannot_be_sent() {
 async fn a_watch_that_died_after_deciding_publishes_its_decision_when_it_comes_back() {
     let world = world("watch-redo", &["ws-redo0002"]).await;
     let (fleet, f) = (&world.fleet, &world.f);
-    let key = teardown::state::Key {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        operation: teardown::request::Operation::TerminateWorkspaces,
-        target: "ws-redo0002".into(),
-    };
+    let key = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-redo0002");
     let intent = teardown::state::Intent {
         chain: "req-1:0",
         at: 1_795_514_400,
@@ -1622,12 +1597,7 @@ async fn a_decision_not_yet_published_holds_back_a_new_termination_until_it_is()
     let check = queue.take().pop().expect("its check");
     let chain = check["confirm"]["chain"].as_str().expect("a chain").to_owned();
     // The check's first delivery decides `failed` (the WorkSpace in ERROR) and dies.
-    let key = teardown::state::Key {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        operation: teardown::request::Operation::TerminateWorkspaces,
-        target: "ws-announce1".into(),
-    };
+    let key = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-announce1");
     let of = teardown::state::CheckOf {
         chain: &chain,
         attempt: 1,

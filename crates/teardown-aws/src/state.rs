@@ -646,30 +646,19 @@ impl StateTable {
             (":exp", n(self.expires(now))),
         ];
         let set = "SET chainId = :chain, acceptedAt = if_not_exists(acceptedAt, :accepted), expiresAt = :exp";
-        match end {
+        let (update, condition) = match end {
             CheckEnd::Again { due_at } => {
                 values.extend([(":live", s("live")), (":due", n(*due_at)), (":attempt", n(i64::from(check.attempt)))]);
-                let written = self
-                    .write_or_item(
-                        key.pk(),
-                        &format!(
-                            "{set}, chainState = :live, dueAt = :due, checkAttempt = :attempt, checkMsg = :msg, checkReceive = :receive"
-                        ),
-                        &format!(
-                            "{owned} AND attribute_not_exists(decision) AND (attribute_not_exists(checkAttempt) \
-                             OR checkAttempt < :attempt \
-                             OR (checkAttempt = :attempt AND checkMsg = :msg AND checkReceive < :receive))"
-                        ),
-                        values,
-                        ReturnValue::None,
-                    )
-                    .await?;
-                // Decided by this very check before its invocation died, though it would
-                // wait now (the target changed since): what it decided stands.
-                Ok(match written {
-                    Ok(_) => Ended::Won,
-                    Err(old) => decided_before(old, check),
-                })
+                (
+                    format!(
+                        "{set}, chainState = :live, dueAt = :due, checkAttempt = :attempt, checkMsg = :msg, checkReceive = :receive"
+                    ),
+                    format!(
+                        "{owned} AND attribute_not_exists(decision) AND (attribute_not_exists(checkAttempt) \
+                         OR checkAttempt < :attempt \
+                         OR (checkAttempt = :attempt AND checkMsg = :msg AND checkReceive < :receive))"
+                    ),
+                )
             }
             CheckEnd::Decided { decision, error, of } => {
                 values.extend([(":decision", s(*decision)), (":now", n(now))]);
@@ -686,21 +675,16 @@ impl StateTable {
                     update.push_str(" ADD decidedIds :of");
                     values.push((":of", AttributeValue::Ss(vec![of.clone()])));
                 }
-                let written = self
-                    .write_or_item(
-                        key.pk(),
-                        &update,
-                        &format!("{owned} AND attribute_not_exists(decision)"),
-                        values,
-                        ReturnValue::None,
-                    )
-                    .await?;
-                Ok(match written {
-                    Ok(_) => Ended::Won,
-                    Err(old) => decided_before(old, check),
-                })
+                (update, format!("{owned} AND attribute_not_exists(decision)"))
             }
-        }
+        };
+        let written = self.write_or_item(key.pk(), &update, &condition, values, ReturnValue::None).await?;
+        // An end that did not go in may be this very check's decision, made before its
+        // invocation died (even when it would wait now: the target changed since).
+        Ok(match written {
+            Ok(_) => Ended::Won,
+            Err(old) => decided_before(old, check),
+        })
     }
 
     /// The decision `message` of `chain` wrote on `item` (`Key::pk`) is published: a new
