@@ -203,8 +203,8 @@ async fn round(app: &App, deliveries: Vec<Delivery>, context: &Context, sent: &m
 
     let (positions, requests): (Vec<usize>, Vec<_>) = requests.into_iter().unzip();
     let mut resolved = resolve::resolve_all(&ctx, requests, sent).await;
-    ownership::recover_intents(&ctx, &mut resolved).await;
-    ownership::before_calls(&ctx, &mut resolved).await;
+    let recoveries = ownership::recover_intents(&ctx, &mut resolved).await;
+    ownership::before_calls(&ctx, &mut resolved, recoveries).await;
     let results = execute::run(&ctx, execute::plan(&resolved)).await;
     for (id, job) in results.accepted_servers() {
         sent.insert(id.to_owned(), job.to_owned());

@@ -3,7 +3,9 @@
 //! `TerminateTargetInstances`, which takes no client token: two invocations never
 //! both call for it. A target found already on its way out gets a follow-up chain
 //! when no other chain owns it, whatever the source and whichever the delivery. The
-//! writes of a batch go out together, in one round.
+//! writes of a batch go out together, in one round; a chain is written or taken over
+//! only in a second round, once the request's watch is out, so that no chain is ever
+//! left that neither its check nor a watch comes back for.
 
 use futures_util::{StreamExt, stream};
 
@@ -107,7 +109,8 @@ enum Write {
         ids: Vec<String>,
         check: crate::confirm::Check,
     },
-    /// A named target found gone, whose item may name a chain never sent.
+    /// A named target found gone, whose item may name a chain never sent; or a
+    /// target whose last termination is still to be decided (`ChainDeciding`).
     Recover {
         at: usize,
         id: String,
@@ -115,6 +118,19 @@ enum Write {
         chain: String,
         due_at: i64,
     },
+    /// A target an earlier attempt was about to call for, found done with
+    /// (`recover_intents`).
+    RecoverIntent(Recovery),
+}
+
+/// A target an earlier delivery of the same request was about to call for, and that
+/// this one finds done with: its intent (or the chain written after it) is taken over
+/// once this delivery's watch is out.
+pub(super) struct Recovery {
+    at: usize,
+    id: String,
+    key: Key,
+    chain: String,
 }
 
 /// What it came to.
@@ -123,6 +139,7 @@ enum Done {
     Written(Result<Written, ServiceError>),
     Chain(Result<Started, ServiceError>),
     Recover(Result<Option<Item>, ServiceError>),
+    Recovered(Result<Option<(Option<String>, Followed)>, ServiceError>),
 }
 
 /// Claims the MGN servers about to be called and starts the chains of targets found
@@ -130,7 +147,7 @@ enum Done {
 /// over the unsent chain of a named target found gone. A server another invocation
 /// holds, or a write that fails, leaves its target `transient`: not called now,
 /// looked up again on the next delivery.
-pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
+pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], recoveries: Vec<Recovery>) {
     let state = &ctx.app.state;
     if !state.is_set() {
         return;
@@ -139,6 +156,8 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
     // never checked would hold its target for an hour); MGN claims still hold.
     let follows = ctx.app.request_queue.is_set();
     let mut writes: Vec<Write> = Vec::new();
+    // Written once the request's watch is out (`second_round`).
+    let mut later: Vec<Write> = Vec::new();
     let mut claimed: std::collections::HashSet<Key> = std::collections::HashSet::new();
     for (at, resolved) in batch.iter_mut().enumerate() {
         if resolved.accepted.dry_run {
@@ -176,11 +195,11 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                     };
                     let target = Followed { id: id.clone(), job_id: job, record_id: record };
                     let start = chain_start(ctx, request, &source, &chain, target, false);
-                    writes.push(Write::Chain { at, id: id.clone(), start });
+                    later.push(Write::Chain { at, id: id.clone(), start });
                 }
                 (Verdict::Stop { outcome: Outcome::NotFound, .. }, _) if named && follows => {
                     let due_at = first_check_due(ctx);
-                    writes.push(Write::Recover {
+                    later.push(Write::Recover {
                         at,
                         id: id.clone(),
                         key: key(ctx, request, id),
@@ -207,14 +226,16 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             })
             .map(|(id, _)| id.clone())
             .collect();
-        watched.extend(resolved.recovered.keys().filter(|id| !watched.contains(id)).cloned().collect::<Vec<_>>());
+        let recovering = recoveries.iter().filter(|r| r.at == at).map(|r| r.id.clone());
+        watched.extend(recovering.filter(|id| !watched.contains(id)).collect::<Vec<_>>());
         if follows && !watched.is_empty() {
             for check in watches(ctx, request, &source, &chain, &watched) {
                 writes.push(Write::Watch { at, ids: watched.clone(), check });
             }
         }
     }
-    if writes.is_empty() {
+    later.extend(recoveries.into_iter().map(Write::RecoverIntent));
+    if writes.is_empty() && later.is_empty() {
         return;
     }
     let now = ctx.now.unix_timestamp();
@@ -227,8 +248,9 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
         accepted_at: &accepted_at,
         source: &sources[at],
     };
-    let done: Vec<(Write, Done)> = stream::iter(writes)
-        .map(|write| async move {
+    let run = |writes: Vec<Write>| {
+        stream::iter(writes)
+        .map(move |write| async move {
             let done = match &write {
                 Write::Claim { key, at, .. } => {
                     Done::Claim(ctx.bounded(state.claim(key, &ctx.holder, now, &intent(*at))).await)
@@ -241,6 +263,7 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
                 Write::Recover { key, chain, due_at, .. } => {
                     Done::Recover(ctx.bounded(state.recover(key, chain, *due_at)).await)
                 }
+                Write::RecoverIntent(r) => Done::Recovered(recover_one(ctx, &r.key, &r.chain, now).await),
                 Write::Watch { check, .. } => {
                     let sent = ctx.app.request_queue.send(check, crate::confirm::LONGEST_DELAY);
                     let sent = async { sent.await.map_err(|e| ServiceError::transient(e.code, e.message)) };
@@ -250,26 +273,14 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             (write, done)
         })
         .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+        .collect::<Vec<(Write, Done)>>()
+    };
+    let done = run(writes).await;
     let mut deciding = Vec::new();
+    // The requests whose watch did not go out, and why.
+    let mut unwatched: std::collections::HashMap<usize, Failure> = std::collections::HashMap::new();
     for (write, done) in done {
         match (write, done) {
-            (Write::Chain { at, id, .. }, Done::Chain(Ok(Started::Won { previous }))) => {
-                batch[at].chains_won.insert(id, previous);
-            }
-            // A live chain owns it: that chain follows it up.
-            (Write::Chain { .. }, Done::Chain(Ok(Started::Lost))) => {}
-            (Write::Chain { at, id, .. }, Done::Chain(Err(error))) => {
-                hold(&mut batch[at], &id, Outcome::Transient, error.failure)
-            }
-            (Write::Recover { at, id, .. }, Done::Recover(Ok(Some(old)))) => {
-                let (previous, followed) = taken_over(id.clone(), &old);
-                batch[at].chains_won.insert(id.clone(), previous);
-                batch[at].recovered.insert(id, followed);
-            }
-            // Nothing was left unsent, or nothing to recover: it is simply gone.
-            (Write::Recover { .. }, Done::Recover(Ok(None) | Err(_))) => {}
             (Write::Claim { .. }, Done::Claim(Ok(Written::Won))) => {}
             (Write::Intend { at, id, key }, Done::Written(Ok(Written::Lost))) => {
                 let failure = Failure::new(
@@ -282,13 +293,12 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
             (Write::Intend { .. } | Write::Index { .. } | Write::Watch { .. }, Done::Written(Ok(_))) => {}
             // No call is made that a later delivery could not follow up.
             (Write::Intend { at, id, .. }, Done::Written(Err(error))) => hold_call(&mut batch[at], &id, error.failure),
-            // Nothing is called that no watch follows. A chain started or taken over
-            // in this round goes on with its check (were it held, the check it took
-            // over from would be dropped and its own never sent).
+            // Nothing is called, and no chain written, that no watch follows.
             (Write::Watch { at, ids, .. }, Done::Written(Err(error))) => {
                 for id in ids {
                     hold_call(&mut batch[at], &id, error.failure.clone());
                 }
+                unwatched.insert(at, error.failure);
             }
             (Write::Index { at, ids, .. }, Done::Written(Err(error))) => {
                 for id in ids {
@@ -323,13 +333,87 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
     // finds it decided and calls again.
     let due_at = first_check_due(ctx);
     for (at, id, key) in deciding.into_iter().filter(|_| follows) {
-        let Some(chain) = batch[at].chain.clone() else { continue };
-        if let Ok(Some(old)) = ctx.bounded(state.recover(&key, &chain, due_at)).await {
-            // The check names what the item is kept under: a product's id, never its name.
-            let (previous, followed) = taken_over(key.target.clone(), &old);
-            batch[at].chains_won.insert(id.clone(), previous);
-            batch[at].recovered.insert(id, followed);
+        if let Some(chain) = batch[at].chain.clone() {
+            later.push(Write::Recover { at, id, key, chain, due_at });
         }
+    }
+    // The second round: a chain is written or taken over only once its request's watch
+    // is out. Were the invocation to die between the two, the watch finds the chain
+    // and follows it up; the other way round, nothing would come back for it.
+    let mut second = Vec::new();
+    for write in later {
+        match (unwatched.get(&write.at()), write) {
+            (None, write) => second.push(write),
+            // Found on its way out, or to be recovered: the message comes back for it.
+            (Some(failure), Write::Chain { at, id, .. } | Write::RecoverIntent(Recovery { at, id, .. })) => {
+                hold(&mut batch[at], &id, Outcome::Transient, failure.clone());
+            }
+            // Gone, or held already: nothing to hold.
+            (Some(_), _) => {}
+        }
+    }
+    if second.is_empty() {
+        return;
+    }
+    for (write, done) in run(second).await {
+        match (write, done) {
+            (Write::Chain { at, id, .. }, Done::Chain(Ok(Started::Won { previous }))) => {
+                batch[at].chains_won.insert(id, previous);
+            }
+            // A live chain owns it: that chain follows it up.
+            (Write::Chain { .. }, Done::Chain(Ok(Started::Lost))) => {}
+            (Write::Chain { at, id, .. } | Write::RecoverIntent(Recovery { at, id, .. }), Done::Chain(Err(error)) | Done::Recovered(Err(error))) => {
+                hold(&mut batch[at], &id, Outcome::Transient, error.failure)
+            }
+            (Write::Recover { at, id, key, .. }, Done::Recover(Ok(Some(old)))) => {
+                // The check names what the item is kept under: a product's id, never its name.
+                let (previous, followed) = taken_over(key.target.clone(), &old);
+                batch[at].chains_won.insert(id.clone(), previous);
+                batch[at].recovered.insert(id, followed);
+            }
+            // Nothing was left unsent, or nothing to recover: it is simply gone.
+            (Write::Recover { .. }, Done::Recover(Ok(None) | Err(_))) => {}
+            (Write::RecoverIntent(Recovery { at, id, .. }), Done::Recovered(Ok(Some((previous, followed))))) => {
+                batch[at].chains_won.insert(id.clone(), previous);
+                batch[at].recovered.insert(id, followed);
+            }
+            (Write::RecoverIntent(_), Done::Recovered(Ok(None))) => {}
+            // Each write has its own kind of answer.
+            (_, _) => {}
+        }
+    }
+}
+
+impl Write {
+    /// The position in the batch of the request it is for.
+    fn at(&self) -> usize {
+        match self {
+            Write::Claim { at, .. }
+            | Write::Intend { at, .. }
+            | Write::Index { at, .. }
+            | Write::Chain { at, .. }
+            | Write::Watch { at, .. }
+            | Write::Recover { at, .. }
+            | Write::RecoverIntent(Recovery { at, .. }) => *at,
+        }
+    }
+}
+
+/// Takes over the intent at `key` for `chain`, or else the chain written after it whose
+/// check never went out: the target as the new check follows it, and the chain taken
+/// over (none for an intent).
+async fn recover_one(
+    ctx: &Invocation<'_>,
+    key: &Key,
+    chain: &str,
+    now: i64,
+) -> Result<Option<(Option<String>, Followed)>, ServiceError> {
+    let (state, due_at) = (&ctx.app.state, first_check_due(ctx));
+    // The check names what the item is kept under: a product's id, never its name.
+    let target = key.target.clone();
+    match ctx.bounded(state.recover_intent(key, chain, due_at, now)).await? {
+        Some(_) => Ok(Some((None, Followed { id: target, job_id: None, record_id: None }))),
+        None => Ok(ctx.bounded(state.recover(key, chain, due_at)).await?.map(|old| taken_over(target, &old))),
     }
 }
 
@@ -404,13 +488,14 @@ fn done_with(verdict: Option<&Verdict>, mgn: bool) -> bool {
 /// A delivery that may follow an attempt whose calls never answered (an SQS receive
 /// after the first, or a source Lambda itself retries): each target that attempt was
 /// about to call for (`StateTable::note_intents`), and that this one neither calls
-/// for nor finds underway (it is gone, finished, or no longer listed), gets this
-/// request's chain when its intent is still there and no chain came after it. Its
-/// check then finds what became of it. One added round, on such deliveries only.
-pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]) {
+/// for nor finds underway (it is gone, finished, or no longer listed), is to get this
+/// request's chain when its intent is still there and no chain came after it
+/// (`before_calls` writes it, once the watch is out). Its check then finds what became
+/// of it. One added round, on such deliveries only: the read.
+pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]) -> Vec<Recovery> {
     let state = &ctx.app.state;
     if !state.is_set() || !ctx.app.request_queue.is_set() {
-        return;
+        return Vec::new();
     }
     let now = ctx.now.unix_timestamp();
     // Before the claims and intents: a request whose intents cannot be read is
@@ -423,15 +508,14 @@ pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]
         .map(|(at, r)| (at, r.accepted.delivery.idempotency_token()))
         .collect();
     if asked.is_empty() {
-        return;
+        return Vec::new();
     }
     let found: Vec<(usize, Result<Vec<String>, ServiceError>)> = stream::iter(asked)
         .map(|(at, token)| async move { (at, ctx.bounded(state.intents_of(&token, now)).await) })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
-    let due_at = first_check_due(ctx);
-    let mut recovers = Vec::new();
+    let mut recoveries = Vec::new();
     for (at, intended) in found {
         let intended = match intended {
             Ok(intended) => intended,
@@ -448,40 +532,10 @@ pub(super) async fn recover_intents(ctx: &Invocation<'_>, batch: &mut [Resolved]
         let mgn = request.operation() == Operation::TerminateTargetInstances;
         for id in intended {
             let verdict = judged.iter().find(|(target, _)| *target == id).map(|(_, v)| v);
-            if !done_with(verdict, mgn) || resolved.recovered.contains_key(&id) {
-                continue;
+            if done_with(verdict, mgn) {
+                recoveries.push(Recovery { at, key: key(ctx, &request, &id), id, chain: chain.clone() });
             }
-            recovers.push((at, id.clone(), key(ctx, &request, &id), chain.clone()));
         }
     }
-    let done: Vec<_> = stream::iter(recovers)
-        .map(|(at, id, key, chain)| async move {
-            // An intent whose answer never came; else a chain written whose check
-            // never went out (the invocation died between the two).
-            // The check names what the item is kept under: a product's id, never its name.
-            let target = key.target.clone();
-            let won = match ctx.bounded(state.recover_intent(&key, &chain, due_at, now)).await {
-                Ok(Some(_)) => Ok(Some((None, Followed { id: target.clone(), job_id: None, record_id: None }))),
-                Ok(None) => ctx
-                    .bounded(state.recover(&key, &chain, due_at))
-                    .await
-                    .map(|old| old.map(|old| taken_over(target, &old))),
-                Err(error) => Err(error),
-            };
-            (at, id, won)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    for (at, id, won) in done {
-        match won {
-            Ok(Some((previous, followed))) => {
-                batch[at].chains_won.insert(id.clone(), previous);
-                batch[at].recovered.insert(id, followed);
-            }
-            Ok(None) => {}
-            // The message comes back, and the intent is looked at again.
-            Err(error) => batch[at].resolution = Resolution::Failed(error),
-        }
-    }
+    recoveries
 }

@@ -565,6 +565,41 @@ async fn a_decision_published_again_after_a_crash_is_the_same_decision() {
     assert!(taken(&f.events).is_empty() && taken(&f.records).is_empty());
 }
 
+/// Found by the run with crashes: SQS handed one check out twice at once, with the same
+/// receive count; the copy that decided died before publishing, and the other, finding
+/// the decision and taking it for another copy's, settled without effect. SQS deleted
+/// the message, and the decision was never published. A delivery of the same message
+/// with the same receive count now publishes the decision as it was made (the same
+/// decision twice at worst, never none).
+#[tokio::test]
+async fn a_decision_whose_copy_died_is_published_by_the_other_copy_of_the_same_delivery() {
+    let world = world("decided-twin", &["ws-twin0001"]).await;
+    let (fleet, f) = (&world.fleet, &world.f);
+    let mut body = check("TerminateWorkspaces", &[("ws-twin0001", None, None)], 1, "2026-11-24T09:59:30Z");
+    body["confirm"]["chain"] = json!("chain-1");
+    let key = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-twin0001");
+    let of = teardown::state::CheckOf {
+        chain: "chain-1",
+        attempt: 1,
+        accepted_at: "2026-11-24T09:59:30Z",
+        message_id: "c-1",
+        receive_count: 1,
+    };
+    // One copy of the first delivery decided `confirmed` at 10:00:10 and died.
+    let confirmed = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None, of: None };
+    let state = f.app.state.clone();
+    assert_eq!(state.check_end(&key, &of, &confirmed, 1_795_514_410).await.unwrap(), teardown::state::Ended::Won);
+    fleet.set("ws-twin0001", WorkspaceState::Terminated);
+
+    at(10);
+    let response = invoke_as(&f.app, delivery("c-1", &body, 1), "req-2").await.unwrap();
+    assert_eq!(failures(&response), Vec::<String>::new());
+    let events: Vec<Value> = taken(&f.events).into_iter().map(|(_, _, detail, _)| detail).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["outcome"], "confirmed");
+    assert_eq!(events[0]["at"], "2026-11-24T10:00:10Z", "the decision the other copy made");
+}
+
 /// A copy of a check on its last delivery, when another copy decided: no record.
 #[tokio::test]
 async fn a_copy_that_cannot_ask_on_its_last_delivery_leaves_nothing_when_another_decided() {
@@ -1627,21 +1662,36 @@ async fn a_decision_not_yet_published_holds_back_a_new_termination_until_it_is()
     assert_eq!(taken(&fleet.terminated).len(), 2, "then called again");
 }
 
-/// Found in review: a watch that could not be sent held back a chain already started
-/// (or taken over) in the same round, whose check then never went out, while the check
-/// of the chain it had taken over would be dropped. Only calls wait for their watch; a
-/// chain started goes on with its check.
+/// Found by the runs under fire: a delivery that found a target on its way out wrote
+/// its chain in the same round as its watch went out; killed as the watch was sent, it
+/// left a chain that neither a check nor a watch came back for, and whose target no
+/// later delivery could look up. A chain is now written (or taken over) only once its
+/// request's watch is out: when the watch cannot be sent, no chain is written, no check
+/// goes out, and the message comes back for the target.
 #[tokio::test]
-async fn a_chain_started_goes_on_with_its_check_when_the_watch_cannot_be_sent() {
+async fn no_chain_is_written_until_its_watch_is_out() {
     let world = world("watch-unsent-chain", &["ws-chain0001"]).await;
     let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
+    let pk = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-chain0001").pk();
     fleet.set("ws-chain0001", WorkspaceState::Terminating);
+    let request = ws_request(&["ws-chain0001".to_owned()]);
     at(0);
     queue.fail_watches(true);
-    let answer =
-        invoke_as(&f.app, delivery("m-chain", &ws_request(&["ws-chain0001".to_owned()]), 1), "req-1").await.unwrap();
+    let answer = invoke_as(&f.app, delivery("m-chain", &request, 1), "req-1").await.unwrap();
+    assert_eq!(failures(&answer), vec!["m-chain"], "it comes back for the target");
+    assert!(queue.take_all().is_empty(), "no watch, no check");
+    assert_eq!(item(&world._moto, "watch-unsent-chain", &pk).await.get("chainId"), None, "no chain written");
+
+    // The next delivery, its watch out, starts the chain and sends its check.
+    queue.fail_watches(false);
+    at(60);
+    let answer = invoke_as(&f.app, delivery("m-chain", &request, 2), "req-2").await.unwrap();
     assert_eq!(failures(&answer), Vec::<String>::new());
-    let checks = queue.take();
-    assert_eq!(checks.len(), 1, "its check went out");
+    let sent = queue.take_all();
+    let (watches, checks): (Vec<&Value>, Vec<&Value>) = sent.iter().partition(|b| is_watch(b));
+    assert_eq!(watches.len(), 1, "its watch went out");
+    assert_eq!(checks.len(), 1, "and its check");
     assert_eq!(checks[0]["confirm"]["targets"], json!([{"id": "ws-chain0001"}]));
+    let chain = item(&world._moto, "watch-unsent-chain", &pk).await.get("chainId").cloned();
+    assert_eq!(chain.as_deref(), watches[0]["confirm"]["chain"].as_str(), "the chain its watch follows");
 }

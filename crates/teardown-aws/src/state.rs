@@ -205,15 +205,17 @@ fn write_token() -> String {
 }
 
 /// A check's end that did not go in: `Decided` when this very check (the same message,
-/// come back later) decided the target before and died before it was published, to
-/// publish that decision, the same; `Lost` otherwise.
+/// come back later, or handed out twice at once with the same receive count) decided
+/// the target before and died before it was published, to publish that decision, the
+/// same; `Lost` otherwise. Two live copies of one message may both publish it: the
+/// same decision twice, never two.
 fn decided_before(old: HashMap<String, AttributeValue>, check: &CheckOf<'_>) -> Ended {
     let old = item(Some(&old));
     let receive = old.get("decidedReceive").and_then(|r| r.parse::<u64>().ok());
     // Published already (its invocation lived to mark it): nothing to do again.
     let own = old.get("chainId") == Some(check.chain)
         && old.get("decidedMsg") == Some(check.message_id)
-        && receive.is_some_and(|r| r < check.receive_count)
+        && receive.is_some_and(|r| r <= check.receive_count)
         && old.get("announcedAt").is_none();
     if own { Ended::Decided(old) } else { Ended::Lost }
 }
@@ -626,9 +628,11 @@ impl StateTable {
     /// A check of `chain` for `key`, ending as `end`: it goes in only when the chain
     /// still owns the target (a target whose chain was never written is adopted), and
     /// no copy of this check went on or decided before. The same message delivered
-    /// again later (its message id, a higher receive count), after its write went in but
-    /// before what followed it was published, is not a copy: it is the check itself, come
-    /// back because its invocation did not finish. Going on, it redoes its write; having
+    /// again (its message id: later, with a higher receive count, or at once, a
+    /// duplicate SQS handed out with the same), after its write went in but before what
+    /// followed it was published, is not a copy: it is the check itself, come back
+    /// because its invocation did not finish (a duplicate cannot tell, and SQS deletes
+    /// the message when either copy settles). Going on, it redoes its write; having
     /// decided, it gets what it decided then (`Ended::Decided`), to publish it as it was.
     pub async fn check_end(
         &self,
@@ -656,7 +660,7 @@ impl StateTable {
                     format!(
                         "{owned} AND attribute_not_exists(decision) AND (attribute_not_exists(checkAttempt) \
                          OR checkAttempt < :attempt \
-                         OR (checkAttempt = :attempt AND checkMsg = :msg AND checkReceive < :receive))"
+                         OR (checkAttempt = :attempt AND checkMsg = :msg AND checkReceive <= :receive))"
                     ),
                 )
             }

@@ -178,6 +178,17 @@ pub async fn run(config: &Config) -> Outcome {
         elapsed,
         setup,
     });
+    // TEARDOWN_FIRE_LOGS=DIR: what became of every message, next to the function's lines.
+    if let (Some(dir), Ok(queues)) = (std::env::var_os("TEARDOWN_FIRE_LOGS"), world.queues.lock()) {
+        let mut out = String::new();
+        for (message, (body, events)) in &queues.trace {
+            out.push_str(&format!("message {message}: {body}\n"));
+            for event in events {
+                out.push_str(&format!("  {event}\n"));
+            }
+        }
+        let _ = std::fs::write(std::path::Path::new(&dir).join("queues.log"), out);
+    }
     // TEARDOWN_FIRE_ITEMS=1: the state table's item of each target a decision is missing for.
     if let (Some(table), true) = (&table, world.diagnose) {
         for (name, violations) in &outcome.checks {
@@ -196,6 +207,16 @@ pub async fn run(config: &Config) -> Outcome {
                 if let Ok(seen) = world.seen.lock() {
                     for line in seen.state_writes.get(&pk).into_iter().flatten() {
                         outcome.ledger.push_str(&format!("    {line}\n"));
+                    }
+                }
+                // Every message that names the target, and what became of it.
+                if let (Ok(queues), Some(id)) = (world.queues.lock(), id) {
+                    for (message, (body, events)) in queues.trace.iter().filter(|(_, (b, _))| b.contains(id)) {
+                        let body: String = body.chars().take(400).collect();
+                        outcome.ledger.push_str(&format!("    message {message}: {body}\n"));
+                        for event in events {
+                            outcome.ledger.push_str(&format!("      {event}\n"));
+                        }
                     }
                 }
             }
@@ -259,6 +280,11 @@ async fn poll(
             env.spawn();
         }
         if let Ok(mut q) = world.queues.lock() {
+            if answer.is_none() {
+                for d in &batch {
+                    q.note(&d.id, format!("its invocation killed (env {})", env.index));
+                }
+            }
             q.complete(&batch, &failed);
         }
         busy.fetch_sub(1, Ordering::SeqCst);

@@ -76,6 +76,10 @@ pub struct Queues {
     pub ended: HashSet<String>,
     pub records: Vec<Value>,
     pub stats: Stats,
+    /// What became of each message (stored, received, settled, failed, redriven), by
+    /// id, with its body: read next to a violation (`TEARDOWN_FIRE_ITEMS`).
+    pub trace: BTreeMap<String, (String, Vec<String>)>,
+    started: Instant,
 }
 
 impl Queues {
@@ -97,6 +101,8 @@ impl Queues {
             ended: HashSet::new(),
             records: Vec::new(),
             stats: Stats::default(),
+            trace: BTreeMap::new(),
+            started: Instant::now(),
         }
     }
 
@@ -129,6 +135,8 @@ impl Queues {
         self.next_seq += 1;
         let delay = Duration::from_millis((delay_s as f64 * self.ms_per_second) as u64);
         self.stored.push(id.clone());
+        self.trace.insert(id.clone(), (body.clone(), Vec::new()));
+        self.note(&id, format!("stored by {sender}, delay {delay_s} s"));
         if let Some(q) = self.queues.get_mut(queue) {
             q.push(Message {
                 id,
@@ -150,6 +158,13 @@ impl Queues {
     /// Nothing left anywhere: no message stored, delayed, in flight or duplicated.
     pub fn drained(&self) -> bool {
         self.ghosts.is_empty() && self.queues.values().all(Vec::is_empty)
+    }
+
+    pub fn note(&mut self, id: &str, what: String) {
+        let at = self.started.elapsed().as_secs_f64();
+        if let Some((_, events)) = self.trace.get_mut(id) {
+            events.push(format!("{at:.3} {what}"));
+        }
     }
 
     pub fn backlog(&self) -> usize {
@@ -235,6 +250,10 @@ impl Queues {
                 "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1"
             });
             let delivery = Delivery { queue, id: m.id.clone(), delivery: m.delivery, duplicate: false, record };
+            let what = format!("received #{} (delivery {})", m.receives, m.delivery);
+            if let Some((_, events)) = self.trace.get_mut(&m.id) {
+                events.push(format!("{:.3} {what}", self.started.elapsed().as_secs_f64()));
+            }
             if queue == STANDARD && self.rng.chance(self.duplicate_rate) {
                 self.stats.duplicates += 1;
                 self.ghosts.push(Delivery { duplicate: true, ..delivery.clone() });
@@ -244,7 +263,14 @@ impl Queues {
         for i in redrive.into_iter().rev() {
             let m = messages.remove(i);
             self.ended.insert(m.id.clone());
+            if let Some((_, events)) = self.trace.get_mut(&m.id) {
+                events.push(format!("{:.3} redriven", self.started.elapsed().as_secs_f64()));
+            }
             self.stats.redriven.push((m.id, m.body));
+        }
+        for d in batch.iter().filter(|d| d.duplicate) {
+            let what = format!("received again, a duplicate of delivery {}", d.delivery);
+            self.note(&d.id.clone(), what);
         }
         batch
     }
@@ -253,6 +279,8 @@ impl Queues {
     /// message when the invocation itself failed).
     pub fn complete(&mut self, batch: &[Delivery], failed: &HashSet<String>) {
         for d in batch {
+            let what = if failed.contains(&d.id) { "failed" } else { "answered settled" };
+            self.note(&d.id.clone(), format!("{what} (delivery {}{})", d.delivery, if d.duplicate { ", duplicate" } else { "" }));
             let Some(messages) = self.queues.get_mut(d.queue) else { continue };
             let Some(i) = messages.iter().position(|m| m.id == d.id) else { continue };
             let current = messages[i].in_flight && messages[i].delivery == d.delivery && !d.duplicate;

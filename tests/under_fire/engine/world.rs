@@ -124,9 +124,17 @@ impl Env {
         // decisions too, so they are kept.
         if let Some(stdout) = child.stdout.take() {
             let not_sent = self.not_sent.clone();
+            // TEARDOWN_FIRE_LOGS=DIR: every line the function writes, kept per environment.
+            let mut kept_lines = std::env::var_os("TEARDOWN_FIRE_LOGS").and_then(|dir| {
+                let path = std::path::Path::new(&dir).join(format!("env-{}.log", self.index));
+                std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
+            });
             std::thread::spawn(move || {
-                use std::io::BufRead;
+                use std::io::{BufRead, Write};
                 for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(file) = kept_lines.as_mut() {
+                        let _ = writeln!(file, "{line}");
+                    }
                     if line.contains("auditEventNotSent")
                         && let Ok(v) = serde_json::from_str::<Value>(&line)
                         && let Ok(mut kept) = not_sent.lock()
