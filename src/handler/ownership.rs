@@ -121,6 +121,11 @@ enum Write {
     /// A target an earlier attempt was about to call for, found done with
     /// (`recover_intents`).
     RecoverIntent(Recovery),
+    /// The intent (and claim) of a call held back because its watch did not go out.
+    Release {
+        at: usize,
+        key: Key,
+    },
 }
 
 /// A target an earlier delivery of the same request was about to call for, and that
@@ -242,11 +247,13 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
     let accepted_at = timestamp(ctx.app);
     let chains: Vec<Option<String>> = batch.iter().map(|r| r.chain.clone()).collect();
     let sources: Vec<String> = batch.iter().map(|r| r.accepted.delivery.origin.to_json().to_string()).collect();
+    let tokens: Vec<String> = batch.iter().map(|r| r.accepted.delivery.idempotency_token()).collect();
     let intent = |at: usize| crate::state::Intent {
         chain: chains[at].as_deref().unwrap_or_default(),
         at: now,
         accepted_at: &accepted_at,
         source: &sources[at],
+        token: &tokens[at],
     };
     let run = |writes: Vec<Write>| {
         stream::iter(writes)
@@ -264,6 +271,9 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
                     Done::Recover(ctx.bounded(state.recover(key, chain, *due_at)).await)
                 }
                 Write::RecoverIntent(r) => Done::Recovered(recover_one(ctx, &r.key, &r.chain, now).await),
+                Write::Release { at, key } => {
+                    Done::Written(ctx.bounded(state.release(key, &ctx.holder, intent(*at).chain)).await)
+                }
                 Write::Watch { check, .. } => {
                     let sent = ctx.app.request_queue.send(check, crate::confirm::LONGEST_DELAY);
                     let sent = async { sent.await.map_err(|e| ServiceError::transient(e.code, e.message)) };
@@ -279,18 +289,21 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
     let mut deciding = Vec::new();
     // The requests whose watch did not go out, and why.
     let mut unwatched: std::collections::HashMap<usize, Failure> = std::collections::HashMap::new();
+    // The intents (and claims) written, by request: released where its watch did not go out.
+    let mut noted: Vec<(usize, Key)> = Vec::new();
     for (write, done) in done {
         match (write, done) {
-            (Write::Claim { .. }, Done::Claim(Ok(Written::Won))) => {}
+            (Write::Claim { at, key, .. }, Done::Claim(Ok(Written::Won))) => noted.push((at, key)),
+            (Write::Intend { at, key, .. }, Done::Written(Ok(Written::Won))) => noted.push((at, key)),
             (Write::Intend { at, id, key }, Done::Written(Ok(Written::Lost))) => {
                 let failure = Failure::new(
                     "ChainDeciding",
-                    "a follow-up chain has yet to decide this target's last termination; it is called again once decided",
+                    "a follow-up chain has yet to decide this target's last termination, or another request's call for it has yet to be answered; it is called again once that is settled",
                 );
                 hold_call(&mut batch[at], &id, failure);
                 deciding.push((at, id, key));
             }
-            (Write::Intend { .. } | Write::Index { .. } | Write::Watch { .. }, Done::Written(Ok(_))) => {}
+            (Write::Index { .. } | Write::Watch { .. }, Done::Written(Ok(_))) => {}
             // No call is made that a later delivery could not follow up.
             (Write::Intend { at, id, .. }, Done::Written(Err(error))) => hold_call(&mut batch[at], &id, error.failure),
             // Nothing is called, and no chain written, that no watch follows.
@@ -341,6 +354,9 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
     // is out. Were the invocation to die between the two, the watch finds the chain
     // and follows it up; the other way round, nothing would come back for it.
     let mut second = Vec::new();
+    for (at, key) in noted.into_iter().filter(|(at, _)| unwatched.contains_key(at)) {
+        second.push(Write::Release { at, key });
+    }
     for write in later {
         match (unwatched.get(&write.at()), write) {
             (None, write) => second.push(write),
@@ -378,6 +394,9 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
                 batch[at].recovered.insert(id, followed);
             }
             (Write::RecoverIntent(_), Done::Recovered(Ok(None))) => {}
+            (Write::Release { .. }, Done::Written(Err(error))) => {
+                tracing::warn!(error = %error, "the intent of a call held back was not released; its target waits an hour");
+            }
             // Each write has its own kind of answer.
             (_, _) => {}
         }
@@ -394,7 +413,8 @@ impl Write {
             | Write::Chain { at, .. }
             | Write::Watch { at, .. }
             | Write::Recover { at, .. }
-            | Write::RecoverIntent(Recovery { at, .. }) => *at,
+            | Write::RecoverIntent(Recovery { at, .. })
+            | Write::Release { at, .. } => *at,
         }
     }
 }

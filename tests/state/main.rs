@@ -703,7 +703,7 @@ async fn items_are_keyed_by_what_a_target_is_and_writes_never_undo_a_decision() 
         ..key
     };
     let intent =
-        |chain| teardown::state::Intent { chain, at: 1_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}" };
+        |chain| teardown::state::Intent { chain, at: 1_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}", token: chain };
     state.claim(&claimed, "holder-1", 1_000, &intent("holder-1:0")).await.unwrap();
     state.claim(&claimed, "holder-2", 1_795_514_400, &intent("holder-2:0")).await.unwrap();
     let expires: i64 = item(&moto, "keys", &claimed.pk()).await["expiresAt"].parse().unwrap();
@@ -1147,7 +1147,7 @@ async fn a_claim_another_invocation_holds_is_not_taken_while_its_chain_is_pendin
     let moto = Moto::start();
     let state = table(&moto, "claims-held").await;
     let key = key_of(teardown::request::Operation::TerminateTargetInstances, "s-cccccccccccccccccc");
-    let intent = |chain| Intent { chain, at: 1_764_000_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}" };
+    let intent = |chain| Intent { chain, at: 1_764_000_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}", token: chain };
     assert_eq!(state.claim(&key, "holder-1", 1_764_000_000, &intent("holder-1:0")).await.unwrap(), Written::Won);
     // Its call accepted, its chain written, its first check not yet arrived (pending).
     let start =
@@ -1199,6 +1199,95 @@ async fn a_termination_whose_answer_never_came_is_followed_up_by_the_next_delive
     at(430);
     invoke_as(&f.app, delivery("c-1", &checks[0], 1), "req-3").await.unwrap();
     assert_eq!(f.decisions().get("ws-intent001"), Some(&vec!["confirmed".to_owned()]));
+}
+
+/// Found by the runs with crashes: a request's call was accepted and its answer lost;
+/// the termination failed at once, and another request, finding the target there
+/// again, wrote its own intent over the first and called. The first intent was gone, so
+/// its watch found nothing to follow: a termination accepted and never decided. An
+/// intent now holds other requests' calls back until it is resolved (here by its
+/// watch, which decides the first termination); then the other request calls.
+#[tokio::test]
+async fn another_requests_call_waits_until_an_unanswered_call_is_resolved() {
+    let moto = Moto::start();
+    let state = table(&moto, "other-intent").await;
+    let (fleet, queue) = (fleet(&["ws-other0001"]), queue());
+    let states = fleet.states.clone();
+    let once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lost = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+        .match_requests(move |req| {
+            // The first call goes through (and fails later); its answer is lost.
+            if once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            for r in req.terminate_workspace_requests() {
+                states.lock().unwrap().insert(r.workspace_id().to_owned(), WorkspaceState::Error);
+            }
+            true
+        })
+        .then_http_response(|| {
+            http(503, r#"{"__type":"ServiceUnavailableException","message":"the answer was lost"}"#)
+        });
+    let f = function(&state, &fleet, &queue, &[&lost], &[], &[]);
+    let request = ws_request(&["ws-other0001".to_owned()]);
+
+    at(0);
+    let first = invoke_as(&f.app, delivery("m-first", &request, 1), "req-1").await.unwrap();
+    assert_eq!(failures(&first), ["m-first"], "transient: its answer was lost");
+    let watches = watches_sent(&queue);
+    assert_eq!(watches.len(), 1);
+
+    // Another request finds the WorkSpace in ERROR, terminable: it waits.
+    at(60);
+    let other = invoke_as(&f.app, delivery("m-other", &request, 1), "req-2").await.unwrap();
+    assert_eq!(failures(&other), ["m-other"], "held back: the first call is still to be answered");
+    assert!(taken(&fleet.terminated).is_empty(), "no second call over an unanswered one");
+
+    // The first request's message never comes back; its watch does, and decides it.
+    at(900);
+    invoke_as(&f.app, delivery("w-first", &watches[0], 1), "req-3").await.unwrap();
+    assert_eq!(f.decisions().get("ws-other0001"), Some(&vec!["failed".to_owned()]), "the first termination decided");
+
+    // Then the other request calls.
+    at(960);
+    let again = invoke_as(&f.app, delivery("m-other", &request, 2), "req-4").await.unwrap();
+    assert_eq!(failures(&again), Vec::<String>::new());
+    assert_eq!(taken(&fleet.terminated), vec![vec!["ws-other0001".to_owned()]], "called once the first is decided");
+}
+
+/// The other half: a watch whose call left no sign (it was never accepted) removes
+/// that call's intent, so that it holds no other request back.
+#[tokio::test]
+async fn a_watch_that_finds_no_sign_of_its_call_frees_the_target_for_other_requests() {
+    let world = world("no-sign", &["ws-nosign001"]).await;
+    let (fleet, queue, f) = (&world.fleet, &world.queue, &world.f);
+    let key = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-nosign001");
+    let intent = teardown::state::Intent {
+        chain: "req-1:0",
+        at: 1_795_514_400,
+        accepted_at: "2026-11-24T10:00:00Z",
+        source: r#"{"kind":"sqs","messageId":"m-died"}"#,
+        token: "t-died",
+    };
+    let state = f.app.state.clone();
+    assert_eq!(state.intend(&key, &intent, 1_795_514_400).await.unwrap(), teardown::state::Written::Won);
+    let request = ws_request(&["ws-nosign001".to_owned()]);
+    at(60);
+    let held = invoke_as(&f.app, delivery("m-next", &request, 1), "req-2").await.unwrap();
+    assert_eq!(failures(&held), ["m-next"], "held back by the intent");
+    assert!(taken(&fleet.terminated).is_empty());
+    queue.take_all();
+
+    let mut watch = check("TerminateWorkspaces", &[("ws-nosign001", None, None)], 0, "2026-11-24T10:00:00Z");
+    watch["confirm"]["chain"] = json!("req-1:0");
+    at(900);
+    invoke_as(&f.app, delivery("w-died", &watch, 1), "req-3").await.unwrap();
+    assert!(f.decisions().is_empty(), "nothing to decide: the call never went in");
+
+    at(960);
+    let next = invoke_as(&f.app, delivery("m-next", &request, 2), "req-4").await.unwrap();
+    assert_eq!(failures(&next), Vec::<String>::new());
+    assert_eq!(taken(&fleet.terminated), vec![vec!["ws-nosign001".to_owned()]], "called once the intent is gone");
 }
 
 /// Decided before terminated again: a WorkSpace whose termination failed (ERROR) before
@@ -1474,6 +1563,7 @@ async fn a_watch_decides_nothing_for_a_call_that_never_went_in() {
         at: 1_795_514_400,
         accepted_at: "2026-11-24T10:00:00Z",
         source: r#"{"kind":"sqs","messageId":"m-unseen"}"#,
+        token: "t-1",
     };
     let state = f.app.state.clone();
     assert_eq!(state.intend(&key, &intent, 1_795_514_400).await.unwrap(), teardown::state::Written::Won);
@@ -1501,8 +1591,10 @@ async fn no_call_is_made_when_its_watch_cannot_be_sent() {
     assert_eq!(failures(&answer), vec!["m-unsent"]);
     assert!(taken(&fleet.terminated).is_empty(), "no call");
     queue.fail_watches(false);
-    invoke_as(&f.app, delivery("m-unsent", &request, 2), "req-2").await.unwrap();
-    assert_eq!(taken(&fleet.terminated), vec![vec!["ws-unsent01".to_owned()]], "called on the next delivery");
+    // Its intent went with it: another request is not held back by a call never made.
+    let other = invoke_as(&f.app, delivery("m-other", &request, 1), "req-2").await.unwrap();
+    assert_eq!(failures(&other), Vec::<String>::new());
+    assert_eq!(taken(&fleet.terminated), vec![vec!["ws-unsent01".to_owned()]], "another request calls at once");
 }
 
 /// Found by the runs with crashes: a watch that decided and died before publishing came
@@ -1519,6 +1611,7 @@ async fn a_watch_that_died_after_deciding_publishes_its_decision_when_it_comes_b
         at: 1_795_514_400,
         accepted_at: "2026-11-24T10:00:00Z",
         source: r#"{"kind":"sqs","messageId":"m-redo"}"#,
+        token: "t-1",
     };
     let state = f.app.state.clone();
     state.intend(&key, &intent, 1_795_514_400).await.unwrap();
@@ -1578,6 +1671,7 @@ async fn a_call_answered_with_a_decided_record_leaves_no_intent_for_its_watch() 
         at: 1_764_000_200,
         accepted_at: "2026-11-24T10:03:20Z",
         source: r#"{"kind":"sqs","messageId":"m-2"}"#,
+        token: "t-1",
     };
     assert_eq!(state.intend(&first.key, &intent, 1_764_000_200).await.unwrap(), Written::Won);
     let again = chain("pp-answer001", "req-2:0", Some("rec-1"), true);

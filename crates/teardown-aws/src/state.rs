@@ -42,8 +42,15 @@ const NO_LIVE_CHAIN: &str = "attribute_not_exists(chainId) \
 const STALE_SECONDS: i64 = 3600;
 
 /// The attributes of an intent (`StateTable::intend`).
-const INTENT_ATTRIBUTES: &str = "intentChain, intentAt, intentAccepted, intentFrom";
-const INTENT_SET: &str = "intentChain = :ichain, intentAt = :inow, intentAccepted = :iat, intentFrom = :isrc";
+const INTENT_ATTRIBUTES: &str = "intentChain, intentAt, intentAccepted, intentFrom, intentToken";
+const INTENT_SET: &str =
+    "intentChain = :ichain, intentAt = :inow, intentAccepted = :iat, intentFrom = :isrc, intentToken = :itoken";
+/// An intent goes in over none, or over one of the same request (an earlier delivery's:
+/// the same token makes the same call), or one stale: never over another request's
+/// call whose answer is not known yet, which that call's answer, its next delivery or
+/// its watch resolves (`StateTable::watch`).
+const NO_OTHER_INTENT: &str =
+    "attribute_not_exists(intentChain) OR intentChain = :ichain OR intentToken = :itoken OR intentAt < :stale";
 /// What a decision leaves on an item, and the last check that went on.
 const DECISION_ATTRIBUTES: &str = "decision, decidedAt, decisionError, decidedMsg, decidedReceive, announcedAt, \
     checkAttempt, checkMsg, checkReceive";
@@ -58,6 +65,8 @@ pub struct Intent<'a> {
     pub accepted_at: &'a str,
     /// Where the request came from (the record's `source`), as JSON.
     pub source: &'a str,
+    /// The request's idempotency token: the same for every delivery of it.
+    pub token: &'a str,
 }
 
 impl Intent<'_> {
@@ -67,6 +76,7 @@ impl Intent<'_> {
             (":inow", n(self.at)),
             (":iat", s(self.accepted_at)),
             (":isrc", s(self.source)),
+            (":itoken", s(self.token)),
         ]
     }
 }
@@ -379,11 +389,14 @@ impl StateTable {
     ///
     /// `Lost` while a live chain has yet to decide the target's last termination (it
     /// finished, or it would be found underway): a second one accepted now would have
-    /// no chain of its own, so the call waits for that decision.
+    /// no chain of its own, so the call waits for that decision; and while another
+    /// request's call is still to be answered (`NO_OTHER_INTENT`): were its intent
+    /// replaced, a termination it got accepted, its answer lost, would go undecided.
     pub async fn intend(&self, key: &Key, intent: &Intent<'_>, now: i64) -> Result<Written, ServiceError> {
         let mut values = vec![(":exp", n(self.expires(now))), (":stale", n(now - STALE_SECONDS))];
         values.extend(intent.values());
-        self.update(key.pk(), &format!("SET expiresAt = :exp, {INTENT_SET}"), NO_LIVE_CHAIN, values).await
+        let condition = format!("({NO_LIVE_CHAIN}) AND ({NO_OTHER_INTENT})");
+        self.update(key.pk(), &format!("SET expiresAt = :exp, {INTENT_SET}"), &condition, values).await
     }
 
     /// A call refused (never accepted): its intent goes, and an MGN claim with it.
@@ -484,7 +497,8 @@ impl StateTable {
     /// written and its check never came (it was never sent): the chain itself says the
     /// call was accepted. Or when this very watch (`message_id`) went on or decided
     /// before its invocation died: it redoes that (`check_end`). `Lost` otherwise: the
-    /// call was followed up, refused, or never went in, and the watch ends without effect.
+    /// call was followed up, refused, or never went in, and the watch ends without effect;
+    /// with no sign, the intent `chain` noted goes (its call was never accepted).
     pub async fn watch(
         &self,
         key: &Key,
@@ -496,6 +510,12 @@ impl StateTable {
     ) -> Result<Written, ServiceError> {
         if seen && self.adopt_intent(key, chain, "intentChain = :chain", due_at, now).await?.is_some() {
             return Ok(Written::Won);
+        }
+        // No sign of its call: it was never accepted, and its intent no longer holds
+        // other requests back.
+        if !seen {
+            self.update(key.pk(), &format!("REMOVE {INTENT_ATTRIBUTES}"), "intentChain = :chain", vec![(":chain", s(chain))])
+                .await?;
         }
         self.update(
             key.pk(),
