@@ -257,33 +257,35 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
     };
     let run = |writes: Vec<Write>| {
         stream::iter(writes)
-        .map(move |write| async move {
-            let done = match &write {
-                Write::Claim { key, at, .. } => {
-                    Done::Claim(ctx.bounded(state.claim(key, &ctx.holder, now, &intent(*at))).await)
-                }
-                Write::Intend { key, at, .. } => Done::Written(ctx.bounded(state.intend(key, &intent(*at), now)).await),
-                Write::Index { token, ids, .. } => {
-                    Done::Written(ctx.bounded(state.note_intents(token, ids, now)).await)
-                }
-                Write::Chain { start, .. } => Done::Chain(ctx.bounded(state.start_chain(start, now)).await),
-                Write::Recover { key, chain, due_at, .. } => {
-                    Done::Recover(ctx.bounded(state.recover(key, chain, *due_at)).await)
-                }
-                Write::RecoverIntent(r) => Done::Recovered(recover_one(ctx, &r.key, &r.chain, now).await),
-                Write::Release { at, key } => {
-                    Done::Written(ctx.bounded(state.release(key, &ctx.holder, intent(*at).chain)).await)
-                }
-                Write::Watch { check, .. } => {
-                    let sent = ctx.app.request_queue.send(check, crate::confirm::LONGEST_DELAY);
-                    let sent = async { sent.await.map_err(|e| ServiceError::transient(e.code, e.message)) };
-                    Done::Written(ctx.bounded(sent).await.map(|()| Written::Won))
-                }
-            };
-            (write, done)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<(Write, Done)>>()
+            .map(move |write| async move {
+                let done = match &write {
+                    Write::Claim { key, at, .. } => {
+                        Done::Claim(ctx.bounded(state.claim(key, &ctx.holder, now, &intent(*at))).await)
+                    }
+                    Write::Intend { key, at, .. } => {
+                        Done::Written(ctx.bounded(state.intend(key, &intent(*at), now)).await)
+                    }
+                    Write::Index { token, ids, .. } => {
+                        Done::Written(ctx.bounded(state.note_intents(token, ids, now)).await)
+                    }
+                    Write::Chain { start, .. } => Done::Chain(ctx.bounded(state.start_chain(start, now)).await),
+                    Write::Recover { key, chain, due_at, .. } => {
+                        Done::Recover(ctx.bounded(state.recover(key, chain, *due_at)).await)
+                    }
+                    Write::RecoverIntent(r) => Done::Recovered(recover_one(ctx, &r.key, &r.chain, now).await),
+                    Write::Release { at, key } => {
+                        Done::Written(ctx.bounded(state.release(key, &ctx.holder, intent(*at).chain)).await)
+                    }
+                    Write::Watch { check, .. } => {
+                        let sent = ctx.app.request_queue.send(check, crate::confirm::LONGEST_DELAY);
+                        let sent = async { sent.await.map_err(|e| ServiceError::transient(e.code, e.message)) };
+                        Done::Written(ctx.bounded(sent).await.map(|()| Written::Won))
+                    }
+                };
+                (write, done)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<(Write, Done)>>()
     };
     let done = run(writes).await;
     let mut deciding = Vec::new();
@@ -378,9 +380,10 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
             }
             // A live chain owns it: that chain follows it up.
             (Write::Chain { .. }, Done::Chain(Ok(Started::Lost))) => {}
-            (Write::Chain { at, id, .. } | Write::RecoverIntent(Recovery { at, id, .. }), Done::Chain(Err(error)) | Done::Recovered(Err(error))) => {
-                hold(&mut batch[at], &id, Outcome::Transient, error.failure)
-            }
+            (
+                Write::Chain { at, id, .. } | Write::RecoverIntent(Recovery { at, id, .. }),
+                Done::Chain(Err(error)) | Done::Recovered(Err(error)),
+            ) => hold(&mut batch[at], &id, Outcome::Transient, error.failure),
             (Write::Recover { at, id, key, .. }, Done::Recover(Ok(Some(old)))) => {
                 // The check names what the item is kept under: a product's id, never its name.
                 let (previous, followed) = taken_over(key.target.clone(), &old);

@@ -702,8 +702,13 @@ async fn items_are_keyed_by_what_a_target_is_and_writes_never_undo_a_decision() 
         operation: teardown::request::Operation::TerminateTargetInstances,
         ..key
     };
-    let intent =
-        |chain| teardown::state::Intent { chain, at: 1_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}", token: chain };
+    let intent = |chain| teardown::state::Intent {
+        chain,
+        at: 1_000,
+        accepted_at: "2026-11-24T10:00:00Z",
+        source: "{}",
+        token: chain,
+    };
     state.claim(&claimed, "holder-1", 1_000, &intent("holder-1:0")).await.unwrap();
     state.claim(&claimed, "holder-2", 1_795_514_400, &intent("holder-2:0")).await.unwrap();
     let expires: i64 = item(&moto, "keys", &claimed.pk()).await["expiresAt"].parse().unwrap();
@@ -1147,7 +1152,8 @@ async fn a_claim_another_invocation_holds_is_not_taken_while_its_chain_is_pendin
     let moto = Moto::start();
     let state = table(&moto, "claims-held").await;
     let key = key_of(teardown::request::Operation::TerminateTargetInstances, "s-cccccccccccccccccc");
-    let intent = |chain| Intent { chain, at: 1_764_000_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}", token: chain };
+    let intent =
+        |chain| Intent { chain, at: 1_764_000_000, accepted_at: "2026-11-24T10:00:00Z", source: "{}", token: chain };
     assert_eq!(state.claim(&key, "holder-1", 1_764_000_000, &intent("holder-1:0")).await.unwrap(), Written::Won);
     // Its call accepted, its chain written, its first check not yet arrived (pending).
     let start =

@@ -514,8 +514,13 @@ impl StateTable {
         // No sign of its call: it was never accepted, and its intent no longer holds
         // other requests back.
         if !seen {
-            self.update(key.pk(), &format!("REMOVE {INTENT_ATTRIBUTES}"), "intentChain = :chain", vec![(":chain", s(chain))])
-                .await?;
+            self.update(
+                key.pk(),
+                &format!("REMOVE {INTENT_ATTRIBUTES}"),
+                "intentChain = :chain",
+                vec![(":chain", s(chain))],
+            )
+            .await?;
         }
         self.update(
             key.pk(),

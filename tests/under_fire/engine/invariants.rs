@@ -262,12 +262,20 @@ pub fn check(run: Run<'_>) -> Outcome {
     // dead-letter queue bare, as sent, and that is its one entry there.
     let redriven: HashSet<&str> = queues.stats.redriven.iter().map(|(id, _)| id.as_str()).collect();
     let mut bare = 0;
+    // Killed on every delivery: no invocation ever ran to its end, so none could leave a
+    // record, and SQS moved the message bare, as sent (so it would in AWS).
+    let mut killed_every_time = 0;
     for s in sent.iter().filter(|s| s.kind.invalid()) {
         one_record.checked += 1;
         let (distinct, all) = records_by_message.get(&s.id).map(|(d, n)| (d.len(), *n)).unwrap_or((0, 0));
         copies += all.saturating_sub(distinct);
         if distinct == 0 && s.queue == super::queues::FIFO && redriven.contains(s.id.as_str()) {
             bare += 1;
+            continue;
+        }
+        let killed = queues.killed.get(&s.id).copied().unwrap_or(0);
+        if distinct == 0 && redriven.contains(s.id.as_str()) && killed >= super::queues::MAX_RECEIVE_COUNT {
+            killed_every_time += 1;
             continue;
         }
         if distinct != 1 {
@@ -387,6 +395,8 @@ pub fn check(run: Run<'_>) -> Outcome {
         counts(&records_by_outcome)
     );
     let _ = writeln!(out, "  invalid FIFO messages redriven bare, never worked (behind their group's failure): {bare}");
+    let _ =
+        writeln!(out, "  invalid messages redriven bare, every delivery killed before it ended: {killed_every_time}");
     let _ = writeln!(out, "  invariants");
     let checks = [protected, outside_request, outside_account, dry, two_jobs, decided, one_record, lost, retry];
     let mut violations = Vec::new();

@@ -283,6 +283,9 @@ async fn poll(
             if answer.is_none() {
                 for d in &batch {
                     q.note(&d.id, format!("its invocation killed (env {})", env.index));
+                    if !d.duplicate {
+                        *q.killed.entry(d.id.clone()).or_default() += 1;
+                    }
                 }
             }
             q.complete(&batch, &failed);

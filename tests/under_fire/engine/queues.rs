@@ -79,6 +79,8 @@ pub struct Queues {
     /// What became of each message (stored, received, settled, failed, redriven), by
     /// id, with its body: read next to a violation (`TEARDOWN_FIRE_ITEMS`).
     pub trace: BTreeMap<String, (String, Vec<String>)>,
+    /// How many deliveries of each message ended with their invocation killed.
+    pub killed: std::collections::HashMap<String, u32>,
     started: Instant,
 }
 
@@ -102,6 +104,7 @@ impl Queues {
             records: Vec::new(),
             stats: Stats::default(),
             trace: BTreeMap::new(),
+            killed: std::collections::HashMap::new(),
             started: Instant::now(),
         }
     }
@@ -280,7 +283,10 @@ impl Queues {
     pub fn complete(&mut self, batch: &[Delivery], failed: &HashSet<String>) {
         for d in batch {
             let what = if failed.contains(&d.id) { "failed" } else { "answered settled" };
-            self.note(&d.id.clone(), format!("{what} (delivery {}{})", d.delivery, if d.duplicate { ", duplicate" } else { "" }));
+            self.note(
+                &d.id.clone(),
+                format!("{what} (delivery {}{})", d.delivery, if d.duplicate { ", duplicate" } else { "" }),
+            );
             let Some(messages) = self.queues.get_mut(d.queue) else { continue };
             let Some(i) = messages.iter().position(|m| m.id == d.id) else { continue };
             let current = messages[i].in_flight && messages[i].delivery == d.delivery && !d.duplicate;
