@@ -44,36 +44,13 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
             tracing::warn!(error = %error, chain = check.chain.as_deref(), "a watch could not ask on its last delivery");
             return without_effect(delivery, operation, 0);
         }
+        // On its last delivery, a check of a chain that cannot ask ends its targets
+        // `unconfirmed` through the same writes as any end: decided once, by whichever
+        // copy writes first, and what this very check decided before its invocation
+        // died is published as it was, never a second decision.
         Err(error) if last_delivery && check.chain.is_some() && app.state.is_set() => {
-            // Its targets end unconfirmed: decided once, by whichever copy writes first.
-            let ends: Vec<(String, CheckEnd)> = check
-                .targets
-                .iter()
-                .map(|t| {
-                    let of = t.job_id.clone().or_else(|| t.record_id.clone());
-                    (t.id.clone(), CheckEnd::Decided { decision: "unconfirmed", error: Some(error.to_string()), of })
-                })
-                .collect();
-            // A decision this very check made before its invocation died is not known
-            // here for what it was: it is published as this delivery finds it.
-            let (kept, dropped) = match owned_ends(ctx, &delivery, &check, &request, &ends).await {
-                Ok((kept, dropped, _)) => (kept, dropped),
-                // The table cannot say either: at least once, as without it.
-                Err(_) => (ends.iter().map(|(id, _)| id.clone()).collect(), 0),
-            };
-            if kept.is_empty() {
-                // Every target is another chain's, or decided already: no effect at all.
-                return without_effect(delivery, operation, dropped);
-            }
-            let narrowed = Check {
-                targets: check.targets.iter().filter(|t| kept.contains(&t.id)).cloned().collect(),
-                ..check.clone()
-            };
-            let announce = announced(ctx, &delivery, &check, &request, kept.iter().map(String::as_str));
-            let mut settled = cannot_check(app, delivery, &narrowed, error);
-            settled.result.checks_dropped = dropped;
-            settled.result.announce = announce;
-            return settled;
+            let pending = Status::Pending(format!("the service could not be asked: {error}"));
+            check.targets.iter().map(|t| (t.id.clone(), (pending.clone(), None))).collect()
         }
         Err(error) => return cannot_check(app, delivery, &check, error),
     };
@@ -376,6 +353,7 @@ async fn owned_ends(
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
+    let last_delivery = ctx.app.last_delivery(&delivery.origin);
     let (mut kept, mut dropped, mut redone) = (std::collections::HashSet::new(), 0, std::collections::HashMap::new());
     for (id, written) in written {
         match written? {
@@ -385,6 +363,20 @@ async fn owned_ends(
             Ended::Decided(old) => {
                 kept.insert(id.clone());
                 redone.insert(id, old);
+            }
+            // Its twin may have died after its write: on the last delivery (SQS deletes
+            // the message whichever copy settles) what it wrote is published here, as
+            // it was; before, this copy comes back, and the next delivery (a higher
+            // receive count) finds it, unless the twin settled the message first.
+            Ended::Twin(old) if last_delivery => {
+                kept.insert(id.clone());
+                redone.insert(id, old);
+            }
+            Ended::Twin(_) => {
+                return Err(ServiceError::transient(
+                    "DeliveredTwice",
+                    "a copy of this very delivery decided or went on first; the message comes back unless it settles",
+                ));
             }
             Ended::Lost => dropped += 1,
         }

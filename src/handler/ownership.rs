@@ -315,10 +315,13 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
                 }
                 unwatched.insert(at, error.failure);
             }
+            // A later delivery could not find these calls' intents: none is made, and
+            // what was noted for them goes, as for a watch not sent.
             (Write::Index { at, ids, .. }, Done::Written(Err(error))) => {
                 for id in ids {
                     hold_call(&mut batch[at], &id, error.failure.clone());
                 }
+                unwatched.insert(at, error.failure);
             }
             (Write::Claim { at, id, key: claimed_key }, Done::Claim(claimed)) => {
                 if matches!(claimed, Ok(Written::Lost)) {
@@ -357,6 +360,15 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
     // and follows it up; the other way round, nothing would come back for it.
     let mut second = Vec::new();
     for (at, key) in noted.into_iter().filter(|(at, _)| unwatched.contains_key(at)) {
+        // A claim is shared by every request of the batch that calls its server: none
+        // of them calls once it is released.
+        if let Some(failure) = unwatched.get(&at) {
+            for resolved in batch.iter_mut().filter(|r| calls_mgn(r)) {
+                if let Some(id) = called_for(ctx, resolved, &key) {
+                    hold_call(resolved, &id, failure.clone());
+                }
+            }
+        }
         second.push(Write::Release { at, key });
     }
     for write in later {
@@ -366,7 +378,11 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
             (Some(failure), Write::Chain { at, id, .. } | Write::RecoverIntent(Recovery { at, id, .. })) => {
                 hold(&mut batch[at], &id, Outcome::Transient, failure.clone());
             }
-            // Gone, or held already: nothing to hold.
+            // Gone, its item naming a chain perhaps never sent: it comes back for it.
+            (Some(failure), Write::Recover { at, id, .. }) if !called(&batch[at], &id) => {
+                hold(&mut batch[at], &id, Outcome::Transient, failure.clone());
+            }
+            // Held already (its call waits): nothing more to hold.
             (Some(_), _) => {}
         }
     }
@@ -465,6 +481,24 @@ fn taken_over(id: String, old: &Item) -> (Option<String>, Followed) {
     let followed =
         Followed { id, job_id: old.get("jobId").map(str::to_owned), record_id: old.get("recordId").map(str::to_owned) };
     (old.get("chainId").map(str::to_owned), followed)
+}
+
+/// The target of `resolved` it is about to call for under `key`, if any.
+fn called_for(ctx: &Invocation<'_>, resolved: &Resolved, key: &Key) -> Option<String> {
+    let Resolution::Judged(judged) = &resolved.resolution else { return None };
+    judged
+        .iter()
+        .filter(|(_, verdict)| matches!(verdict, Verdict::Terminate { .. }))
+        .find(|(id, _)| &self::key(ctx, &resolved.accepted.request, id) == key)
+        .map(|(id, _)| id.clone())
+}
+
+/// Whether `resolved` was to call for `id` (a call since held back included).
+fn called(resolved: &Resolved, id: &str) -> bool {
+    match &resolved.resolution {
+        Resolution::Judged(judged) => judged.iter().any(|(t, v)| t == id && !matches!(v, Verdict::Stop { .. })),
+        _ => false,
+    }
 }
 
 /// An MGN request of the batch that would call (not a dry run).

@@ -568,36 +568,59 @@ async fn a_decision_published_again_after_a_crash_is_the_same_decision() {
 /// Found by the run with crashes: SQS handed one check out twice at once, with the same
 /// receive count; the copy that decided died before publishing, and the other, finding
 /// the decision and taking it for another copy's, settled without effect. SQS deleted
-/// the message, and the decision was never published. A delivery of the same message
-/// with the same receive count now publishes the decision as it was made (the same
-/// decision twice at worst, never none).
+/// the message, and the decision was never published. A copy of the same delivery now
+/// comes back instead (its twin, alive, settles the message; dead, it does not), and
+/// the next delivery publishes the decision as it was made; on the last delivery, the
+/// copy publishes it itself. Never two decisions, and never two events from live twins.
 #[tokio::test]
 async fn a_decision_whose_copy_died_is_published_by_the_other_copy_of_the_same_delivery() {
-    let world = world("decided-twin", &["ws-twin0001"]).await;
+    let world = world("decided-twin", &["ws-twin0001", "ws-twin0002"]).await;
     let (fleet, f) = (&world.fleet, &world.f);
-    let mut body = check("TerminateWorkspaces", &[("ws-twin0001", None, None)], 1, "2026-11-24T09:59:30Z");
-    body["confirm"]["chain"] = json!("chain-1");
-    let key = key_of(teardown::request::Operation::TerminateWorkspaces, "ws-twin0001");
-    let of = teardown::state::CheckOf {
-        chain: "chain-1",
-        attempt: 1,
-        accepted_at: "2026-11-24T09:59:30Z",
-        message_id: "c-1",
-        receive_count: 1,
-    };
-    // One copy of the first delivery decided `confirmed` at 10:00:10 and died.
-    let confirmed = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None, of: None };
     let state = f.app.state.clone();
-    assert_eq!(state.check_end(&key, &of, &confirmed, 1_795_514_410).await.unwrap(), teardown::state::Ended::Won);
-    fleet.set("ws-twin0001", WorkspaceState::Terminated);
+    let confirmed = teardown::state::CheckEnd::Decided { decision: "confirmed", error: None, of: None };
+    for (id, message, receive) in [("ws-twin0001", "c-1", 1), ("ws-twin0002", "c-2", 1000)] {
+        let key = key_of(teardown::request::Operation::TerminateWorkspaces, id);
+        let of = teardown::state::CheckOf {
+            chain: "chain-1",
+            attempt: 1,
+            accepted_at: "2026-11-24T09:59:30Z",
+            message_id: message,
+            receive_count: receive,
+        };
+        // One copy of the delivery decided `confirmed` at 10:00:10 and died.
+        assert_eq!(state.check_end(&key, &of, &confirmed, 1_795_514_410).await.unwrap(), teardown::state::Ended::Won);
+        fleet.set(id, WorkspaceState::Terminated);
+    }
+    let body = |id: &str| {
+        let mut body = check("TerminateWorkspaces", &[(id, None, None)], 1, "2026-11-24T09:59:30Z");
+        body["confirm"]["chain"] = json!("chain-1");
+        body
+    };
+    let confirmed_events = || -> Vec<Value> {
+        taken(&f.events).into_iter().map(|(_, _, detail, _)| detail).filter(|d| d["outcome"] == "confirmed").collect()
+    };
 
+    // The other copy of the same delivery publishes nothing and comes back.
     at(10);
-    let response = invoke_as(&f.app, delivery("c-1", &body, 1), "req-2").await.unwrap();
-    assert_eq!(failures(&response), Vec::<String>::new());
-    let events: Vec<Value> = taken(&f.events).into_iter().map(|(_, _, detail, _)| detail).collect();
+    let twin = invoke_as(&f.app, delivery("c-1", &body("ws-twin0001"), 1), "req-2").await.unwrap();
+    assert_eq!(failures(&twin), ["c-1"], "it comes back");
+    assert!(confirmed_events().is_empty(), "no event from the copy");
+    // Its next delivery publishes the decision, as it was made.
+    at(400);
+    let next = invoke_as(&f.app, delivery("c-1", &body("ws-twin0001"), 2), "req-3").await.unwrap();
+    assert_eq!(failures(&next), Vec::<String>::new());
+    let events = confirmed_events();
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["outcome"], "confirmed");
     assert_eq!(events[0]["at"], "2026-11-24T10:00:10Z", "the decision the other copy made");
+
+    // On the last delivery (here the 1000th), nothing would come back: the copy publishes it.
+    f.events.lock().unwrap().clear();
+    let last = invoke_as(&f.app, delivery("c-2", &body("ws-twin0002"), 1000), "req-4").await.unwrap();
+    assert_eq!(failures(&last), Vec::<String>::new());
+    let events = confirmed_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["id"], "ws-twin0002");
+    assert_eq!(events[0]["at"], "2026-11-24T10:00:10Z");
 }
 
 /// A copy of a check on its last delivery, when another copy decided: no record.
@@ -1259,6 +1282,21 @@ async fn another_requests_call_waits_until_an_unanswered_call_is_resolved() {
     let again = invoke_as(&f.app, delivery("m-other", &request, 2), "req-4").await.unwrap();
     assert_eq!(failures(&again), Vec::<String>::new());
     assert_eq!(taken(&fleet.terminated), vec![vec!["ws-other0001".to_owned()]], "called once the first is decided");
+}
+
+/// Found in review: two requests of one batch that name the same WorkSpace share one
+/// call; the second's intent, refused by the first's, held it back on every run. The
+/// intents of one invocation's requests are one call's: neither waits.
+#[tokio::test]
+async fn two_requests_of_one_batch_for_one_target_share_its_call_and_neither_waits() {
+    let world = world("one-batch", &["ws-batch0001"]).await;
+    let (fleet, f) = (&world.fleet, &world.f);
+    let request = ws_request(&["ws-batch0001".to_owned()]);
+    let event = sqs_event(&[("m-one", request.clone()), ("m-two", request)]);
+    at(0);
+    let answer = invoke_as(&f.app, event, "req-1").await.unwrap();
+    assert_eq!(failures(&answer), Vec::<String>::new(), "neither is held back");
+    assert_eq!(taken(&fleet.terminated), vec![vec!["ws-batch0001".to_owned()]], "one call for both");
 }
 
 /// The other half: a watch whose call left no sign (it was never accepted) removes

@@ -49,8 +49,8 @@ const INTENT_SET: &str =
 /// the same token makes the same call), or one stale: never over another request's
 /// call whose answer is not known yet, which that call's answer, its next delivery or
 /// its watch resolves (`StateTable::watch`).
-const NO_OTHER_INTENT: &str =
-    "attribute_not_exists(intentChain) OR intentChain = :ichain OR intentToken = :itoken OR intentAt < :stale";
+const NO_OTHER_INTENT: &str = "attribute_not_exists(intentChain) OR intentChain = :ichain OR intentToken = :itoken \
+     OR begins_with(intentChain, :iholder) OR intentAt < :stale";
 /// What a decision leaves on an item, and the last check that went on.
 const DECISION_ATTRIBUTES: &str = "decision, decidedAt, decisionError, decidedMsg, decidedReceive, announcedAt, \
     checkAttempt, checkMsg, checkReceive";
@@ -77,6 +77,8 @@ impl Intent<'_> {
             (":iat", s(self.accepted_at)),
             (":isrc", s(self.source)),
             (":itoken", s(self.token)),
+            // Another request of the same invocation: their calls are one.
+            (":iholder", s(self.chain.rsplit_once(':').map_or(self.chain, |(holder, _)| holder))),
         ]
     }
 }
@@ -151,6 +153,9 @@ pub enum Ended {
     /// already: what it decided then (`decision`, `decisionError`, `decidedAt`) is
     /// published again as it was, never decided anew.
     Decided(Item),
+    /// The same delivery (message and receive count), handed out twice at once by SQS,
+    /// went on or decided first: that copy may still publish, or may have died.
+    Twin(Item),
 }
 
 /// The check a `check_end` is for: its chain and attempt, and the SQS message it came in.
@@ -215,10 +220,10 @@ fn write_token() -> String {
 }
 
 /// A check's end that did not go in: `Decided` when this very check (the same message,
-/// come back later, or handed out twice at once with the same receive count) decided
-/// the target before and died before it was published, to publish that decision, the
-/// same; `Lost` otherwise. Two live copies of one message may both publish it: the
-/// same decision twice, never two.
+/// come back later) decided the target before and died before it was published, to
+/// publish that decision, the same; `Twin` when a copy of this very delivery (the same
+/// receive count: SQS handed it out twice at once) decided or went on first; `Lost`
+/// otherwise.
 fn decided_before(old: HashMap<String, AttributeValue>, check: &CheckOf<'_>) -> Ended {
     let old = item(Some(&old));
     let receive = old.get("decidedReceive").and_then(|r| r.parse::<u64>().ok());
@@ -227,7 +232,17 @@ fn decided_before(old: HashMap<String, AttributeValue>, check: &CheckOf<'_>) -> 
         && old.get("decidedMsg") == Some(check.message_id)
         && receive.is_some_and(|r| r <= check.receive_count)
         && old.get("announcedAt").is_none();
-    if own { Ended::Decided(old) } else { Ended::Lost }
+    let went_on = old.get("chainId") == Some(check.chain)
+        && old.get("decision").is_none()
+        && old.get("checkMsg") == Some(check.message_id)
+        && old.get("checkAttempt").and_then(|a| a.parse::<u32>().ok()) == Some(check.attempt)
+        && old.get("checkReceive").and_then(|r| r.parse::<u64>().ok()) == Some(check.receive_count);
+    match (own, receive == Some(check.receive_count)) {
+        (true, false) => Ended::Decided(old),
+        (true, true) => Ended::Twin(old),
+        (false, _) if went_on => Ended::Twin(old),
+        (false, _) => Ended::Lost,
+    }
 }
 
 /// A state call that fails is `transient`, like a lookup: the message comes back.
@@ -376,7 +391,8 @@ impl StateTable {
             key.pk(),
             &format!("SET claimUntil = :until, claimedBy = :me, expiresAt = :exp, {INTENT_SET}"),
             &format!(
-                "(attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me) AND ({NO_LIVE_CHAIN})"
+                "(attribute_not_exists(claimUntil) OR claimUntil < :now OR claimedBy = :me) AND ({NO_LIVE_CHAIN}) \
+                 AND ({NO_OTHER_INTENT})"
             ),
             values,
         )
@@ -685,7 +701,7 @@ impl StateTable {
                     format!(
                         "{owned} AND attribute_not_exists(decision) AND (attribute_not_exists(checkAttempt) \
                          OR checkAttempt < :attempt \
-                         OR (checkAttempt = :attempt AND checkMsg = :msg AND checkReceive <= :receive))"
+                         OR (checkAttempt = :attempt AND checkMsg = :msg AND checkReceive < :receive))"
                     ),
                 )
             }
