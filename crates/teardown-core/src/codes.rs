@@ -123,7 +123,12 @@ pub const CODES: &[Code] = &[
     code(
         "ChainDeciding",
         Transient,
-        "a follow-up chain has yet to decide the target's last termination (it failed, or finished, and its check is on its way): not called until it is decided",
+        "a follow-up chain has yet to decide the target's last termination (it failed, or finished, and its check is on its way), or another request's call for it has yet to be answered: not called until that is settled",
+    ),
+    code(
+        "DeliveredTwice",
+        Transient,
+        "a check handed out twice at once by SQS (the same receive count) whose other copy decided or went on first: this copy comes back, unless the other settles the message",
     ),
     code("NoUserId", Transient, "GetCallerIdentity answered without a UserId: whose checks to honour is unknown"),
     // A follow-up's end.
