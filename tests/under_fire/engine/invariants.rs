@@ -26,11 +26,6 @@ pub struct Run<'a> {
     pub setup: Duration,
 }
 
-/// The invariant that the function killed at the worst moment can still break
-/// (docs/evidence.md, "Under fire": still open): a few terminations in a thousand,
-/// after a crash at the worst moment, still end with no final decision.
-pub const AFTER_A_CRASH_OPEN: [&str; 1] = ["every accepted termination has exactly one final decision"];
-
 const FINAL: [&str; 3] = ["confirmed", "failed", "unconfirmed"];
 
 /// The ids a request names, whatever its shape (input or select), as given.
