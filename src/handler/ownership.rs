@@ -360,10 +360,10 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
     // and follows it up; the other way round, nothing would come back for it.
     let mut second = Vec::new();
     for (at, key) in noted.into_iter().filter(|(at, _)| unwatched.contains_key(at)) {
-        // A claim is shared by every request of the batch that calls its server: none
-        // of them calls once it is released.
+        // A call (and an MGN claim) is shared by every request of the batch that calls
+        // its target: none of them calls once its intent is released.
         if let Some(failure) = unwatched.get(&at) {
-            for resolved in batch.iter_mut().filter(|r| calls_mgn(r)) {
+            for resolved in batch.iter_mut().filter(|r| !r.accepted.dry_run) {
                 if let Some(id) = called_for(ctx, resolved, &key) {
                     hold_call(resolved, &id, failure.clone());
                 }
