@@ -1479,6 +1479,38 @@ async fn the_same_record_answered_again_is_not_a_new_termination() {
 /// more. It took the target over for rec-1: rec-2's check was then dropped and rec-2
 /// never decided, and rec-1 was decided twice. A job or record decided once is never
 /// followed up again, whatever came after it; rec-2's own check decides rec-2.
+/// Found by a small run with crashes (likely cause): a later delivery's chain, started
+/// without a record (an intent it adopted), found the product's last record, decided by
+/// an earlier chain, and decided it again: two decisions of one termination. A check
+/// never decides a job or record decided before.
+#[tokio::test]
+async fn a_record_decided_by_one_chain_is_not_decided_again_by_another() {
+    use teardown::state::{CheckEnd, CheckOf, Started};
+    let moto = Moto::start();
+    let state = table(&moto, "decided-by-one").await;
+    let first = chain("pp-decided01", "req-1:0", Some("rec-1"), true);
+    assert!(matches!(state.start_chain(&first, 1_764_000_000).await.unwrap(), Started::Won { .. }));
+    let check =
+        CheckOf { chain: "req-1:0", attempt: 1, accepted_at: &first.accepted_at, message_id: "m-1", receive_count: 1 };
+    let failed =
+        || CheckEnd::Decided { decision: "failed", error: Some("StackDeleteFailed".into()), of: Some("rec-1".into()) };
+    assert_eq!(
+        state.check_end(&first.key, &check, &failed(), 1_764_000_100).await.unwrap(),
+        teardown::state::Ended::Won
+    );
+    // A later chain of the target, with no record of its own (announced first, so it may start).
+    state.announced(&first.key.pk(), "req-1:0", "m-1", 1_764_000_110).await.unwrap();
+    let later = chain("pp-decided01", "req-2:0", None, true);
+    assert!(matches!(state.start_chain(&later, 1_764_000_200).await.unwrap(), Started::Won { .. }));
+    let check2 =
+        CheckOf { chain: "req-2:0", attempt: 1, accepted_at: &later.accepted_at, message_id: "m-2", receive_count: 1 };
+    assert_eq!(
+        state.check_end(&later.key, &check2, &failed(), 1_764_000_300).await.unwrap(),
+        teardown::state::Ended::Lost,
+        "rec-1 is decided already: no second decision"
+    );
+}
+
 #[tokio::test]
 async fn a_record_decided_two_terminations_ago_does_not_take_over_the_later_one() {
     use teardown::state::{CheckEnd, CheckOf, Started};

@@ -716,11 +716,16 @@ impl StateTable {
                 }
                 // Every job or record ever decided, not only the last: a token reused
                 // much later answers with its old record (`start_chain`).
+                // A job or record decided before (by another chain of the same target)
+                // is not decided again.
+                let mut condition = format!("{owned} AND attribute_not_exists(decision)");
                 if let Some(of) = of {
                     update.push_str(" ADD decidedIds :of");
                     values.push((":of", AttributeValue::Ss(vec![of.clone()])));
+                    values.push((":ofOne", s(of)));
+                    condition.push_str(" AND NOT contains(decidedIds, :ofOne)");
                 }
-                (update, format!("{owned} AND attribute_not_exists(decision)"))
+                (update, condition)
             }
         };
         let written = self.write_or_item(key.pk(), &update, &condition, values, ReturnValue::None).await?;
