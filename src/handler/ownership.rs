@@ -161,7 +161,7 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
     // never checked would hold its target for an hour); MGN claims still hold.
     let follows = ctx.app.request_queue.is_set();
     let mut writes: Vec<Write> = Vec::new();
-    // Written once the request's watch is out (`second_round`).
+    // Written in the second round, once the request's watch is out.
     let mut later: Vec<Write> = Vec::new();
     let mut claimed: std::collections::HashSet<Key> = std::collections::HashSet::new();
     for (at, resolved) in batch.iter_mut().enumerate() {
@@ -336,11 +336,7 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
                 };
                 // Every request of the batch that would call for this server waits; a
                 // notice, which makes no terminate call, goes on.
-                for resolved in batch.iter_mut().filter(|r| calls_mgn(r)) {
-                    if key(ctx, &resolved.accepted.request, &id) == claimed_key {
-                        hold_call(resolved, &id, failure.clone());
-                    }
-                }
+                hold_every_call(ctx, batch, &claimed_key, &failure);
             }
             // Each write has its own kind of answer.
             (_, _) => {}
@@ -359,16 +355,11 @@ pub(super) async fn before_calls(ctx: &Invocation<'_>, batch: &mut [Resolved], r
     // is out. Were the invocation to die between the two, the watch finds the chain
     // and follows it up; the other way round, nothing would come back for it.
     let mut second = Vec::new();
-    for (at, key) in noted.into_iter().filter(|(at, _)| unwatched.contains_key(at)) {
+    for (at, key) in noted {
+        let Some(failure) = unwatched.get(&at) else { continue };
         // A call (and an MGN claim) is shared by every request of the batch that calls
         // its target: none of them calls once its intent is released.
-        if let Some(failure) = unwatched.get(&at) {
-            for resolved in batch.iter_mut().filter(|r| !r.accepted.dry_run) {
-                if let Some(id) = called_for(ctx, resolved, &key) {
-                    hold_call(resolved, &id, failure.clone());
-                }
-            }
-        }
+        hold_every_call(ctx, batch, &key, failure);
         second.push(Write::Release { at, key });
     }
     for write in later {
@@ -483,14 +474,18 @@ fn taken_over(id: String, old: &Item) -> (Option<String>, Followed) {
     (old.get("chainId").map(str::to_owned), followed)
 }
 
-/// The target of `resolved` it is about to call for under `key`, if any.
-fn called_for(ctx: &Invocation<'_>, resolved: &Resolved, key: &Key) -> Option<String> {
-    let Resolution::Judged(judged) = &resolved.resolution else { return None };
-    judged
-        .iter()
-        .filter(|(_, verdict)| matches!(verdict, Verdict::Terminate { .. }))
-        .find(|(id, _)| &self::key(ctx, &resolved.accepted.request, id) == key)
-        .map(|(id, _)| id.clone())
+/// Holds back, with `failure`, the call every request of the batch (not a dry run) is
+/// about to make for the target kept under `key`: they share it.
+fn hold_every_call(ctx: &Invocation<'_>, batch: &mut [Resolved], key: &Key, failure: &Failure) {
+    for resolved in batch.iter_mut().filter(|r| !r.accepted.dry_run) {
+        let Resolution::Judged(judged) = &resolved.resolution else { continue };
+        let request = &resolved.accepted.request;
+        let called: Vec<String> =
+            judged.iter().filter(|(id, _)| &self::key(ctx, request, id) == key).map(|(id, _)| id.clone()).collect();
+        for id in called {
+            hold_call(resolved, &id, failure.clone());
+        }
+    }
 }
 
 /// Whether `resolved` was to call for `id` (a call since held back included).
@@ -499,11 +494,6 @@ fn called(resolved: &Resolved, id: &str) -> bool {
         Resolution::Judged(judged) => judged.iter().any(|(t, v)| t == id && !matches!(v, Verdict::Stop { .. })),
         _ => false,
     }
-}
-
-/// An MGN request of the batch that would call (not a dry run).
-fn calls_mgn(resolved: &Resolved) -> bool {
-    !resolved.accepted.dry_run && resolved.accepted.request.operation() == Operation::TerminateTargetInstances
 }
 
 /// `id` of `resolved`, where it was to be terminated, is not called now: it ends `transient`.

@@ -105,6 +105,25 @@ impl Fleet {
     fn set(&self, id: &str, state: WorkspaceState) {
         self.states.lock().unwrap().insert(id.to_owned(), state);
     }
+
+    /// `TerminateWorkspaces` whose first `calls` calls go through (their WorkSpaces move
+    /// to `then`) and whose answers are lost (a 503): the function never hears of them.
+    fn answer_lost(&self, then: WorkspaceState, calls: usize) -> Rule {
+        let (states, made) = (self.states.clone(), Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+        mock!(aws_sdk_workspaces::Client::terminate_workspaces)
+            .match_requests(move |req| {
+                if made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= calls {
+                    return false;
+                }
+                for r in req.terminate_workspace_requests() {
+                    states.lock().unwrap().insert(r.workspace_id().to_owned(), then.clone());
+                }
+                true
+            })
+            .then_http_response(|| {
+                http(503, r#"{"__type":"ServiceUnavailableException","message":"the answer was lost"}"#)
+            })
+    }
 }
 
 /// The request queue: records every check and watch sent; while `failing` is set,
@@ -1198,18 +1217,8 @@ async fn a_termination_whose_answer_never_came_is_followed_up_by_the_next_delive
     let moto = Moto::start();
     let state = table(&moto, "intents").await;
     let (fleet, queue) = (fleet(&["ws-intent001"]), queue());
-    let states = fleet.states.clone();
-    let lost = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
-        .match_requests(move |req| {
-            // It goes through: the WorkSpace starts terminating.
-            for r in req.terminate_workspace_requests() {
-                states.lock().unwrap().insert(r.workspace_id().to_owned(), WorkspaceState::Terminating);
-            }
-            true
-        })
-        .then_http_response(|| {
-            http(503, r#"{"__type":"ServiceUnavailableException","message":"the answer was lost"}"#)
-        });
+    // It goes through: the WorkSpace starts terminating.
+    let lost = fleet.answer_lost(WorkspaceState::Terminating, usize::MAX);
     let f = function(&state, &fleet, &queue, &[&lost], &[], &[]);
     let request = ws_request(&["ws-intent001".to_owned()]);
 
@@ -1241,22 +1250,8 @@ async fn another_requests_call_waits_until_an_unanswered_call_is_resolved() {
     let moto = Moto::start();
     let state = table(&moto, "other-intent").await;
     let (fleet, queue) = (fleet(&["ws-other0001"]), queue());
-    let states = fleet.states.clone();
-    let once = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let lost = mock!(aws_sdk_workspaces::Client::terminate_workspaces)
-        .match_requests(move |req| {
-            // The first call goes through (and fails later); its answer is lost.
-            if once.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                return false;
-            }
-            for r in req.terminate_workspace_requests() {
-                states.lock().unwrap().insert(r.workspace_id().to_owned(), WorkspaceState::Error);
-            }
-            true
-        })
-        .then_http_response(|| {
-            http(503, r#"{"__type":"ServiceUnavailableException","message":"the answer was lost"}"#)
-        });
+    // The first call goes through (and fails later); its answer is lost.
+    let lost = fleet.answer_lost(WorkspaceState::Error, 1);
     let f = function(&state, &fleet, &queue, &[&lost], &[], &[]);
     let request = ws_request(&["ws-other0001".to_owned()]);
 

@@ -714,10 +714,9 @@ impl StateTable {
                     update.push_str(", decisionError = :error");
                     values.push((":error", s(error)));
                 }
-                // Every job or record ever decided, not only the last: a token reused
-                // much later answers with its old record (`start_chain`).
-                // A job or record decided before (by another chain of the same target)
-                // is not decided again.
+                // Every job or record ever decided, not only the last, is kept: a token
+                // reused much later answers with its old record (`start_chain`), and a
+                // later chain of the target may find it again. None is decided twice.
                 let mut condition = format!("{owned} AND attribute_not_exists(decision)");
                 if let Some(of) = of {
                     update.push_str(" ADD decidedIds :of");
