@@ -52,7 +52,7 @@ async fn main() {
     }
     let outcome = engine::run(&config).await;
     println!("{}", outcome.ledger);
-    let violations = outcome.violations(&[]);
+    let violations = outcome.violations();
     if !violations.is_empty() {
         println!("{} violations", violations.len());
         std::process::exit(1);

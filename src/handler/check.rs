@@ -167,7 +167,7 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
         let decided_now = rfc3339(now_s);
         for t in targets.iter_mut() {
             match redone.get(&t.id) {
-                Some(old) => *t = decided_before(t, old),
+                Some(old) => *t = decided_before(t, old, operation),
                 None if t.outcome.is_final_decision() => t.decided_at = Some(decided_now.clone()),
                 None => {}
             }
@@ -183,8 +183,13 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
         checks_dropped = dropped;
         targets.retain(|t| kept.contains(&t.id));
         again.retain(|(f, _)| kept.contains(&f.id));
-        let decided = targets.iter().filter(|t| t.outcome.is_final_decision()).map(|t| t.id.as_str());
-        announce = announced(ctx, &delivery, &check, &request, decided);
+        // Marked published under the message that decided it, which may be another.
+        let message = delivery.origin.message_id().unwrap_or_default();
+        let decided = targets.iter().filter(|t| t.outcome.is_final_decision()).map(|t| {
+            let by = redone.get(&t.id).and_then(|old| old.get("decidedMsg")).unwrap_or(message);
+            (t.id.as_str(), by)
+        });
+        announce = announced(ctx, &check, &request, decided);
     }
 
     // Targets still on their way travel on together, due at the earliest of their delays.
@@ -233,21 +238,22 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
     Settled::new(result, record, follow_up)
 }
 
-/// The items of the targets `ids` this check decided, to mark announced once published.
+/// The items of the targets this check publishes a decision of, to mark announced once
+/// published: each by its id and the message that decided it.
 fn announced<'a>(
     ctx: &Invocation<'_>,
-    delivery: &Delivery,
     check: &Check,
     request: &Request,
-    ids: impl Iterator<Item = &'a str>,
+    decided: impl Iterator<Item = (&'a str, &'a str)>,
 ) -> Vec<crate::outcome::Announced> {
-    let (chain, message) = (check.chain.clone().unwrap_or_default(), delivery.origin.message_id().unwrap_or_default());
-    ids.map(|id| crate::outcome::Announced {
-        item: ownership::key(ctx, request, id).pk(),
-        chain: chain.clone(),
-        message: message.to_owned(),
-    })
-    .collect()
+    let chain = check.chain.clone().unwrap_or_default();
+    decided
+        .map(|(id, message)| crate::outcome::Announced {
+            item: ownership::key(ctx, request, id).pk(),
+            chain: chain.clone(),
+            message: message.to_owned(),
+        })
+        .collect()
 }
 
 /// A check that ends without effect: no decision, no record, no further check.
@@ -291,8 +297,9 @@ async fn watched(
     Ok(won)
 }
 
-/// A target's decision as this very check made it before its invocation died.
-fn decided_before(now: &TargetResult, old: &Item) -> TargetResult {
+/// A target's decision as it was made before (by this very check before its invocation
+/// died, or by another message of its chain that never published it).
+fn decided_before(now: &TargetResult, old: &Item, operation: Option<Operation>) -> TargetResult {
     let error = old.get("decisionError").map(str::to_owned);
     let mut then = match old.get("decision") {
         Some("confirmed") => TargetResult::because(&now.id, Outcome::Confirmed, "the termination is done"),
@@ -309,8 +316,15 @@ fn decided_before(now: &TargetResult, old: &Item) -> TargetResult {
             }
         }
     };
+    // The job or record the decision was about, as its maker named it: the event is
+    // then the same whoever publishes it.
     then.job_id = now.job_id.clone();
     then.record_id = now.record_id.clone();
+    match (old.get("decidedOf"), operation) {
+        (Some(job), Some(Operation::TerminateTargetInstances)) => then.job_id = Some(job.to_owned()),
+        (Some(record), Some(Operation::TerminateProvisionedProduct)) => then.record_id = Some(record.to_owned()),
+        _ => {}
+    }
     then.decided_at = old.get("decidedAt").and_then(|at| at.parse::<i64>().ok()).map(rfc3339);
     then
 }
@@ -323,8 +337,13 @@ fn rfc3339(seconds: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Lambda's longest timeout: a decision written longer ago than this was written by an
+/// invocation that is over, published or not.
+const DECIDER_OVER_SECONDS: i64 = 900;
+
 /// What this check's ends came to: the ids whose end went in (or that this very
-/// check decided before), how many ended without effect, and what it decided before.
+/// check, or another message of its chain that never published it, decided before),
+/// how many ended without effect, and what was decided before.
 type Owned = (std::collections::HashSet<String>, usize, std::collections::HashMap<String, Item>);
 
 /// Writes each target's end where `check`'s chain still owns it. A write that fails
@@ -377,6 +396,22 @@ async fn owned_ends(
                     "DeliveredTwice",
                     "a copy of this very delivery decided or went on first; the message comes back unless it settles",
                 ));
+            }
+            // Another message of the chain decided and has not published it. Its
+            // invocation may still be at it: this one comes back rather than publish the
+            // same event beside it. But once that invocation must be over, or on this
+            // message's last delivery, nothing else may ever publish it (every delivery
+            // of the decider may have been killed): this one does, as it was made.
+            Ended::Unannounced(old) => {
+                let decided_at = old.get("decidedAt").and_then(|at| at.parse::<i64>().ok()).unwrap_or(0);
+                if !last_delivery && now - decided_at < DECIDER_OVER_SECONDS {
+                    return Err(ServiceError::transient(
+                        "DecisionUnpublished",
+                        "another message of this chain decided and has not published it yet; this one comes back and publishes it if that one never does",
+                    ));
+                }
+                kept.insert(id.clone());
+                redone.insert(id, old);
             }
             Ended::Lost => dropped += 1,
         }

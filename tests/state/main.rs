@@ -430,12 +430,67 @@ async fn a_check_delivered_twice_at_once_decides_once() {
         invoke_as(&f.app, delivery("c-1", &body, 1), "req-b"),
         invoke_as(&f.app, delivery("c-2", &body, 1), "req-c"),
     );
-    assert!(failures(&a.unwrap()).is_empty() && failures(&b.unwrap()).is_empty() && failures(&c.unwrap()).is_empty());
+    // The one whose write went in settles; the other two come back (a copy of the same
+    // delivery, or another message of the chain, while the decider may be publishing).
+    let back: Vec<String> = [a, b, c].into_iter().flat_map(|r| failures(&r.unwrap())).collect();
+    assert_eq!(back.len(), 2, "{back:?}");
 
     assert_eq!(f.decisions().get("pp-sandbox1"), Some(&vec!["failed".to_owned()]), "one event");
     let records = taken(&f.records);
     assert_eq!(records.len(), 1, "one record");
     assert_eq!(records[0].3, "failed");
+
+    // Come back, they find the decision published: nothing more.
+    at(400);
+    for (n, id) in back.iter().enumerate() {
+        let again = invoke_as(&f.app, delivery(id, &body, 2), &format!("req-{n}")).await.unwrap();
+        assert!(failures(&again).is_empty());
+    }
+    assert_eq!(f.decisions().get("pp-sandbox1"), Some(&vec!["failed".to_owned()]), "still one event");
+    assert_eq!(taken(&f.records).len(), 1, "still one record");
+}
+
+/// A decision published by another message than its maker's names the record its maker
+/// decided (`decidedOf`), not the one the publisher was following: the event is the
+/// maker's, whoever puts it.
+#[tokio::test]
+async fn a_decision_published_by_another_message_names_the_record_its_maker_decided() {
+    use teardown::state::{CheckEnd, CheckOf, Ended};
+    let moto = Moto::start();
+    let state = table(&moto, "decided-of").await;
+    let failed = mock!(aws_sdk_servicecatalog::Client::describe_record).then_output(|| {
+        DescribeRecordOutput::builder()
+            .record_detail(RecordDetail::builder().record_id("rec-1").status(RecordStatus::Failed).build())
+            .build()
+    });
+    let (fleet, queue) = (fleet(&[]), queue());
+    let f = function(&state, &fleet, &queue, &[], &[], &[&failed]);
+    // The watch decided record rec-7 `confirmed` and never published it.
+    let key = key_of(teardown::request::Operation::TerminateProvisionedProduct, "pp-sandbox7");
+    let of = CheckOf {
+        chain: "chain-7",
+        attempt: 0,
+        accepted_at: "2026-11-24T09:59:00Z",
+        message_id: "w-7",
+        receive_count: 1,
+    };
+    let confirmed = CheckEnd::Decided { decision: "confirmed", error: None, of: Some("rec-7".into()) };
+    assert_eq!(state.check_end(&key, &of, &confirmed, 1_795_514_400).await.unwrap(), Ended::Won);
+    let mut body =
+        check("TerminateProvisionedProduct", &[("pp-sandbox7", None, Some("rec-1"))], 1, "2026-11-24T09:59:00Z");
+    body["confirm"]["chain"] = json!("chain-7");
+
+    at(10);
+    let last = invoke_as(&f.app, delivery("c-7", &body, 1000), "req-1").await.unwrap();
+    assert!(failures(&last).is_empty());
+    let events: Vec<Value> = taken(&f.events).into_iter().map(|(_, _, detail, _)| detail).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0]["outcome"].as_str(), events[0]["recordId"].as_str()),
+        (Some("confirmed"), Some("rec-7")),
+        "the maker's decision of the maker's record, not this check's `failed` of rec-1"
+    );
+    assert!(taken(&f.records).is_empty(), "no record: the decision is `confirmed`");
 }
 
 /// A check whose chain no longer owns its target (another chain took it over) ends
@@ -642,9 +697,11 @@ async fn a_decision_whose_copy_died_is_published_by_the_other_copy_of_the_same_d
     assert_eq!(events[0]["at"], "2026-11-24T10:00:10Z");
 }
 
-/// A copy of a check on its last delivery, when another copy decided: no record.
+/// A copy of a check on its last delivery, when another copy decided: no record, and
+/// never `unconfirmed` beside the other's `confirmed`. What the other decided, never
+/// published, goes out as it was made (the other may have died).
 #[tokio::test]
-async fn a_copy_that_cannot_ask_on_its_last_delivery_leaves_nothing_when_another_decided() {
+async fn a_copy_that_cannot_ask_on_its_last_delivery_publishes_only_what_another_decided() {
     let moto = Moto::start();
     let state = table(&moto, "copy").await;
     let down = mock!(aws_sdk_workspaces::Client::describe_workspaces)
@@ -677,7 +734,110 @@ async fn a_copy_that_cannot_ask_on_its_last_delivery_leaves_nothing_when_another
     invoke_as(&app, delivery("c-copy", &body, 1), "req-1").await.unwrap();
 
     assert!(taken(&records).is_empty(), "no unconfirmed record for what a copy confirmed");
-    assert!(taken(&events).is_empty());
+    let events: Vec<Value> = taken(&events).into_iter().map(|(_, _, detail, _)| detail).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (events[0]["outcome"].as_str(), events[0]["at"].as_str()),
+        (Some("confirmed"), Some("2026-11-24T10:00:00Z")),
+        "the other copy's decision, as it was made"
+    );
+}
+
+/// Found by a run with crashes at 10 %: a watch decided, and every one of its five
+/// deliveries was killed before it published; SQS redrove it bare. The chain's next
+/// check found the decision and, not its own, ended without effect: the termination
+/// was never announced. Another message of the chain now publishes a decision never
+/// published, as it was made: at once when the invocation that made it must be over
+/// (15 minutes), else on its own last delivery, coming back until then; once.
+#[tokio::test]
+async fn a_decision_whose_maker_never_published_it_is_published_by_another_message_of_its_chain() {
+    use teardown::state::{CheckEnd, CheckOf, Ended};
+    let ids = ["ws-orph0001", "ws-orph0002", "ws-orph0003", "ws-orph0004"];
+    let world = world("unannounced", &ids).await;
+    let (fleet, f) = (&world.fleet, &world.f);
+    let state = f.app.state.clone();
+    let confirmed = CheckEnd::Decided { decision: "confirmed", error: None, of: None };
+    let made = [
+        ("ws-orph0001", "chain-1", "w-1"),
+        ("ws-orph0002", "chain-2", "w-2"),
+        ("ws-orph0003", "chain-3", "c-3"),
+        ("ws-orph0004", "chain-4", "c-4"),
+    ];
+    for (id, chain, maker) in made {
+        let key = key_of(teardown::request::Operation::TerminateWorkspaces, id);
+        let of =
+            CheckOf { chain, attempt: 0, accepted_at: "2026-11-24T09:59:30Z", message_id: maker, receive_count: 1 };
+        // Decided at 10:00:10, never published.
+        assert_eq!(state.check_end(&key, &of, &confirmed, 1_795_514_410).await.unwrap(), Ended::Won);
+        fleet.set(id, WorkspaceState::Terminated);
+    }
+    let body = |id: &str, chain: &str, attempt: u32| {
+        let mut body = check("TerminateWorkspaces", &[(id, None, None)], attempt, "2026-11-24T09:59:30Z");
+        body["confirm"]["chain"] = json!(chain);
+        body
+    };
+    // What the bus took since last asked.
+    let events = || -> Vec<Value> {
+        let details = taken(&f.events).into_iter().map(|(_, _, detail, _)| detail).collect();
+        f.events.lock().unwrap().clear();
+        details
+    };
+    let announced = |id: &'static str| {
+        let state = state.clone();
+        async move {
+            let key = key_of(teardown::request::Operation::TerminateWorkspaces, id);
+            state.get(&key).await.unwrap().and_then(|item| item.get("announcedAt").map(str::to_owned))
+        }
+    };
+
+    // Ten seconds on, the maker may still be publishing: the chain's check comes back.
+    at(20);
+    let early = invoke_as(&f.app, delivery("c-1", &body("ws-orph0001", "chain-1", 1), 1), "req-1").await.unwrap();
+    assert_eq!(failures(&early), ["c-1"], "it comes back");
+    assert!(events().is_empty(), "nothing published beside a maker that may be alive");
+    assert_eq!(announced("ws-orph0001").await, None);
+    // On its last delivery it publishes the decision, as it was made, and marks it.
+    let last = invoke_as(&f.app, delivery("c-1", &body("ws-orph0001", "chain-1", 1), 1000), "req-2").await.unwrap();
+    assert_eq!(failures(&last), Vec::<String>::new());
+    let published = events();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        (published[0]["id"].as_str(), published[0]["outcome"].as_str(), published[0]["at"].as_str()),
+        (Some("ws-orph0001"), Some("confirmed"), Some("2026-11-24T10:00:10Z"))
+    );
+    assert!(announced("ws-orph0001").await.is_some(), "marked published");
+    // Published once: the maker's own delivery come back, or another check, publish nothing.
+    invoke_as(&f.app, delivery("w-1", &body("ws-orph0001", "chain-1", 0), 2), "req-3").await.unwrap();
+    invoke_as(&f.app, delivery("c-1b", &body("ws-orph0001", "chain-1", 2), 1), "req-4").await.unwrap();
+    assert!(events().is_empty(), "{:?}", events());
+
+    // Fifteen minutes on, the maker's invocation is over: the first delivery publishes.
+    at(10 + 900 + 1);
+    let late = invoke_as(&f.app, delivery("c-2", &body("ws-orph0002", "chain-2", 1), 1), "req-5").await.unwrap();
+    assert_eq!(failures(&late), Vec::<String>::new());
+    let published = events();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        (published[0]["id"].as_str(), published[0]["at"].as_str()),
+        (Some("ws-orph0002"), Some("2026-11-24T10:00:10Z"))
+    );
+
+    // The chain's watch, come back after its check decided and died, publishes it too.
+    let watch = invoke_as(&f.app, delivery("w-3", &body("ws-orph0003", "chain-3", 0), 1), "req-6").await.unwrap();
+    assert_eq!(failures(&watch), Vec::<String>::new());
+    let published = events();
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(
+        (published[0]["id"].as_str(), published[0]["at"].as_str()),
+        (Some("ws-orph0003"), Some("2026-11-24T10:00:10Z"))
+    );
+    assert!(announced("ws-orph0003").await.is_some());
+
+    // Another chain's check, even on its last delivery, never publishes it: not its chain's.
+    let other = invoke_as(&f.app, delivery("c-9", &body("ws-orph0004", "chain-9", 1), 1000), "req-7").await.unwrap();
+    assert_eq!(failures(&other), Vec::<String>::new());
+    assert!(events().is_empty(), "{:?}", events());
+    assert_eq!(announced("ws-orph0004").await, None);
 }
 
 /// One item per product and per MGN server, however it is named or reached; a late
@@ -1077,12 +1237,12 @@ async fn a_write_whose_answer_was_lost_is_known_as_its_own_when_the_sdk_sends_it
     let written = state.check_end(&start.key, &check, &decided, 1_764_000_100).await.expect("answered");
     assert_eq!(written, teardown::state::Ended::Won, "the decision it wrote is its own: it is published, not dropped");
 
-    // Another check of the same chain, from another message, still finds it decided.
+    // Another check of the same chain, from another message, still finds it decided by
+    // m-1 (and not yet published): it decides nothing anew.
     let copy = CheckOf { message_id: "m-2", ..check };
-    assert_eq!(
-        state.check_end(&start.key, &copy, &decided, 1_764_000_200).await.expect("answered"),
-        teardown::state::Ended::Lost
-    );
+    let found = state.check_end(&start.key, &copy, &decided, 1_764_000_200).await.expect("answered");
+    let teardown::state::Ended::Unannounced(item) = found else { panic!("{found:?}") };
+    assert_eq!((item.get("decidedMsg"), item.get("decidedAt")), (Some("m-1"), Some("1764000100")));
 }
 
 #[tokio::test]

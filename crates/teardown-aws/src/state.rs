@@ -13,7 +13,7 @@
 //! | `dueAt` | when the chain's next check is due (epoch seconds) |
 //! | `checkAttempt`, `checkMsg`, `checkReceive` | the last check that went on (its attempt, SQS message and receive count): a copy of it goes no further; the same message come back later redoes it |
 //! | `acceptedAt`, `acceptedFrom`, `jobId`, `recordId` | when and why the termination was accepted |
-//! | `decision`, `decidedAt`, `decisionError`, `decidedMsg`, `decidedReceive` | `confirmed`, `failed` or `unconfirmed`, written once (by one message) |
+//! | `decision`, `decidedAt`, `decisionError`, `decidedMsg`, `decidedReceive`, `decidedOf` | `confirmed`, `failed` or `unconfirmed`, written once (by one message), and the MGN job or Service Catalog record decided |
 //! | `announcedAt` | the decision is published (its record and audit event are out): until then, or an hour, no new termination starts |
 //! | `decidedIds` | every MGN job and Service Catalog record ever decided for the target: none is followed up again |
 //! | `intentChain`, `intentAt`, `intentAccepted`, `intentFrom` | a terminate call about to be made, whose answer is not known yet: gone when it is accepted (a chain replaces it) or refused; a later delivery that finds one whose answer never came follows the target up |
@@ -52,8 +52,8 @@ const INTENT_SET: &str =
 const NO_OTHER_INTENT: &str = "attribute_not_exists(intentChain) OR intentChain = :ichain OR intentToken = :itoken \
      OR begins_with(intentChain, :iholder) OR intentAt < :stale";
 /// What a decision leaves on an item, and the last check that went on.
-const DECISION_ATTRIBUTES: &str = "decision, decidedAt, decisionError, decidedMsg, decidedReceive, announcedAt, \
-    checkAttempt, checkMsg, checkReceive";
+const DECISION_ATTRIBUTES: &str = "decision, decidedAt, decisionError, decidedMsg, decidedReceive, decidedOf, \
+    announcedAt, checkAttempt, checkMsg, checkReceive";
 
 /// A terminate call about to be made: by which chain, when, for which request.
 #[derive(Clone, Copy, Debug)]
@@ -156,6 +156,9 @@ pub enum Ended {
     /// The same delivery (message and receive count), handed out twice at once by SQS,
     /// went on or decided first: that copy may still publish, or may have died.
     Twin(Item),
+    /// Another message of this chain (a check, its watch) decided and has not published
+    /// it: its invocation may still be publishing, or every delivery of it may have died.
+    Unannounced(Item),
 }
 
 /// The check a `check_end` is for: its chain and attempt, and the SQS message it came in.
@@ -237,10 +240,15 @@ fn decided_before(old: HashMap<String, AttributeValue>, check: &CheckOf<'_>) -> 
         && old.get("checkMsg") == Some(check.message_id)
         && old.get("checkAttempt").and_then(|a| a.parse::<u32>().ok()) == Some(check.attempt)
         && old.get("checkReceive").and_then(|r| r.parse::<u64>().ok()) == Some(check.receive_count);
+    let unannounced = old.get("chainId") == Some(check.chain)
+        && old.get("decision").is_some()
+        && old.get("announcedAt").is_none()
+        && old.get("decidedMsg") != Some(check.message_id);
     match (own, receive == Some(check.receive_count)) {
         (true, false) => Ended::Decided(old),
         (true, true) => Ended::Twin(old),
         (false, _) if went_on => Ended::Twin(old),
+        (false, _) if unannounced => Ended::Unannounced(old),
         (false, _) => Ended::Lost,
     }
 }
@@ -512,7 +520,8 @@ impl StateTable {
     /// that was to follow it died, or its call's answer never came. Or when `chain` was
     /// written and its check never came (it was never sent): the chain itself says the
     /// call was accepted. Or when this very watch (`message_id`) went on or decided
-    /// before its invocation died: it redoes that (`check_end`). `Lost` otherwise: the
+    /// before its invocation died: it redoes that (`check_end`). Or when another message
+    /// of `chain` decided and never published it (`Ended::Unannounced`). `Lost` otherwise: the
     /// call was followed up, refused, or never went in, and the watch ends without effect;
     /// with no sign, the intent `chain` noted goes (its call was never accepted).
     pub async fn watch(
@@ -542,7 +551,8 @@ impl StateTable {
             key.pk(),
             "SET expiresAt = :exp",
             "chainId = :chain AND ((chainState = :pending AND attribute_not_exists(decision)) \
-             OR checkMsg = :msg OR decidedMsg = :msg)",
+             OR checkMsg = :msg OR decidedMsg = :msg \
+             OR (attribute_exists(decision) AND attribute_not_exists(announcedAt)))",
             vec![
                 (":chain", s(chain)),
                 (":pending", s("pending")),
@@ -719,7 +729,7 @@ impl StateTable {
                 // later chain of the target may find it again. None is decided twice.
                 let mut condition = format!("{owned} AND attribute_not_exists(decision)");
                 if let Some(of) = of {
-                    update.push_str(" ADD decidedIds :of");
+                    update.push_str(", decidedOf = :ofOne ADD decidedIds :of");
                     values.push((":of", AttributeValue::Ss(vec![of.clone()])));
                     values.push((":ofOne", s(of)));
                     condition.push_str(" AND NOT contains(decidedIds, :ofOne)");

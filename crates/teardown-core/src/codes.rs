@@ -130,6 +130,11 @@ pub const CODES: &[Code] = &[
         Transient,
         "a check handed out twice at once by SQS (the same receive count) whose other copy decided or went on first: this copy comes back, unless the other settles the message",
     ),
+    code(
+        "DecisionUnpublished",
+        Transient,
+        "another message of the check's chain decided and has not published it yet: this one comes back, and publishes it as it was made on its last delivery or once that invocation must be over (15 minutes)",
+    ),
     code("NoUserId", Transient, "GetCallerIdentity answered without a UserId: whose checks to honour is unknown"),
     // A follow-up's end.
     code(

@@ -26,13 +26,6 @@ pub struct Run<'a> {
     pub setup: Duration,
 }
 
-/// The invariant a small run with crashes still broke once on the final code (a
-/// Service Catalog record decided by two chains of one request's deliveries):
-/// docs/evidence.md, "Under fire".
-// Used by CI's crash run only; the large run counts every violation.
-#[allow(dead_code)]
-pub const AFTER_A_CRASH_OPEN: [&str; 1] = ["every accepted termination has exactly one final decision"];
-
 const FINAL: [&str; 3] = ["confirmed", "failed", "unconfirmed"];
 
 /// The ids a request names, whatever its shape (input or select), as given.
