@@ -162,12 +162,14 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
             Ok(owned) => owned,
             Err(error) => return cannot_check(app, delivery, &check, error),
         };
-        // Decided now, or by this very check before its invocation died: then what it
-        // decided is published again as it was (the same event, the same record).
+        // Decided now, or before (by this very check before its invocation died, or by
+        // another message of its chain that never published it): then what was decided
+        // is published as it was (the same event, the same record).
         let decided_now = rfc3339(now_s);
+        let message = delivery.origin.message_id().unwrap_or_default();
         for t in targets.iter_mut() {
             match redone.get(&t.id) {
-                Some(old) => *t = decided_before(t, old, operation),
+                Some(old) => *t = decided_before(t, old, operation, message),
                 None if t.outcome.is_final_decision() => t.decided_at = Some(decided_now.clone()),
                 None => {}
             }
@@ -184,7 +186,6 @@ async fn settle_check(ctx: &Invocation<'_>, delivery: Delivery, mut check: Check
         targets.retain(|t| kept.contains(&t.id));
         again.retain(|(f, _)| kept.contains(&f.id));
         // Marked published under the message that decided it, which may be another.
-        let message = delivery.origin.message_id().unwrap_or_default();
         let decided = targets.iter().filter(|t| t.outcome.is_final_decision()).map(|t| {
             let by = redone.get(&t.id).and_then(|old| old.get("decidedMsg")).unwrap_or(message);
             (t.id.as_str(), by)
@@ -299,7 +300,7 @@ async fn watched(
 
 /// A target's decision as it was made before (by this very check before its invocation
 /// died, or by another message of its chain that never published it).
-fn decided_before(now: &TargetResult, old: &Item, operation: Option<Operation>) -> TargetResult {
+fn decided_before(now: &TargetResult, old: &Item, operation: Option<Operation>, message: &str) -> TargetResult {
     let error = old.get("decisionError").map(str::to_owned);
     let mut then = match old.get("decision") {
         Some("confirmed") => TargetResult::because(&now.id, Outcome::Confirmed, "the termination is done"),
@@ -316,15 +317,16 @@ fn decided_before(now: &TargetResult, old: &Item, operation: Option<Operation>) 
             }
         }
     };
-    // The job or record the decision was about, as its maker named it: the event is
-    // then the same whoever publishes it.
-    then.job_id = now.job_id.clone();
-    then.record_id = now.record_id.clone();
-    match (old.get("decidedOf"), operation) {
-        (Some(job), Some(Operation::TerminateTargetInstances)) => then.job_id = Some(job.to_owned()),
-        (Some(record), Some(Operation::TerminateProvisionedProduct)) => then.record_id = Some(record.to_owned()),
-        _ => {}
-    }
+    // The job or record the decision was about, as its maker named it (none when it
+    // named none): the event is then the same whoever publishes it. A decision of this
+    // very message written before `decidedOf` was kept names what this message follows.
+    let (job, record) = match (old.get("decidedOf"), operation) {
+        (Some(job), Some(Operation::TerminateTargetInstances)) => (Some(job.to_owned()), None),
+        (Some(record), Some(Operation::TerminateProvisionedProduct)) => (None, Some(record.to_owned())),
+        (None, _) if old.get("decidedMsg") == Some(message) => (now.job_id.clone(), now.record_id.clone()),
+        _ => (None, None),
+    };
+    (then.job_id, then.record_id) = (job, record);
     then.decided_at = old.get("decidedAt").and_then(|at| at.parse::<i64>().ok()).map(rfc3339);
     then
 }
@@ -337,9 +339,10 @@ fn rfc3339(seconds: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Lambda's longest timeout: a decision written longer ago than this was written by an
-/// invocation that is over, published or not.
-const DECIDER_OVER_SECONDS: i64 = 900;
+/// Lambda's longest timeout (900 s), and a minute for `decidedAt`'s whole seconds and
+/// clocks apart: a decision written longer ago than this was written by an invocation
+/// that is over, published or not.
+const DECIDER_OVER_SECONDS: i64 = 960;
 
 /// What this check's ends came to: the ids whose end went in (or that this very
 /// check, or another message of its chain that never published it, decided before),

@@ -728,11 +728,15 @@ impl StateTable {
                 // reused much later answers with its old record (`start_chain`), and a
                 // later chain of the target may find it again. None is decided twice.
                 let mut condition = format!("{owned} AND attribute_not_exists(decision)");
-                if let Some(of) = of {
-                    update.push_str(", decidedOf = :ofOne ADD decidedIds :of");
-                    values.push((":of", AttributeValue::Ss(vec![of.clone()])));
-                    values.push((":ofOne", s(of)));
-                    condition.push_str(" AND NOT contains(decidedIds, :ofOne)");
+                match of {
+                    Some(of) => {
+                        update.push_str(", decidedOf = :ofOne ADD decidedIds :of");
+                        values.push((":of", AttributeValue::Ss(vec![of.clone()])));
+                        values.push((":ofOne", s(of)));
+                        condition.push_str(" AND NOT contains(decidedIds, :ofOne)");
+                    }
+                    // Whatever an earlier termination's decision named is not this one's.
+                    None => update.push_str(" REMOVE decidedOf"),
                 }
                 (update, condition)
             }

@@ -133,7 +133,7 @@ pub const CODES: &[Code] = &[
     code(
         "DecisionUnpublished",
         Transient,
-        "another message of the check's chain decided and has not published it yet: this one comes back, and publishes it as it was made on its last delivery or once that invocation must be over (15 minutes)",
+        "another message of the check's chain decided and has not published it yet: this one comes back, and publishes it as it was made on its last delivery or once that invocation must be over (16 minutes: Lambda's longest timeout and a margin)",
     ),
     code("NoUserId", Transient, "GetCallerIdentity answered without a UserId: whose checks to honour is unknown"),
     // A follow-up's end.
