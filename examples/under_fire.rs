@@ -14,12 +14,31 @@ mod support;
 mod engine;
 
 use std::path::PathBuf;
+use std::process::exit;
 use std::time::Duration;
+
+const USAGE: &str = "usage: under_fire BINARY [--messages N] [--faults RATE] [--crashes RATE] \
+[--duplicates RATE] [--later-failures RATE] [--stuck RATE] [--no-table] [--environments N] \
+[--seed N] [--per-group N] [--groups N] [--timeouts]";
+
+/// A mistyped option is the operator's slip, not a bug: say which, and how to call it.
+fn refuse(why: &str) -> ! {
+    eprintln!("under_fire: {why}\n{USAGE}");
+    exit(2)
+}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let bin = PathBuf::from(args.next().unwrap_or_else(|| "target/release/teardown".into()));
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
+    // The binary may be left out (options first): the release build is the default.
+    let bin = match args.peek() {
+        Some(first) if !first.starts_with("--") => PathBuf::from(args.next().unwrap_or_default()),
+        _ => PathBuf::from("target/release/teardown"),
+    };
     let mut config = engine::Config::small(bin, true);
     config.messages = 10_000;
     config.real_groups = 12;
@@ -30,8 +49,10 @@ async fn main() {
     let mut i = 0;
     while i < rest.len() {
         let value = rest.get(i + 1).cloned().unwrap_or_default();
-        let rate = || value.parse::<f64>().unwrap_or_else(|_| panic!("{} takes a number, not {value:?}", rest[i]));
-        let count = || value.parse::<usize>().unwrap_or_else(|_| panic!("{} takes a count, not {value:?}", rest[i]));
+        let rate =
+            || value.parse::<f64>().unwrap_or_else(|_| refuse(&format!("{} takes a number, not {value:?}", rest[i])));
+        let count =
+            || value.parse::<usize>().unwrap_or_else(|_| refuse(&format!("{} takes a count, not {value:?}", rest[i])));
         let mut flag = false;
         match rest[i].as_str() {
             "--messages" => config.messages = count(),
@@ -46,7 +67,11 @@ async fn main() {
             "--groups" => config.real_groups = count(),
             "--no-table" => (config.state_table, flag) = (false, true),
             "--timeouts" => (config.timeouts, flag) = (true, true),
-            other => panic!("unknown option {other}"),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return;
+            }
+            other => refuse(&format!("unknown option {other}")),
         }
         i += if flag { 1 } else { 2 };
     }
@@ -55,6 +80,6 @@ async fn main() {
     let violations = outcome.violations();
     if !violations.is_empty() {
         println!("{} violations", violations.len());
-        std::process::exit(1);
+        exit(1);
     }
 }
