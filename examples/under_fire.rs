@@ -1,9 +1,6 @@
 //! The large run of the whole system under fire (tests/under_fire has the engine and
-//! the small seeded runs CI keeps). Run it with `scripts/ledger --all`; the options:
-//!
-//!   under_fire BINARY [--messages N] [--faults RATE] [--crashes RATE] [--duplicates RATE]
-//!              [--later-failures RATE] [--stuck RATE] [--no-table] [--environments N]
-//!              [--seed N] [--per-group N] [--groups N] [--timeouts]
+//! the small seeded runs CI keeps). Run it with `scripts/ledger --all`; its options are
+//! in `USAGE` (`--help` prints them).
 //!
 //! It prints the ledger and exits 1 when any invariant was broken.
 
@@ -30,15 +27,10 @@ fn refuse(why: &str) -> ! {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut args = std::env::args().skip(1).peekable();
-    if args.peek().is_some_and(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
-        return;
-    }
     // The binary may be left out (options first): the release build is the default.
-    let bin = match args.peek() {
-        Some(first) if !first.starts_with("--") => PathBuf::from(args.next().unwrap_or_default()),
-        _ => PathBuf::from("target/release/teardown"),
-    };
+    let bin = args
+        .next_if(|first| !first.starts_with('-'))
+        .map_or_else(|| PathBuf::from("target/release/teardown"), PathBuf::from);
     let mut config = engine::Config::small(bin, true);
     config.messages = 10_000;
     config.real_groups = 12;
