@@ -14,6 +14,7 @@ pub mod codes;
 pub mod confirm;
 pub mod decode;
 pub mod guard;
+pub mod lifecycle;
 pub mod metrics;
 pub mod outcome;
 pub mod report;
