@@ -14,5 +14,5 @@ pub mod handler;
 pub mod settings;
 pub mod wiring;
 
-pub use teardown_aws::{audit, classify, deadletter, identity, request_queue, services, state};
-pub use teardown_core::{codes, confirm, decode, guard, metrics, outcome, report, request};
+pub use teardown_aws::{audit, classify, deadletter, identity, request_queue, services, state, target_items};
+pub use teardown_core::{codes, confirm, decode, guard, lifecycle, metrics, outcome, report, request};

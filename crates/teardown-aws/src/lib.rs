@@ -11,6 +11,7 @@ pub mod identity;
 pub mod request_queue;
 pub mod services;
 pub mod state;
+pub mod target_items;
 
 // The core's modules, under the names the adapters use for them.
 use teardown_core::{batches, confirm, decode, guard, outcome, request};
