@@ -33,6 +33,11 @@ pub struct Settings {
     pub allowed_accounts: Vec<String>,
     /// The most (account, region) pairs one fan-out may expand to.
     pub max_fanout: usize,
+    /// The function's own timeout and its request queue's visibility timeout (seconds):
+    /// how long a holder of a target can still act (docs/lifecycle.md, "The clocks").
+    /// Unset, the longest each can be, so no hold ever ends early.
+    pub function_timeout: u64,
+    pub visibility_timeout: u64,
 }
 
 impl Default for Settings {
@@ -54,7 +59,23 @@ impl Default for Settings {
             external_id: None,
             allowed_accounts: Vec::new(),
             max_fanout: 100,
+            function_timeout: 900,
+            visibility_timeout: 43_200,
         }
+    }
+}
+
+impl Settings {
+    /// The lifecycle's clocks, from these settings (docs/lifecycle.md, "The clocks"). An
+    /// unset `MAX_RECEIVES` counts as SQS's most, so a chain is never taken for lost early.
+    pub fn bounds(&self) -> crate::lifecycle::Bounds {
+        let seconds = |n: u64| i64::try_from(n).unwrap_or(i64::MAX / 4);
+        crate::lifecycle::Bounds::from_settings(
+            seconds(self.function_timeout),
+            seconds(self.visibility_timeout),
+            seconds(self.max_receives.unwrap_or(1000)),
+            seconds(self.confirm_within),
+        )
     }
 }
 
@@ -184,8 +205,15 @@ impl Settings {
         }
         let max_fanout = number("MAX_FANOUT", 1..=1000, "must be a whole number from 1 to 1000")?
             .map_or(defaults.max_fanout, |n| n as usize);
+        let function_timeout = number("FUNCTION_TIMEOUT", 1..=900, "must be a whole number of seconds from 1 to 900")?
+            .unwrap_or(defaults.function_timeout);
+        let visibility_timeout =
+            number("VISIBILITY_TIMEOUT", 0..=43_200, "must be a whole number of seconds from 0 to 43200")?
+                .unwrap_or(defaults.visibility_timeout);
 
         Ok(Settings {
+            function_timeout,
+            visibility_timeout,
             spoke_role_name,
             external_id,
             allowed_accounts,
@@ -209,6 +237,21 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lifecycles_clocks_come_from_the_function_and_queue_settings() {
+        let deployed = read(&[("FUNCTION_TIMEOUT", "60"), ("VISIBILITY_TIMEOUT", "360"), ("MAX_RECEIVES", "5")])
+            .expect("valid settings");
+        let bounds = deployed.bounds();
+        assert_eq!((bounds.call, bounds.check, bounds.confirm_within), (60 + 60, 360 * 5 + 900 + 60, 7200));
+        // Unset, every hold lasts as long as its holder could: never shorter.
+        let unset = read(&[]).expect("valid settings").bounds();
+        assert!(unset.call >= 900 + 60 && unset.check >= 43_200 * 1000, "{unset:?}");
+        for bad in [("FUNCTION_TIMEOUT", "0"), ("FUNCTION_TIMEOUT", "901"), ("VISIBILITY_TIMEOUT", "43201")] {
+            let message = read(&[bad]).expect_err("refused").to_string();
+            assert!(message.contains(bad.0), "{message}");
+        }
+    }
 
     fn read(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
