@@ -91,7 +91,7 @@ pub fn phase_name(phase: &Phase) -> &'static str {
 }
 
 fn unreadable(key: &Key, why: String) -> ServiceError {
-    ServiceError::transient("StateItemUnreadable", format!("{}: {why}", pk(key)))
+    ServiceError::transient("ResponseError", format!("{}: {why}", pk(key)))
 }
 
 /// The items of the state table under the lifecycle.
@@ -119,7 +119,7 @@ impl TargetItems {
                     .set_keys(Some(std::mem::take(&mut wanted)))
                     .consistent_read(true)
                     .build()
-                    .map_err(|e| ServiceError::transient("StateReadFailed", e.to_string()))?;
+                    .map_err(|e| ServiceError::transient("Unknown", e.to_string()))?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -132,7 +132,7 @@ impl TargetItems {
                     let key = chunk.iter().find(|k| pk(k) == name);
                     let stored = from_attributes(&attributes).map_err(|why| {
                         key.map_or_else(
-                            || ServiceError::transient("StateItemUnreadable", why.clone()),
+                            || ServiceError::transient("ResponseError", why.clone()),
                             |k| unreadable(k, why.clone()),
                         )
                     })?;
