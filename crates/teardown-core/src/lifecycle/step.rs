@@ -71,6 +71,11 @@ fn request(item: &Item, asker: &Asker, seen: &Seen, now: Seconds, rules: &Rules)
                 step.effects.insert(0, underway(item.epoch + 1, &c.by, now, asker.by));
                 step
             }
+            // Its own request come back calls again; what its earlier call did may not show
+            // (a WorkSpace already in ERROR), so a refusal now proves nothing.
+            None if c.by.same(asker.by) && matches!(seen, Seen::Standing { .. }) => {
+                calling(item, asker, seen.clone(), now, true)
+            }
             None => fresh(item, asker, seen, now, rules),
         },
         Phase::Following(f) => following_asked(item, f, asker.by, now, rules),

@@ -149,6 +149,20 @@ fn a_refusal_of_a_renewed_call_proves_nothing_and_the_next_delivery_looks() {
 }
 
 #[test]
+fn its_own_request_come_back_after_the_holders_bound_calls_again_as_a_renewed_call() {
+    let r = ws();
+    let item = run(&r, &[(T0, want(a(), in_error())), (T0, answer(a(), Answer::Unknown))]).item;
+    let again = Event::Request { by: a(), call: "a-again".into(), seen: in_error(), dry_run: false };
+    let step = step(&item, &again, T0 + 400, &r);
+    assert_eq!(step.effects, vec![Effect::Call]);
+    let Phase::Calling(c) = &step.item.phase else { panic!("{:?}", step.item) };
+    assert!(c.renewed, "what the earlier call did may not show: a refusal now proves nothing");
+    let other = super::step(&item, &want(b(), in_error()), T0 + 400, &r);
+    let Phase::Calling(c) = &other.item.phase else { panic!("{:?}", other.item) };
+    assert!(!c.renewed);
+}
+
+#[test]
 fn a_copys_answer_never_releases_the_call_another_copy_wrote_after_it() {
     // Found by the model: copy 1 wrote its call and was refused; copy 2 had written its
     // own call meanwhile and is calling. Copy 1's refusal must not leave the item idle.
