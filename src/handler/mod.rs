@@ -127,6 +127,15 @@ async fn account(app: &App, results: &[RequestResult], context: &Context) {
 /// never sent twice: a later round finds it among the servers this invocation has
 /// already sent, as a redelivery finds it among the running jobs.
 pub async fn process(app: &App, deliveries: Vec<Delivery>, context: &Context) -> Vec<RequestResult> {
+    let seeds: Vec<String> = deliveries.iter().map(|d| d.token_seed.clone()).collect();
+    let mut results = in_order(app, deliveries, context).await;
+    for (result, seed) in results.iter_mut().zip(seeds) {
+        result.decision_seed = seed;
+    }
+    results
+}
+
+async fn in_order(app: &App, deliveries: Vec<Delivery>, context: &Context) -> Vec<RequestResult> {
     let mut sent = SentServers::default();
     if !deliveries.iter().any(|d| d.origin.fifo_group().is_some()) {
         return round(app, deliveries, context, &mut sent).await;

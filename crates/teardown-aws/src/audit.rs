@@ -43,6 +43,10 @@ pub struct Decision {
     pub user_name: Option<String>,
     pub source: Value,
     pub at: String,
+    /// The same for every publication of one decision (contract section 8): a termination's
+    /// end by its target and when it was decided, every other decision by its delivery's
+    /// token seed, its target and its outcome.
+    pub decision_id: String,
 }
 
 /// The decisions of one request: every target that ended (a `transient` one is not
@@ -50,6 +54,7 @@ pub struct Decision {
 pub fn decisions(result: &RequestResult, at: &str, region: Option<&str>) -> Vec<Decision> {
     let base = |id: Option<String>, outcome: Outcome, reason: Option<String>| Decision {
         operation: result.operation,
+        decision_id: decision_id(result, id.as_deref(), outcome, None),
         id,
         outcome,
         reason,
@@ -80,10 +85,30 @@ pub fn decisions(result: &RequestResult, at: &str, region: Option<&str>) -> Vec<
                 expires_at: t.expires_at.clone(),
                 user_name: t.user_name.clone(),
                 at: t.decided_at.clone().unwrap_or_else(|| at.to_owned()),
+                decision_id: decision_id(result, Some(&t.id), t.outcome, t.decided_at.as_deref()),
                 ..base(Some(t.id.clone()), t.outcome, reason)
             }
         })
         .collect()
+}
+
+/// A decision's `decisionId`. A termination's end (`confirmed`, `failed`, `unconfirmed`)
+/// is named by its target and the moment it was decided, which every publication of it
+/// repeats, whoever publishes it; any other decision by the delivery that made it.
+fn decision_id(result: &RequestResult, id: Option<&str>, outcome: Outcome, decided_at: Option<&str>) -> String {
+    let target = format!(
+        "{}#{}#{}#{}",
+        result.account.as_deref().unwrap_or(""),
+        result.region.as_deref().unwrap_or(""),
+        result.operation.map_or("unknown", |o| o.as_str()),
+        id.unwrap_or(""),
+    );
+    match decided_at {
+        Some(at) if outcome.is_final_decision() => teardown_core::lifecycle::decision_id_of(&format!("{target}#{at}")),
+        _ => {
+            teardown_core::lifecycle::decision_id_of(&format!("{}#{target}#{}", result.decision_seed, outcome.as_str()))
+        }
+    }
 }
 
 /// The bus audit events go to. Without one, none are sent.
@@ -170,5 +195,66 @@ async fn put_batch(client: &aws_sdk_eventbridge::Client, bus: &str, batch: &[Dec
             tracing::warn!(error = %crate::classify::classify(&e), "PutEvents failed; the audit events of this batch are put once more");
             batch.to_vec()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Origin;
+    use crate::outcome::TargetResult;
+    use crate::request::Operation;
+
+    fn result(seed: &str, targets: Vec<TargetResult>) -> RequestResult {
+        let origin = Origin::Direct { request_id: seed.into() };
+        let mut result = RequestResult::new(origin, Some(Operation::TerminateWorkspaces), Outcome::Confirmed, false);
+        (result.account, result.region) = (Some("123456789012".into()), Some("us-east-1".into()));
+        result.decision_seed = seed.into();
+        result.targets = targets;
+        result
+    }
+
+    fn decided(id: &str, outcome: Outcome, at: &str) -> TargetResult {
+        TargetResult { decided_at: Some(at.into()), ..TargetResult::because(id, outcome, "the termination is done") }
+    }
+
+    fn ids(result: &RequestResult) -> Vec<String> {
+        decisions(result, "2026-12-08T10:00:00Z", None).into_iter().map(|d| d.decision_id).collect()
+    }
+
+    #[test]
+    fn every_publication_of_a_terminations_end_carries_the_same_decision_id_whoever_publishes_it() {
+        // The check that decided, and another message of its chain publishing it later.
+        let maker = result("check-1", vec![decided("ws-1", Outcome::Confirmed, "2026-12-08T10:00:10Z")]);
+        let other = result("watch-7", vec![decided("ws-1", Outcome::Confirmed, "2026-12-08T10:00:10Z")]);
+        assert_eq!(ids(&maker), ids(&other));
+        assert_eq!(ids(&maker)[0].len(), 32);
+        // The next termination of the same target is another decision.
+        let next = result("check-9", vec![decided("ws-1", Outcome::Confirmed, "2026-12-09T08:00:00Z")]);
+        assert_ne!(ids(&maker), ids(&next));
+        // As does the same moment for another target.
+        let beside = result("check-1", vec![decided("ws-2", Outcome::Confirmed, "2026-12-08T10:00:10Z")]);
+        assert_ne!(ids(&maker), ids(&beside));
+    }
+
+    #[test]
+    fn any_other_decision_is_named_by_its_delivery_target_and_outcome() {
+        let skipped = |seed: &str, outcome| result(seed, vec![TargetResult::because("ws-1", outcome, "why")]);
+        let first = skipped("msg-1", Outcome::Skipped);
+        assert_eq!(ids(&first), ids(&skipped("msg-1", Outcome::Skipped)), "the same delivery again");
+        assert_ne!(ids(&first), ids(&skipped("msg-2", Outcome::Skipped)), "another delivery");
+        assert_ne!(ids(&first), ids(&skipped("msg-1", Outcome::DryRun)), "another outcome");
+        let event = serde_json::to_value(&decisions(&first, "2026-12-08T10:00:00Z", None)[0]).unwrap_or_default();
+        assert_eq!(event["decisionId"].as_str().map(str::len), Some(32), "{event}");
+    }
+
+    #[test]
+    fn a_request_refused_before_it_had_targets_has_a_decision_id_too() {
+        let mut refused = result("msg-3", Vec::new());
+        refused.outcome = Outcome::Invalid;
+        refused.error = Some(crate::outcome::Failure::new("InvalidRequest", "bad"));
+        let events = decisions(&refused, "2026-12-08T10:00:00Z", None);
+        assert_eq!((events.len(), events[0].id.clone()), (1, None));
+        assert_eq!(events[0].decision_id.len(), 32);
     }
 }

@@ -225,6 +225,9 @@ pub struct RequestResult {
     pub region: Option<String>,
     /// A fan-out's children, each `{"account": …, "region": …}`.
     pub children: Vec<serde_json::Value>,
+    /// The delivery's token seed: the `decisionId` of every decision but a
+    /// termination's end depends on it (docs/reference.md, "Follow-up, audit events and metrics").
+    pub decision_seed: String,
 }
 
 impl RequestResult {
@@ -247,6 +250,7 @@ impl RequestResult {
             account: None,
             region: None,
             children: Vec::new(),
+            decision_seed: String::new(),
         }
     }
 

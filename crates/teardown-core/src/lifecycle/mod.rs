@@ -405,6 +405,11 @@ pub struct Step {
 /// The `decisionId` of epoch `epoch` of the target `key` (`account#region#operation#id`):
 /// the same for every publication of the decision, whoever publishes it.
 pub fn decision_id(key: &str, epoch: u32) -> String {
-    let digest = Sha256::digest(format!("{key}#{epoch}").as_bytes());
+    decision_id_of(&format!("{key}#{epoch}"))
+}
+
+/// A `decisionId` from what names a decision: 32 hex digits of its SHA-256.
+pub fn decision_id_of(names: &str) -> String {
+    let digest = Sha256::digest(names.as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
