@@ -114,6 +114,8 @@ async fn a_termination_is_followed_up_until_confirmed_audited_and_counted() {
                 (event["source"].as_str(), event["detail-type"].as_str()),
                 (Some("teardown"), Some("Teardown Target Decision"))
             );
+            let decision_id = event["detail"]["decisionId"].as_str().unwrap_or("");
+            assert!(decision_id.len() == 32 && decision_id.bytes().all(|b| b.is_ascii_hexdigit()), "{event}");
             (
                 event["detail"]["id"].as_str().unwrap_or("").to_owned(),
                 event["detail"]["outcome"].as_str().unwrap_or("").to_owned(),
