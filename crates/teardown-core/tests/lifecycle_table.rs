@@ -59,6 +59,10 @@ fn calling(rules: &Rules) -> Item {
     after(rules, Item::default(), &[(T0, want("A", standing()))])
 }
 
+fn let_go(rules: &Rules) -> Item {
+    after(rules, calling(rules), &[(T0 + 1, answer("A", Answer::Unknown))])
+}
+
 fn following(rules: &Rules) -> Item {
     after(rules, calling(rules), &[(T0, answer("A", Answer::Accepted { job: None }))])
 }
@@ -136,6 +140,23 @@ fn rows() -> Vec<Row> {
         row("calling", "its answer: accepted", calling(&ws), answer("A", Answer::Accepted { job: None }), T0 + 1, ws),
         row("calling", "its answer: refused", calling(&ws), answer("A", Answer::Refused), T0 + 1, ws),
         row("calling", "its answer: none (timeout, 5xx)", calling(&ws), answer("A", Answer::Unknown), T0 + 1, ws),
+        row(
+            "calling (let go)",
+            "another request, within the call's bound",
+            let_go(&ws),
+            want("B", standing()),
+            T0 + 30,
+            ws,
+        ),
+        row("calling (let go)", "its own request again", let_go(&ws), want("A", standing()), T0 + 30, ws),
+        row(
+            "calling (let go), MGN",
+            "its own request again, within the call's bound",
+            let_go(&mgn),
+            want("A", standing()),
+            T0 + 30,
+            mgn,
+        ),
         row(
             "calling",
             "a copy's answer",
@@ -291,7 +312,10 @@ fn effect(effect: &Effect) -> String {
         Effect::Underway { mine: true, .. } => "`terminated` (already underway)".into(),
         Effect::Underway { mine: false, .. } => "`skipped` (already being terminated)".into(),
         Effect::Gone => "`not_found`".into(),
-        Effect::Send(next) => format!("send check {} (in {} s)", next.attempt, next.delay),
+        Effect::Send(next) if next.beside => {
+            format!("send check {} (in {} s, beside the write)", next.attempt, next.delay)
+        }
+        Effect::Send(next) => format!("send check {} (in {} s, once written)", next.attempt, next.delay),
         Effect::Publish(d) => format!("publish `{}`", d.decision.verdict.as_str()),
         Effect::Dropped => "ends without effect, counted".into(),
     }

@@ -157,7 +157,7 @@ impl Model for Lifecycle {
                     actions.extend(self.outcomes.iter().map(|o| Action::Call(i, *o)));
                 }
                 Pc::Call => actions.push(Action::Call(i, Outcome::Accepted)),
-                Pc::Beside { .. } if world.faults > 0 && self.kinds.lost_send => {
+                Pc::Beside { .. } | Pc::After(_) if world.faults > 0 && self.kinds.lost_send => {
                     actions.extend([Action::Advance(i), Action::LoseSend(i)]);
                 }
                 _ => actions.push(Action::Advance(i)),
@@ -171,13 +171,16 @@ impl Model for Lifecycle {
                 actions.extend([Action::End(j as u8, true), Action::End(j as u8, false)]);
             }
         }
-        // Time passes between invocations (none outlives its timeout), and while a
-        // message is visible only when SQS may hold it back.
+        // Time passes between invocations, and while a message is visible only when SQS
+        // may hold it back; while invocations run only when they may be slow, and then
+        // once (none outlives its timeout, a tick).
         let visible = world.queue.iter().any(|m| m.in_flight == 0 && m.visible_at <= world.now);
-        if world.running.is_empty()
-            && self.next_time(world) <= self.until
-            && (!visible || (world.faults > 0 && self.kinds.delay))
-        {
+        let idle = world.running.is_empty() && (!visible || (world.faults > 0 && self.kinds.delay));
+        let slow = !world.running.is_empty()
+            && world.faults > 0
+            && self.kinds.slow
+            && world.running.iter().all(|r| r.started == world.now);
+        if (idle || slow) && self.next_time(world) <= self.until {
             actions.push(Action::Tick);
         }
     }
@@ -210,10 +213,11 @@ impl Model for Lifecycle {
             }
             Action::End(j, ok) => self.end(&mut world, j, ok),
             Action::Tick => {
-                if world.queue.iter().any(|m| m.in_flight == 0 && m.visible_at <= world.now) {
+                let held_back = world.queue.iter().any(|m| m.in_flight == 0 && m.visible_at <= world.now);
+                if held_back || !world.running.is_empty() {
                     world.faults -= 1;
                 }
-                world.now = self.next_time(&world);
+                world.now = if world.running.is_empty() { self.next_time(&world) } else { world.now + self.tick };
             }
         }
         Some(world)
@@ -235,6 +239,7 @@ impl Lifecycle {
             known: (0, Item::default()),
             back: false,
             now,
+            started: now,
         }
     }
 
@@ -242,6 +247,7 @@ impl Lifecycle {
         match world.running[i].pc {
             Pc::Look => self.look(world, i),
             Pc::Beside { .. } => self.beside(world, i),
+            Pc::After(_) => self.after(world, i),
             Pc::Write { .. } => self.write(world, i),
             Pc::Publish(_) => self.publish(world, i),
             Pc::Call => {}

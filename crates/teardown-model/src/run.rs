@@ -56,7 +56,14 @@ impl Lifecycle {
     /// Steps `event` against what the invocation knows, and goes on to its sends or its write.
     fn stepped(&self, run: &mut Run, event: Event) {
         let step = self.step(&run.known.1, &event, run.now);
-        let beside = step.effects.iter().any(|e| matches!(e, Effect::Send(_) | Effect::Call | Effect::Publish(_)));
+        // A step with nothing to send beside its write (or to plant there) goes straight to it.
+        let planted = self.plant == Some(Plant::PublishBeforeWrite);
+        let beside = step.effects.iter().any(|e| match e {
+            Effect::Send(next) => next.beside,
+            Effect::Call => true,
+            Effect::Publish(_) => planted,
+            _ => false,
+        });
         run.pc = if beside { Pc::Beside { event, step } } else { Pc::Write { event, step } };
     }
 
@@ -73,16 +80,7 @@ impl Lifecycle {
         let Pc::Beside { event, step } = world.running[i].pc.clone() else { return };
         for effect in &step.effects {
             match effect {
-                Effect::Send(next) => world.send(
-                    Body::Check {
-                        epoch: next.epoch,
-                        attempt: next.attempt,
-                        by: next.by.token.as_bytes()[0] - b'A',
-                        job: next.job.clone(),
-                        accepted_at: next.accepted_at,
-                    },
-                    next.delay,
-                ),
+                Effect::Send(next) if next.beside => send_check(world, next),
                 Effect::Call if self.plant != Some(Plant::NoWatch) => {
                     if let Body::Request { n, .. } = world.running[i].body {
                         world.send(Body::Watch { n }, self.watch_delay);
@@ -98,15 +96,21 @@ impl Lifecycle {
     }
 
     /// The sends beside a write fail: a call (whose watch did not go out) is neither
-    /// written nor made; any other write is made, and the message comes back.
+    /// written nor made; any other write is made, and the message comes back. Sends
+    /// after a write that fail leave the write as it is, and the message comes back.
     pub(crate) fn lose_sends(&self, world: &mut World, i: usize) {
+        if let Pc::After(step) = world.running[i].pc.clone() {
+            let run = &mut world.running[i];
+            run.back = true;
+            return self.then(run, step);
+        }
         let Pc::Beside { event, step } = world.running[i].pc.clone() else { return };
         if step.effects.contains(&Effect::Call) {
             return self.finish(world, i, true);
         }
         let run = &mut world.running[i];
         run.back = true;
-        let effects = step.effects.into_iter().filter(|e| !matches!(e, Effect::Send(_))).collect();
+        let effects = step.effects.into_iter().filter(|e| !matches!(e, Effect::Send(n) if n.beside)).collect();
         run.pc = Pc::Write { event, step: Step { effects, ..step } };
     }
 
@@ -135,6 +139,27 @@ impl Lifecycle {
 
     fn act(&self, run: &mut Run, step: Step) {
         run.back |= step.effects.iter().any(|e| matches!(e, Effect::Hold(_)));
+        if step.effects.iter().any(|e| matches!(e, Effect::Send(n) if !n.beside)) {
+            run.pc = Pc::After(step);
+            return;
+        }
+        self.then(run, step);
+    }
+
+    /// The checks that wait for the write, once it went in.
+    pub(crate) fn after(&self, world: &mut World, i: usize) {
+        let Pc::After(step) = world.running[i].pc.clone() else { return };
+        for effect in &step.effects {
+            if let Effect::Send(next) = effect
+                && !next.beside
+            {
+                send_check(world, next);
+            }
+        }
+        self.then(&mut world.running[i], step);
+    }
+
+    fn then(&self, run: &mut Run, step: Step) {
         run.pc = Pc::Finish;
         for effect in step.effects {
             match effect {
@@ -148,6 +173,7 @@ impl Lifecycle {
     pub(crate) fn publish(&self, world: &mut World, i: usize) {
         let Pc::Publish(d) = world.running[i].pc.clone() else { return };
         world.publish(d.epoch, &d.decision, d.accepted_at);
+        world.running[i].now = world.now;
         self.stepped(&mut world.running[i], Event::Published { epoch: d.epoch });
     }
 
@@ -155,7 +181,8 @@ impl Lifecycle {
     pub(crate) fn call(&self, world: &mut World, i: usize, outcome: Outcome) {
         let Body::Request { n, dry } = world.running[i].body else { return };
         let by = requester(n);
-        if !matches!(&world.item.phase, Phase::Calling(c) if c.by == by) {
+        let call = world.running[i].call.clone();
+        if !matches!(&world.item.phase, Phase::Calling(c) if c.by == by && c.call == call) {
             world.ledger.unwritten_calls += 1;
         }
         if self.rules.calls == teardown_core::lifecycle::Calls::Once && matches!(world.target.view, View::Leaving(_)) {
@@ -165,7 +192,8 @@ impl Lifecycle {
             world.ledger.dry_calls += 1;
         }
         let answer = self.serve(world, n, outcome);
-        let call = world.running[i].call.clone();
+        // An answer is stepped when it came, not when the look began.
+        world.running[i].now = world.now;
         self.stepped(&mut world.running[i], Event::Answer { by, call, answer });
     }
 
@@ -212,4 +240,15 @@ impl Lifecycle {
             msg.visible_at = world.now + self.visibility;
         }
     }
+}
+
+fn send_check(world: &mut World, next: &teardown_core::lifecycle::Next) {
+    let body = Body::Check {
+        epoch: next.epoch,
+        attempt: next.attempt,
+        by: next.by.token.as_bytes()[0] - b'A',
+        job: next.job.clone(),
+        accepted_at: next.accepted_at,
+    };
+    world.send(body, next.delay);
 }

@@ -127,6 +127,8 @@ pub enum Pc {
     Beside { event: Event, step: Step },
     /// The conditional write on the version it loaded.
     Write { event: Event, step: Step },
+    /// Send the checks that wait for the write.
+    After(Step),
     /// The terminate call.
     Call,
     /// Publish the decision.
@@ -147,8 +149,10 @@ pub struct Run {
     pub known: (u32, Item),
     /// A step said `Hold`: the message comes back.
     pub back: bool,
-    /// The time this invocation took before its look (every step uses it).
+    /// When its look began: every step of a look-based event uses it.
     pub now: Seconds,
+    /// When it was handed its message: it never outlives a tick past it.
+    pub started: Seconds,
 }
 
 /// What the properties read.
@@ -181,11 +185,14 @@ pub struct Kinds {
     pub lost_send: bool,
     /// A visible message held back while time passes.
     pub delay: bool,
+    /// Time passing while invocations run (each outlives at most one tick).
+    pub slow: bool,
 }
 
 impl Kinds {
-    pub const ALL: Kinds = Kinds { crash: true, duplicate: true, lost_send: true, delay: true };
-    pub const NONE: Kinds = Kinds { crash: false, duplicate: false, lost_send: false, delay: false };
+    pub const ALL: Kinds = Kinds { crash: true, duplicate: true, lost_send: true, delay: true, slow: true };
+    pub const NONE: Kinds = Kinds { crash: false, duplicate: false, lost_send: false, delay: false, slow: false };
+    pub const SLOW: Kinds = Kinds { slow: true, ..Kinds::NONE };
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -41,6 +41,24 @@ fn faulted(service: Service) -> Lifecycle {
     Lifecycle { requests: vec![false], faults: 1, kinds: Kinds::ALL, max_receives: 2, ..Lifecycle::new(service) }
 }
 
+/// Two requests racing, and one fault of any kind anywhere: past what CI can explore to
+/// the end (over 40 million states), so breadth first to the first 3 million, every
+/// interleaving up to the depth they reach.
+#[test]
+fn two_requests_race_for_an_mgn_server_with_a_fault_anywhere_breadth_first() {
+    let model = Lifecycle { faults: 1, kinds: Kinds::ALL, max_receives: 2, ..Lifecycle::new(Service::Mgn) };
+    let started = Instant::now();
+    let checker = model.checker().threads(2).target_state_count(3_000_000).spawn_bfs().join();
+    eprintln!(
+        "MGN, two requests, one fault, breadth first: {} states, {} unique, depth {}, {:.1?}",
+        checker.state_count(),
+        checker.unique_state_count(),
+        checker.max_depth(),
+        started.elapsed()
+    );
+    checker.assert_properties();
+}
+
 #[test]
 fn two_requests_race_for_a_workspace() {
     explore("WorkSpaces, two requests", racing(Service::WorkSpaces), None).assert_properties();

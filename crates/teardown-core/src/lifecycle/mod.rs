@@ -206,6 +206,15 @@ impl Calling {
     pub fn held(&self, now: Seconds, rules: &Rules) -> bool {
         self.open && now < self.since + rules.bounds.call
     }
+
+    /// Whether `asker` must wait for it. A caller that let go (no answer) frees the target
+    /// at once only for its own request where the service takes a second call; anyone
+    /// else, and an MGN server (whose jobs may show a moment late), waits out the bound,
+    /// so that no look taken before the call went in can judge it.
+    pub fn holds(&self, asker: &Requester, now: Seconds, rules: &Rules) -> bool {
+        let own_retry = !self.open && self.by.same(asker) && rules.calls == Calls::Idempotent;
+        !own_retry && now < self.since + rules.bounds.call
+    }
 }
 
 /// The last check that went on: its attempt and its SQS message. Another message of
@@ -363,6 +372,10 @@ pub struct Next {
     pub by: Requester,
     pub job: Option<String>,
     pub accepted_at: Seconds,
+    /// It may go out beside the write (an epoch's first check): a copy sent by a step
+    /// whose write lost is absorbed when the first of them goes on. A check's next one
+    /// waits for the write, or two concurrent copies of a check would each send one.
+    pub beside: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -378,7 +391,7 @@ pub enum Effect {
     Underway { epoch: u32, by: Requester, since: Seconds, mine: bool },
     /// Gone, with nothing of teardown's under way: `not_found`.
     Gone,
-    /// Send this check, beside the write (a copy sent twice ends without effect).
+    /// Send this check: beside the write, or after it (`Next::beside`).
     Send(Next),
     /// Publish this decision (its audit event, and its record when it is not
     /// `confirmed`): only once the write that holds it went in; then step `Published`.
@@ -391,7 +404,7 @@ impl Effect {
     /// Whether it may only be done once the step's write went in. A check may go out
     /// beside the write: when the write loses, the copy ends without effect.
     pub fn waits_for_write(&self) -> bool {
-        matches!(self, Effect::Call | Effect::Publish(_))
+        matches!(self, Effect::Call | Effect::Publish(_)) || matches!(self, Effect::Send(next) if !next.beside)
     }
 }
 

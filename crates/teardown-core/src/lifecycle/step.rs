@@ -64,7 +64,7 @@ fn request(item: &Item, asker: &Asker, seen: &Seen, now: Seconds, rules: &Rules)
         Phase::Idle => fresh(item, asker, seen, now, rules),
         Phase::Decided(d) if d.published => fresh(item, asker, seen, now, rules),
         Phase::Decided(d) => unpublished(item, d, false, false, now, rules),
-        Phase::Calling(c) if c.held(now, rules) => held_call(item, c, asker, seen, now, rules),
+        Phase::Calling(c) if c.holds(asker.by, now, rules) => held_call(item, c, asker, seen, now, rules),
         Phase::Calling(c) => match adoptable(item, seen.went_in_since(&c.before)) {
             Some(job) => {
                 let mut step = adopt(item, &c.by, job, now, rules);
@@ -166,7 +166,8 @@ fn next_check(
 ) -> Next {
     let left = (accepted_at + rules.bounds.confirm_within - now).max(1);
     let delay = (confirm::delay(attempt) as Seconds).min(left);
-    Next { epoch, attempt, delay, by: by.clone(), job: job.clone(), accepted_at }
+    // An epoch's first check may go beside the write; every later one waits for it.
+    Next { epoch, attempt, delay, by: by.clone(), job: job.clone(), accepted_at, beside: attempt == 1 }
 }
 
 /// Another request finds an epoch under way: it is skipped, or (its own) told so. A
@@ -239,7 +240,7 @@ fn checked(item: &Item, check: &Arrived, status: &Status, now: Seconds, rules: &
         // The check proves its call was accepted, though the write that said so is
         // missing; while a copy of its request may still be calling, it waits for it.
         Phase::Calling(c) if check.epoch == item.epoch + 1 && c.by.same(&check.by) => {
-            if c.held(now, rules) {
+            if c.holds(&check.by, now, rules) {
                 same(item, vec![Effect::Hold(busy(rules))])
             } else {
                 act(item, &from_check(check), check, status, now, rules)
@@ -277,17 +278,21 @@ fn act(item: &Item, f: &Following, check: &Arrived, status: &Status, now: Second
     let too_late = now >= f.accepted_at + rules.bounds.confirm_within;
     match status {
         Status::Done { job } => {
-            decide(item, f, check, decision(Verdict::Confirmed, "the termination is done".into(), None, job))
+            decide(item, f, check, decision(Verdict::Confirmed, "the termination is done".into(), None, job), rules)
         }
         Status::Failed { job, code, message } => {
-            decide(item, f, check, decision(Verdict::Failed, message.clone(), Some(code.clone()), job))
+            decide(item, f, check, decision(Verdict::Failed, message.clone(), Some(code.clone()), job), rules)
         }
         Status::Pending { why } if too_late => {
-            decide(item, f, check, decision(Verdict::Unconfirmed, late(rules, why), None, &None))
+            decide(item, f, check, decision(Verdict::Unconfirmed, late(rules, why), None, &None), rules)
         }
-        Status::Unasked { why } if check.last_delivery => {
-            decide(item, f, check, decision(Verdict::Unconfirmed, format!("could not be checked: {why}"), None, &None))
-        }
+        Status::Unasked { why } if check.last_delivery => decide(
+            item,
+            f,
+            check,
+            decision(Verdict::Unconfirmed, format!("could not be checked: {why}"), None, &None),
+            rules,
+        ),
         Status::Unasked { .. } => same(item, vec![Effect::Hold(Hold::CheckUnasked)]),
         Status::Pending { .. } => {
             let next = next_check(f.epoch, check.attempt + 1, &f.by, &f.job, f.accepted_at, now, rules);
@@ -305,13 +310,14 @@ fn late(rules: &Rules, why: &str) -> String {
     format!("not confirmed within {} s of acceptance: {why}", rules.bounds.confirm_within)
 }
 
-fn decide(item: &Item, f: &Following, check: &Arrived, decision: Decision) -> Step {
+fn decide(item: &Item, f: &Following, check: &Arrived, decision: Decision, rules: &Rules) -> Step {
     let mut decided_jobs = item.decided_jobs.clone();
     if let Some(job) = &decision.job
         && !decided_jobs.contains(job)
     {
         decided_jobs.push(job.clone());
     }
+    let decided_at = decision.at;
     let decided = Decided {
         epoch: f.epoch,
         by: f.by.clone(),
@@ -320,9 +326,16 @@ fn decide(item: &Item, f: &Following, check: &Arrived, decision: Decision) -> St
         maker: check.message.clone(),
         published: false,
     };
+    // Should its maker die before publishing, on its last delivery, this later check of the
+    // epoch publishes the decision once the maker must be over.
+    let backstop = Next {
+        delay: confirm::LONGEST_DELAY as Seconds,
+        beside: false,
+        ..next_check(f.epoch, check.attempt + 1, &f.by, &f.job, f.accepted_at, decided_at, rules)
+    };
     Step {
         item: Item { epoch: f.epoch, phase: Phase::Decided(decided.clone()), decided_jobs, ..item.clone() },
-        effects: vec![Effect::Publish(decided)],
+        effects: vec![Effect::Publish(decided), Effect::Send(backstop)],
     }
 }
 
@@ -331,7 +344,7 @@ fn decide(item: &Item, f: &Following, check: &Arrived, decision: Decision) -> St
 /// decision of its epoch that nobody published.
 fn watched(item: &Item, by: &Requester, seen: &Seen, last: bool, now: Seconds, rules: &Rules) -> Step {
     match &item.phase {
-        Phase::Calling(c) if c.by.same(by) && c.held(now, rules) => same(item, vec![Effect::Hold(busy(rules))]),
+        Phase::Calling(c) if c.by.same(by) && c.holds(by, now, rules) => same(item, vec![Effect::Hold(busy(rules))]),
         Phase::Calling(c) if c.by.same(by) => match adoptable(item, seen.went_in_since(&c.before)) {
             Some(job) => adopt(item, &c.by, job, now, rules),
             None => with_phase(item, Phase::Idle, Vec::new()),

@@ -196,11 +196,18 @@ fn a_refused_call_leaves_the_target_idle_for_the_next_request() {
 
 #[test]
 fn one_unknown_answer_is_resolved_by_looking_at_the_next_delivery_not_by_a_clock() {
-    // An MGN 5xx: the invocation lets go; its redelivery, seconds later, looks.
-    let item = run(&mgn(), &[(T0, want(a(), standing())), (T0, answer(a(), Answer::Unknown))]).item;
-    let no_job = step(&item, &want(a(), standing()), T0 + 30, &mgn());
+    // An MGN 5xx: the invocation lets go. Its jobs may show a moment late, so the server
+    // is held for the call's bound (the function's timeout and a margin), which is
+    // shorter than the queue's visibility timeout: the first redelivery looks.
+    let r = mgn();
+    let item = run(&r, &[(T0, want(a(), standing())), (T0, answer(a(), Answer::Unknown))]).item;
+    assert!(r.bounds.call < 360, "the template's visibility timeout for a 60 s function");
+    let early = step(&item, &want(a(), standing()), T0 + 30, &r);
+    assert_eq!(early.effects, vec![Effect::Hold(Hold::ClaimHeld)]);
+    let redelivered = T0 + 360;
+    let no_job = step(&item, &want(a(), standing()), redelivered, &r);
     assert_eq!(no_job.effects, vec![Effect::Call], "no job lists the server: call again");
-    let with_job = step(&item, &want(a(), leaving(Some("mgnjob-1"))), T0 + 30, &mgn());
+    let with_job = step(&item, &want(a(), leaving(Some("mgnjob-1"))), redelivered, &r);
     assert!(matches!(with_job.effects[0], Effect::Underway { epoch: 1, mine: true, .. }));
     assert_eq!(sends(&with_job), vec![(1, 1, 30)]);
 }
@@ -278,8 +285,13 @@ fn a_look_older_than_the_items_last_write_judges_nothing() {
     let released = run(&r, &[(T0, want(a(), standing())), (T0 + 1, answer(a(), Answer::Unknown))]).item;
     let stale = step(&released, &want(b(), standing()), T0 + 1, &r);
     assert_eq!(stale, Step { item: released.clone(), effects: vec![Effect::Hold(Hold::ChainDeciding)] });
+    // Found by the review: a look that began before the call went in but after the write
+    // of `calling` passes that test; so another request waits out the call's bound even
+    // once its caller let go, and only then judges by a look that must be newer.
+    let soon = step(&released, &want(b(), standing()), T0 + 2, &r);
+    assert_eq!(soon.effects, vec![Effect::Hold(Hold::ChainDeciding)]);
     // Looking again later, B sees A's termination and follows it instead of calling.
-    let again = step(&released, &want(b(), leaving(None)), T0 + 2, &r);
+    let again = step(&released, &want(b(), leaving(None)), T0 + r.bounds.call, &r);
     assert!(matches!(again.effects[0], Effect::Underway { epoch: 1, mine: false, .. }), "{:?}", again.effects);
     assert!(!again.effects.contains(&Effect::Call));
 }
@@ -365,6 +377,45 @@ fn a_decision_is_made_once_and_every_publication_is_identical() {
     assert_eq!(publishes(&one)[0].decision.verdict, Verdict::Confirmed);
     assert_eq!(decision_id("1#r#op#ws-1", 1), decision_id("1#r#op#ws-1", 1));
     assert_ne!(decision_id("1#r#op#ws-1", 1), decision_id("1#r#op#ws-1", 2));
+}
+
+#[test]
+fn a_decision_sends_a_later_check_that_publishes_it_should_its_maker_die() {
+    // Found by the review: a maker killed on its last delivery after writing its
+    // decision left it unpublished for good. Its later check publishes it.
+    let r = ws();
+    let decided = step(&following_by_a(&r), &check(arrived(1, 1, "m1", a()), done()), T0 + 30, &r);
+    let backstop: Vec<&Next> = decided
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(backstop.len(), 1);
+    assert!(!backstop[0].beside && backstop[0].delay == 900 && backstop[0].attempt == 2);
+    assert!(Effect::Send(backstop[0].clone()).waits_for_write());
+    let later = Arrived { attempt: 2, message: "m2".into(), ..arrived(1, 1, "m1", a()) };
+    let published = step(&decided.item, &check(later.clone(), pending()), T0 + 30 + r.bounds.call, &r);
+    assert_eq!(publishes(&published), publishes(&decided), "the same decision");
+    let after = step(&decided.item, &Event::Published { epoch: 1 }, T0 + 40, &r).item;
+    assert_eq!(step(&after, &check(later, pending()), T0 + 930, &r).effects, Vec::new(), "published: nothing");
+}
+
+#[test]
+fn a_checks_next_check_waits_for_its_write_and_an_epochs_first_may_go_beside_it() {
+    // Found by the review: two copies of a check, each sending its next one beside a
+    // write only one of them wins, forked the chain for the rest of the epoch.
+    let r = ws();
+    let accepted = run(&r, &[(T0, want(a(), standing())), (T0, answer(a(), Answer::Accepted { job: None }))]);
+    let first = accepted.effects.iter().find_map(|e| match e {
+        Effect::Send(n) => Some(n.clone()),
+        _ => None,
+    });
+    assert!(first.is_some_and(|n| n.beside && n.attempt == 1));
+    let next = step(&accepted.item, &check(arrived(1, 1, "m1", a()), pending()), T0 + 30, &r);
+    assert!(next.effects.iter().all(|e| e.waits_for_write()), "{:?}", next.effects);
 }
 
 #[test]
