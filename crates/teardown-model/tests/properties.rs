@@ -13,10 +13,22 @@ use teardown_model::{
 };
 
 fn explore(name: &str, model: Lifecycle, stop_at: Option<&'static str>) -> impl Checker<Lifecycle> {
+    explore_to(name, model, stop_at, None)
+}
+
+fn explore_to(
+    name: &str,
+    model: Lifecycle,
+    stop_at: Option<&'static str>,
+    states: Option<usize>,
+) -> impl Checker<Lifecycle> {
     let started = Instant::now();
     let mut builder = model.checker().threads(2);
     if let Some(property) = stop_at {
         builder = builder.finish_when(HasDiscoveries::AnyOf(BTreeSet::from([property])));
+    }
+    if let Some(states) = states {
+        builder = builder.target_state_count(states);
     }
     let checker = builder.spawn_bfs().join();
     eprintln!(
@@ -47,16 +59,7 @@ fn faulted(service: Service) -> Lifecycle {
 #[test]
 fn two_requests_race_for_an_mgn_server_with_a_fault_anywhere_breadth_first() {
     let model = Lifecycle { faults: 1, kinds: Kinds::ALL, max_receives: 2, ..Lifecycle::new(Service::Mgn) };
-    let started = Instant::now();
-    let checker = model.checker().threads(2).target_state_count(3_000_000).spawn_bfs().join();
-    eprintln!(
-        "MGN, two requests, one fault, breadth first: {} states, {} unique, depth {}, {:.1?}",
-        checker.state_count(),
-        checker.unique_state_count(),
-        checker.max_depth(),
-        started.elapsed()
-    );
-    checker.assert_properties();
+    explore_to("MGN, two requests, one fault, breadth first", model, None, Some(3_000_000)).assert_properties();
 }
 
 #[test]
