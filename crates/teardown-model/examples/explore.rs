@@ -26,6 +26,7 @@ fn main() {
         lost_send: number(4, 1) == 1,
         delay: number(4, 1) == 1,
         slow: number(4, 1) == 1 || std::env::var_os("SLOW").is_some(),
+        unasked: number(4, 1) == 1,
     };
     model.until = number(5, model.until);
     model.requests = vec![false; number(7, 2) as usize];

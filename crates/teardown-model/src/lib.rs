@@ -107,6 +107,8 @@ pub enum Action {
     LoseSend(usize),
     /// Invocation `i` is killed.
     Kill(usize),
+    /// Invocation `i`, a check, cannot ask the service.
+    Unasked(usize),
     /// The service ends job `j`, in success or in failure.
     End(u8, bool),
     /// Time passes (only between invocations: none outlives its timeout).
@@ -165,6 +167,9 @@ impl Model for Lifecycle {
             if world.faults > 0 && self.kinds.crash {
                 actions.push(Action::Kill(i));
             }
+            if world.faults > 0 && self.kinds.unasked && run.pc == Pc::Look && matches!(run.body, Body::Check { .. }) {
+                actions.push(Action::Unasked(i));
+            }
         }
         for (j, job) in world.jobs.iter().enumerate() {
             if job.state == JobState::Running {
@@ -211,6 +216,10 @@ impl Model for Lifecycle {
                 world.faults -= 1;
                 self.finish(&mut world, i, true);
             }
+            Action::Unasked(i) => {
+                world.faults -= 1;
+                self.look(&mut world, i, true);
+            }
             Action::End(j, ok) => self.end(&mut world, j, ok),
             Action::Tick => {
                 let held_back = world.queue.iter().any(|m| m.in_flight == 0 && m.visible_at <= world.now);
@@ -245,7 +254,7 @@ impl Lifecycle {
 
     fn advance(&self, world: &mut World, i: usize) {
         match world.running[i].pc {
-            Pc::Look => self.look(world, i),
+            Pc::Look => self.look(world, i, false),
             Pc::Beside { .. } => self.beside(world, i),
             Pc::After(_) => self.after(world, i),
             Pc::Write { .. } => self.write(world, i),

@@ -67,8 +67,12 @@ impl Lifecycle {
         run.pc = if beside { Pc::Beside { event, step } } else { Pc::Write { event, step } };
     }
 
-    pub(crate) fn look(&self, world: &mut World, i: usize) {
-        let event = self.event(world, &world.running[i]);
+    /// Loads the item and looks; a check's look may fail (`unasked`).
+    pub(crate) fn look(&self, world: &mut World, i: usize, unasked: bool) {
+        let mut event = self.event(world, &world.running[i]);
+        if let (true, Event::Check { status, .. }) = (unasked, &mut event) {
+            *status = teardown_core::lifecycle::Status::Unasked { why: "throttled".into() };
+        }
         let run = &mut world.running[i];
         run.now = world.now;
         run.known = (world.version, world.item.clone());

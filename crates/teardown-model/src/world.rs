@@ -187,11 +187,15 @@ pub struct Kinds {
     pub delay: bool,
     /// Time passing while invocations run (each outlives at most one tick).
     pub slow: bool,
+    /// A check that cannot ask the service (throttled, unreachable).
+    pub unasked: bool,
 }
 
 impl Kinds {
-    pub const ALL: Kinds = Kinds { crash: true, duplicate: true, lost_send: true, delay: true, slow: true };
-    pub const NONE: Kinds = Kinds { crash: false, duplicate: false, lost_send: false, delay: false, slow: false };
+    pub const ALL: Kinds =
+        Kinds { crash: true, duplicate: true, lost_send: true, delay: true, slow: true, unasked: true };
+    pub const NONE: Kinds =
+        Kinds { crash: false, duplicate: false, lost_send: false, delay: false, slow: false, unasked: false };
     pub const SLOW: Kinds = Kinds { slow: true, ..Kinds::NONE };
 }
 
