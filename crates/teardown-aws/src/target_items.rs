@@ -90,8 +90,9 @@ pub fn phase_name(phase: &Phase) -> &'static str {
     }
 }
 
-fn unreadable(key: &Key, why: String) -> ServiceError {
-    ServiceError::transient("ResponseError", format!("{}: {why}", pk(key)))
+/// An item that does not read as one, named by its `pk`.
+fn unreadable(name: &str, why: String) -> ServiceError {
+    ServiceError::transient("ResponseError", format!("{name}: {why}"))
 }
 
 /// The items of the state table under the lifecycle.
@@ -129,13 +130,7 @@ impl TargetItems {
                     .map_err(|e| classify(&e))?;
                 for attributes in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
                     let Some(name) = attributes.get("pk").and_then(|v| v.as_s().ok()).cloned() else { continue };
-                    let key = chunk.iter().find(|k| pk(k) == name);
-                    let stored = from_attributes(&attributes).map_err(|why| {
-                        key.map_or_else(
-                            || ServiceError::transient("ResponseError", why.clone()),
-                            |k| unreadable(k, why.clone()),
-                        )
-                    })?;
+                    let stored = from_attributes(&attributes).map_err(|why| unreadable(&name, why))?;
                     found.insert(name, stored);
                 }
                 wanted =
@@ -182,7 +177,7 @@ impl TargetItems {
                 );
                 let Some(attributes) = won else { return Err(classify(&error)) };
                 let mine = attributes.get("writeToken").and_then(|v| v.as_s().ok()).is_some_and(|t| t == write_token);
-                let stored = from_attributes(&attributes).map_err(|why| unreadable(key, why))?;
+                let stored = from_attributes(&attributes).map_err(|why| unreadable(&pk(key), why))?;
                 Ok(if mine { Written::Won(stored) } else { Written::Lost(stored) })
             }
         }

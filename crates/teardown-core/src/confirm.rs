@@ -173,6 +173,17 @@ pub fn delay(attempt: u32) -> u64 {
     (FIRST_DELAY << doublings).min(LONGEST_DELAY)
 }
 
+/// The delay before attempt `attempt` when `left` seconds remain before the deadline:
+/// never past it, so the last check comes when it is due.
+pub fn delay_within(attempt: u32, left: i64) -> u64 {
+    delay(attempt).min(u64::try_from(left).unwrap_or(0)).max(1)
+}
+
+/// Why a termination is `unconfirmed` once `CONFIRM_WITHIN` has passed.
+pub fn not_confirmed_within(confirm_within: u64, why: &str) -> String {
+    format!("not confirmed within {confirm_within} s of acceptance: {why}")
+}
+
 /// How a check ends one target, given what the service said.
 pub fn decide(status: Status, check: &Check, now: OffsetDateTime, confirm_within: u64) -> Decision {
     match status {
@@ -182,10 +193,9 @@ pub fn decide(status: Status, check: &Check, now: OffsetDateTime, confirm_within
             let deadline = check.accepted().map(|at| at + time::Duration::seconds(confirm_within as i64));
             let left = deadline.map_or(0, |d| (d - now).whole_seconds());
             if left <= 0 {
-                return Decision::Unconfirmed(format!("not confirmed within {confirm_within} s of acceptance: {why}"));
+                return Decision::Unconfirmed(not_confirmed_within(confirm_within, &why));
             }
-            // Never past the deadline: the last check comes when it is due.
-            let delay = delay(check.attempt + 1).min(left as u64).max(1);
+            let delay = delay_within(check.attempt + 1, left);
             Decision::Again { delay, why }
         }
     }

@@ -196,7 +196,6 @@ impl Kinds {
         Kinds { crash: true, duplicate: true, lost_send: true, delay: true, slow: true, unasked: true };
     pub const NONE: Kinds =
         Kinds { crash: false, duplicate: false, lost_send: false, delay: false, slow: false, unasked: false };
-    pub const SLOW: Kinds = Kinds { slow: true, ..Kinds::NONE };
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -236,10 +235,7 @@ impl World {
     /// speaks for the WorkSpace's state, that termination included.
     pub fn unaccounted(&self, has_jobs: bool) -> usize {
         if has_jobs {
-            let mut epochs: Vec<u32> = self.ledger.published.iter().map(|(e, _)| *e).collect();
-            epochs.sort();
-            epochs.dedup();
-            return self.terminations().saturating_sub(epochs.len());
+            return self.terminations().saturating_sub(distinct_epochs(&self.ledger.published));
         }
         // A termination of a WorkSpace already in ERROR that fails leaves it as it was: no
         // look can tell it happened (the reference says so), so none is owed a decision.
@@ -260,4 +256,12 @@ impl World {
         self.next_id += 1;
         self.queue.push(Msg { id, body, receives: 0, visible_at: self.now + delay, in_flight: 0 });
     }
+}
+
+/// How many epochs a list of (epoch, decision) names.
+pub fn distinct_epochs(decisions: &[(u32, Decision)]) -> usize {
+    let mut epochs: Vec<u32> = decisions.iter().map(|(e, _)| *e).collect();
+    epochs.sort();
+    epochs.dedup();
+    epochs.len()
 }

@@ -66,11 +66,7 @@ fn request(item: &Item, asker: &Asker, seen: &Seen, now: Seconds, rules: &Rules)
         Phase::Decided(d) => unpublished(item, d, false, false, now, rules),
         Phase::Calling(c) if c.holds(asker.by, now, rules) => held_call(item, c, asker, seen, now, rules),
         Phase::Calling(c) => match adoptable(item, seen.went_in_since(&c.before)) {
-            Some(job) => {
-                let mut step = adopt(item, &c.by, job, now, rules);
-                step.effects.insert(0, underway(item.epoch + 1, &c.by, now, asker.by));
-                step
-            }
+            Some(job) => adopt_for(item, &c.by, job, asker.by, now, rules),
             // Its own request come back calls again; what its earlier call did may not show
             // (a WorkSpace already in ERROR), so a refusal now proves nothing.
             None if c.by.same(asker.by) && matches!(seen, Seen::Standing { .. }) => {
@@ -89,11 +85,7 @@ fn fresh(item: &Item, asker: &Asker, seen: &Seen, now: Seconds, rules: &Rules) -
         Seen::Standing { .. } => calling(item, asker, seen.clone(), now, false),
         Seen::Gone => same(item, vec![Effect::Gone]),
         Seen::Leaving { job } => match adoptable(item, Some(job.clone())) {
-            Some(job) => {
-                let mut step = adopt(item, by, job, now, rules);
-                step.effects.insert(0, underway(item.epoch + 1, by, now, by));
-                step
-            }
+            Some(job) => adopt_for(item, by, job, by, now, rules),
             // On its way out by a job already decided: nothing new to follow.
             None => same(item, vec![Effect::Underway { epoch: item.epoch, by: by.clone(), since: now, mine: false }]),
         },
@@ -116,9 +108,7 @@ fn held_call(item: &Item, held: &Calling, asker: &Asker, seen: &Seen, now: Secon
         return same(item, vec![Effect::Hold(busy(rules))]);
     }
     if let Some(job) = adoptable(item, seen.went_in_since(&held.before)) {
-        let mut step = adopt(item, &held.by, job, now, rules);
-        step.effects.insert(0, underway(item.epoch + 1, &held.by, now, asker.by));
-        return step;
+        return adopt_for(item, &held.by, job, asker.by, now, rules);
     }
     match rules.calls {
         Calls::Idempotent => calling(item, asker, held.before.clone(), now, true),
@@ -155,6 +145,21 @@ fn adopt(item: &Item, by: &Requester, job: Option<String>, now: Seconds, rules: 
     }
 }
 
+/// `adopt`, for a request that asked: it is told the target is underway (its own, or
+/// `holder`'s).
+fn adopt_for(
+    item: &Item,
+    holder: &Requester,
+    job: Option<String>,
+    asker: &Requester,
+    now: Seconds,
+    rules: &Rules,
+) -> Step {
+    let mut step = adopt(item, holder, job, now, rules);
+    step.effects.insert(0, underway(item.epoch + 1, holder, now, asker));
+    step
+}
+
 fn next_check(
     epoch: u32,
     attempt: u32,
@@ -164,8 +169,8 @@ fn next_check(
     now: Seconds,
     rules: &Rules,
 ) -> Next {
-    let left = (accepted_at + rules.bounds.confirm_within - now).max(1);
-    let delay = (confirm::delay(attempt) as Seconds).min(left);
+    let left = accepted_at + rules.bounds.confirm_within - now;
+    let delay = confirm::delay_within(attempt, left) as Seconds;
     // An epoch's first check may go beside the write; every later one waits for it.
     Next { epoch, attempt, delay, by: by.clone(), job: job.clone(), accepted_at, beside: attempt == 1 }
 }
@@ -307,7 +312,7 @@ fn act(item: &Item, f: &Following, check: &Arrived, status: &Status, now: Second
 }
 
 fn late(rules: &Rules, why: &str) -> String {
-    format!("not confirmed within {} s of acceptance: {why}", rules.bounds.confirm_within)
+    confirm::not_confirmed_within(u64::try_from(rules.bounds.confirm_within).unwrap_or(0), why)
 }
 
 fn decide(item: &Item, f: &Following, check: &Arrived, decision: Decision, rules: &Rules) -> Step {
